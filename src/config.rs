@@ -1,0 +1,85 @@
+//! Every knob the server has, with defaults that serve the sample blog from a
+//! checkout. `main.rs` fills this from the command line; tests and benches
+//! build it directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where static assets come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebSource {
+    /// The files of `web/` compiled into the binary: one file to deploy.
+    Embedded,
+    /// A folder read on each request, for editing CSS and JS without a rebuild.
+    Dir(PathBuf),
+}
+
+/// The whole configuration of one server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// The blog's name, in every page's header and title.
+    pub site_title: String,
+    /// Folder of Markdown posts, watched for changes.
+    pub posts_dir: PathBuf,
+    /// Folder for the reader counts; created when missing.
+    pub data_dir: PathBuf,
+    /// Where `/web/*` is served from.
+    pub web: WebSource,
+    /// How often the posts folder is checked for changes. Polling (not inotify)
+    /// because it sees every editor's save strategy alike and costs a few
+    /// `stat` calls per interval.
+    pub reload_interval: Duration,
+    /// How long a client may take to send a request's headers. Cuts off
+    /// slowloris connections that dribble bytes to hold a socket.
+    pub header_timeout: Duration,
+    /// How long graceful shutdown waits for in-flight requests before it
+    /// closes what is left.
+    pub shutdown_grace: Duration,
+    /// How many connections may be open at once; over it, new connections get
+    /// a `503` and are closed, so the process keeps file descriptors in reserve.
+    pub max_connections: usize,
+    /// Largest request body accepted anywhere (the position body is far
+    /// smaller; this bounds what a client can make the server buffer).
+    pub max_body_bytes: usize,
+    /// Manager tick: moves are coalesced and sent once per tick.
+    pub tick: Duration,
+    /// Interval of `: ping` comments on idle event streams.
+    pub heartbeat: Duration,
+    /// How long a closed stream's ghost may be resumed with its token.
+    pub resume_window: Duration,
+    /// Position updates allowed per ghost per second.
+    pub moves_per_sec: u32,
+    /// Readers allowed on the whole server.
+    pub max_readers: usize,
+    /// Readers allowed on one post.
+    pub max_readers_per_post: usize,
+    /// How often the all-time counts are written to disk (when they changed).
+    pub save_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            site_title: "ghostread".to_string(),
+            posts_dir: PathBuf::from("posts"),
+            data_dir: PathBuf::from("data"),
+            web: WebSource::Embedded,
+            reload_interval: Duration::from_millis(500),
+            header_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(3),
+            max_connections: 19_000,
+            max_body_bytes: 1024,
+            tick: Duration::from_millis(10),
+            heartbeat: Duration::from_secs(15),
+            resume_window: Duration::from_secs(30),
+            moves_per_sec: 50,
+            max_readers: 100_000,
+            max_readers_per_post: 20_000,
+            save_interval: Duration::from_secs(1),
+        }
+    }
+}

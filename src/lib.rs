@@ -1,0 +1,92 @@
+//! ghostread: a blog server where every reader sees the other readers of a
+//! post as ghosts in the margin, live. See `ARCHITECTURE.md` for the map.
+//!
+//! - [`config`]: every knob, with defaults.
+//! - [`server`]: the accept loop, limits and graceful shutdown.
+//! - [`routes`]: request → handler; [`reply`]: how answers are built.
+//! - [`blog`]: posts folder → rendered posts, reloaded on change.
+//! - [`pages`]: HTML templates. [`assets`]: the `web/` files.
+//! - [`shutdown`]: the stop signal every long-lived task listens to.
+//!
+//! [`run`] and [`serve`] are the whole public surface that `main`, the tests
+//! and the benches use.
+
+pub mod app;
+pub mod assets;
+pub mod blog;
+pub mod config;
+pub mod pages;
+pub mod reply;
+pub mod routes;
+pub mod server;
+pub mod shutdown;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use config::{Config, WebSource};
+
+/// Binds `config.addr` and serves until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    let listener = TcpListener::bind(config.addr).await.map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!(
+                "cannot listen on {}: {error}; pick another with --addr",
+                config.addr
+            ),
+        )
+    })?;
+    serve(config, listener, shutdown).await
+}
+
+/// Serves on an already bound listener until `shutdown` resolves, then stops
+/// gracefully. Tests bind `127.0.0.1:0` and pass the listener in.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let (trigger, stopping) = shutdown::channel();
+    let site_title = config.site_title.clone();
+    let mut folder = blog::Folder::new(&config.posts_dir, &site_title);
+    let library = folder
+        .scan()
+        .map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!(
+                    "cannot read the posts folder {}: {error}; create it or point --posts at one",
+                    config.posts_dir.display()
+                ),
+            )
+        })?
+        .unwrap_or_default();
+    let posts = library.len();
+    let blog = blog::Blog::new(library);
+    tokio::spawn(blog::run_reload(
+        blog.clone(),
+        folder,
+        config.reload_interval,
+        stopping.clone(),
+    ));
+
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        "ghostread listening on http://{addr} ({posts} posts from {})",
+        config.posts_dir.display()
+    );
+    let app = Arc::new(app::App {
+        assets: assets::Assets::new(&config.web),
+        site_title,
+        blog,
+        shutdown: stopping,
+        config,
+    });
+    server::run(listener, app, trigger, shutdown).await;
+    tracing::info!("ghostread stopped");
+    Ok(())
+}

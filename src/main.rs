@@ -1,0 +1,106 @@
+//! The `ghostread` binary: command line → [`Config`] → [`ghostread::run`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use ghostread::{Config, WebSource};
+
+/// A blog server where readers see each other as ghosts in the margin, live.
+///
+/// Every flag has an environment twin (GHOSTREAD_ADDR for --addr, and so on).
+#[derive(Parser, Debug)]
+#[command(name = "ghostread", version)]
+struct Args {
+    /// Address and port to listen on.
+    #[arg(long, env = "GHOSTREAD_ADDR", default_value = "127.0.0.1:4000")]
+    addr: SocketAddr,
+    /// Folder of Markdown posts; changes show up without a restart.
+    #[arg(long, env = "GHOSTREAD_POSTS", default_value = "posts")]
+    posts: PathBuf,
+    /// Folder for the all-time reader counts (created when missing).
+    #[arg(long, env = "GHOSTREAD_DATA", default_value = "data")]
+    data: PathBuf,
+    /// Serve /web/ from this folder instead of the copy built into the binary
+    /// (for editing CSS and JS without rebuilding).
+    #[arg(long, env = "GHOSTREAD_WEB")]
+    web: Option<PathBuf>,
+    /// The blog's name, shown in every page's header.
+    #[arg(long, env = "GHOSTREAD_TITLE", default_value = "ghostread")]
+    title: String,
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, env = "GHOSTREAD_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Most connections open at once; more are answered 503.
+    #[arg(long, env = "GHOSTREAD_MAX_CONNECTIONS", default_value_t = 19_000)]
+    max_connections: usize,
+    /// Log level: error, warn, info, debug (every request) or trace.
+    #[arg(long, env = "GHOSTREAD_LOG", default_value = "info")]
+    log: tracing::Level,
+}
+
+impl Args {
+    fn into_config(self) -> Config {
+        let defaults = Config::default();
+        Config {
+            addr: self.addr,
+            site_title: self.title,
+            posts_dir: self.posts,
+            data_dir: self.data,
+            web: self.web.map_or(WebSource::Embedded, WebSource::Dir),
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            max_connections: self.max_connections,
+            ..defaults
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_max_level(args.log)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = args.into_config();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ghostread::run(config, stop_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await; // If even Ctrl-C cannot be watched, stopping is all that is left.
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,190 @@
+//! HTML pages, as maud templates. Pure: data in, markup out. The post page is
+//! rendered once per post load into a [`Slotted`] page whose live numbers are
+//! filled in per request, so serving a post copies bytes and formats nothing.
+
+use std::sync::Arc;
+
+use hyper::body::Bytes;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use crate::blog::Post;
+
+/// A page with holes for a few values that change between requests.
+#[derive(Clone, Debug)]
+pub struct Slotted {
+    parts: Vec<Bytes>,
+}
+
+/// Marks a hole while rendering; never appears in a finished page.
+const SLOT: &str = "\u{0}slot\u{0}";
+
+impl Slotted {
+    fn from_markup(markup: Markup) -> Slotted {
+        let html = markup.into_string();
+        Slotted {
+            parts: html
+                .split(SLOT)
+                .map(|part| Bytes::copy_from_slice(part.as_bytes()))
+                .collect(),
+        }
+    }
+
+    /// The page with `values` in its holes, in order.
+    pub fn fill(&self, values: &[&str]) -> Bytes {
+        let extra: usize = values.iter().map(|v| v.len()).sum();
+        let mut out = Vec::with_capacity(self.parts.iter().map(Bytes::len).sum::<usize>() + extra);
+        for (i, part) in self.parts.iter().enumerate() {
+            out.extend_from_slice(part);
+            if let Some(value) = values.get(i).filter(|_| i + 1 < self.parts.len()) {
+                out.extend_from_slice(value.as_bytes());
+            }
+        }
+        Bytes::from(out)
+    }
+}
+
+/// The post page, with two holes: readers now, then readers ever.
+pub fn render_post_page(site_title: &str, post: &Post) -> Slotted {
+    let meta = &post.meta;
+    let body = html! {
+        main.post-main {
+            div.reader {
+                // The ghosts' lane: the browser client draws readers here.
+                aside.ghost-lane aria-hidden="true" data-ghost-lane {}
+                article.post data-slug=(post.slug) data-blocks=(post.blocks) {
+                    header.post-header {
+                        h1 { (meta.title) }
+                        p.meta {
+                            time datetime=(meta.date) { (meta.date.human()) }
+                            " · " (post.reading_minutes) " min read"
+                            @if meta.draft { " · " span.draft-badge { "draft" } }
+                        }
+                    }
+                    div.prose { (PreEscaped(&post.html)) }
+                }
+            }
+        }
+        footer.post-footer {
+            p {
+                span.live { span data-now { (PreEscaped(SLOT)) } " reading now" }
+                " · "
+                span { "Total readers: " span data-total { (PreEscaped(SLOT)) } }
+            }
+            p { a href="/" { "← All posts" } }
+        }
+    };
+    Slotted::from_markup(layout(
+        site_title,
+        Some(&meta.title),
+        meta.summary.as_deref(),
+        body,
+    ))
+}
+
+/// One row of the index.
+pub struct Listed<'a> {
+    pub post: &'a Arc<Post>,
+    /// Readers on the post right now.
+    pub now: u64,
+}
+
+pub fn render_index(site_title: &str, posts: &[Listed]) -> String {
+    let body = html! {
+        main.index {
+            h1.visually-hidden { (site_title) }
+            @if posts.is_empty() {
+                p.empty { "No posts yet. Add a Markdown file to the posts folder; it appears here within a second or two." }
+            }
+            ol.post-list {
+                @for listed in posts {
+                    @let post = listed.post;
+                    li data-slug=(post.slug) {
+                        h2 { a href={ "/posts/" (post.slug) } { (post.meta.title) } }
+                        p.meta {
+                            time datetime=(post.meta.date) { (post.meta.date.human()) }
+                            " · " (post.reading_minutes) " min read"
+                            span.live hidden[listed.now == 0] {
+                                " · " span data-now { (listed.now) } " reading now"
+                            }
+                        }
+                        @if let Some(summary) = &post.meta.summary { p.summary { (summary) } }
+                    }
+                }
+            }
+        }
+    };
+    layout(site_title, None, None, body).into_string()
+}
+
+/// An error page; `status` is shown to people, e.g. "404".
+pub fn render_error(site_title: &str, status: u16, title: &str, advice: &str) -> String {
+    let body = html! {
+        main.error-page {
+            p.status { (status) }
+            h1 { (title) }
+            p { (advice) }
+            p { a href="/" { "← Back to all posts" } }
+        }
+    };
+    layout(site_title, Some(title), None, body).into_string()
+}
+
+fn layout(
+    site_title: &str,
+    page_title: Option<&str>,
+    description: Option<&str>,
+    body: Markup,
+) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                @if let Some(description) = description { meta name="description" content=(description); }
+                title {
+                    @if let Some(page_title) = page_title { (page_title) " · " }
+                    (site_title)
+                }
+                link rel="stylesheet" href="/web/ghostread.css";
+                link rel="icon" href="/web/favicon.svg" type="image/svg+xml";
+            }
+            body {
+                header.site-header { a.site-title href="/" { (site_title) } }
+                (body)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blog::Slug;
+
+    fn post(text: &str) -> Post {
+        Post::parse(Slug::parse("a-post").expect("slug"), text).expect("valid post")
+    }
+
+    #[test]
+    fn the_post_page_fills_its_live_counts_and_escapes_its_title() {
+        let post = post("---\ntitle: Tags <b> & more\ndate: 2026-01-02\n---\nOne.\n\nTwo.\n");
+        let page = render_post_page("Site", &post).fill(&["3", "1835"]);
+        let html = std::str::from_utf8(&page).expect("utf-8");
+        assert!(html.contains("<h1>Tags &lt;b&gt; &amp; more</h1>"));
+        assert!(html.contains("<span data-now>3</span> reading now"));
+        assert!(html.contains("Total readers: <span data-total>1835</span>"));
+        assert!(html.contains("data-blocks=\"2\""));
+        assert!(!html.contains('\u{0}'));
+    }
+
+    #[test]
+    fn missing_slot_values_leave_the_holes_empty() {
+        let post = post("---\ntitle: T\ndate: 2026-01-02\n---\nOne.\n");
+        let page = render_post_page("Site", &post).fill(&[]);
+        assert!(std::str::from_utf8(&page)
+            .expect("utf-8")
+            .contains("<span data-now></span>"));
+    }
+}

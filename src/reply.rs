@@ -1,0 +1,110 @@
+//! How the server answers: the one body type, and builders for the kinds of
+//! response every handler uses. JSON errors and HTML pages are made only here.
+
+use std::convert::Infallible;
+
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Bytes;
+use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+
+/// Full pages and endless event streams share one body type.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+pub fn empty() -> Body {
+    Empty::new().boxed_unsync()
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+pub fn html(status: StatusCode, page: impl Into<Bytes>) -> Response<Body> {
+    let mut response = with_type(status, "text/html; charset=utf-8", full(page));
+    // Pages carry live counts, so a cache must ask again each time.
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+pub fn text(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = with_type(status, "text/plain; charset=utf-8", full(text));
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `{"error":"..."}`: every API error, one sentence a person can act on.
+pub fn json_error(status: StatusCode, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = with_type(status, "application/json", full(body));
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A JSON error that tells the client when to try again.
+pub fn json_retry(status: StatusCode, retry_after_secs: u32, message: &str) -> Response<Body> {
+    let mut response = json_error(status, message);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
+}
+
+pub fn no_content() -> Response<Body> {
+    let mut response = Response::new(empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// `allow` lists the methods the resource does take.
+pub fn method_not_allowed(allow: &'static str, json: bool) -> Response<Body> {
+    let message = format!("This address only answers {allow}.");
+    let mut response = if json {
+        json_error(StatusCode::METHOD_NOT_ALLOWED, &message)
+    } else {
+        with_type(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            full(message),
+        )
+    };
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// `OPTIONS`: what the resource takes, and nothing else.
+pub fn options(allow: &'static str) -> Response<Body> {
+    let mut response = no_content();
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+pub fn redirect(location: &str) -> Response<Body> {
+    let mut response = Response::new(empty());
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response
+            .headers_mut()
+            .insert(hyper::header::LOCATION, value);
+    }
+    response
+}

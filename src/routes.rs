@@ -1,0 +1,172 @@
+//! Request → handler, by one `match` on the path; no framework. Handlers
+//! answer with HTML for pages and JSON for the API; `HEAD` is `GET` without
+//! the body.
+
+use std::time::Instant;
+
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
+use hyper::header::{
+    HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::app::App;
+use crate::assets::etag_matches;
+use crate::pages::{self, Listed};
+use crate::reply::{self, Body};
+
+/// Methods each kind of resource answers, for `Allow` and `405`.
+const READ_ONLY: &str = "GET, HEAD, OPTIONS";
+
+/// Answers one request. Never fails: every error becomes a response.
+pub async fn handle<B>(app: &App, request: Request<B>) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let is_head = method == Method::HEAD;
+    let mut response = route(app, &request).await;
+    if is_head {
+        strip_body(&mut response);
+    }
+    // The path only: query strings can carry resume tokens, never logged.
+    tracing::debug!(
+        method = %method,
+        path = request.uri().path(),
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+async fn route<B>(app: &App, request: &Request<B>) -> Response<Body> {
+    let path = request.uri().path();
+    let method = request.method();
+    let segments: Vec<&str> = path.trim_start_matches('/').splitn(3, '/').collect();
+    match segments.as_slice() {
+        [""] => read_only(method, || async { index(app) }).await,
+        ["healthz"] => read_only(method, || async { health(app) }).await,
+        ["web", rest @ ..] if !rest.is_empty() => {
+            let name = path.trim_start_matches("/web/");
+            read_only(method, || asset(app, name, request)).await
+        }
+        ["posts", slug] => read_only(method, || async { post_page(app, slug) }).await,
+        _ if path.len() > 1 && path.ends_with('/') => reply::redirect(path.trim_end_matches('/')),
+        _ => not_found(app),
+    }
+}
+
+/// Runs `handler` for GET and HEAD; answers OPTIONS and refuses the rest.
+async fn read_only<F, Fut>(method: &Method, handler: F) -> Response<Body>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Response<Body>>,
+{
+    match *method {
+        Method::GET | Method::HEAD => handler().await,
+        Method::OPTIONS => reply::options(READ_ONLY),
+        _ => reply::method_not_allowed(READ_ONLY, false),
+    }
+}
+
+fn index(app: &App) -> Response<Body> {
+    let library = app.blog.current();
+    let listed: Vec<Listed> = library
+        .listed()
+        .iter()
+        .map(|post| Listed { post, now: 0 })
+        .collect();
+    reply::html(
+        StatusCode::OK,
+        pages::render_index(&app.site_title, &listed),
+    )
+}
+
+fn post_page(app: &App, slug: &str) -> Response<Body> {
+    let library = app.blog.current();
+    let Some(entry) = library.get(slug) else {
+        return not_found(app);
+    };
+    reply::html(StatusCode::OK, entry.page.fill(&["0", "0"]))
+}
+
+fn health(app: &App) -> Response<Body> {
+    if app.shutdown.is_started() {
+        reply::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else {
+        reply::text(StatusCode::OK, "ok\n")
+    }
+}
+
+async fn asset<B>(app: &App, name: &str, request: &Request<B>) -> Response<Body> {
+    let Some(asset) = app.assets.get(name).await else {
+        return not_found(app);
+    };
+    let etag = HeaderValue::from_str(&asset.etag).ok();
+    let fresh = request
+        .headers()
+        .get(IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| etag_matches(value, &asset.etag));
+    let mut response = if fresh {
+        let mut response = Response::new(reply::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        let mut response = Response::new(reply::full(asset.bytes));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+        response
+    };
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(asset.cache_control));
+    if let Some(etag) = etag {
+        headers.insert(ETAG, etag);
+    }
+    response
+}
+
+pub fn not_found(app: &App) -> Response<Body> {
+    let page = pages::render_error(
+        &app.site_title,
+        404,
+        "Nothing here",
+        "This page does not exist, or the post was moved or unpublished.",
+    );
+    reply::html(StatusCode::NOT_FOUND, page)
+}
+
+/// `HEAD` gets `GET`'s headers, including the length of the body it omits.
+fn strip_body(response: &mut Response<Body>) {
+    if let Some(length) = response.body().size_hint().exact() {
+        response
+            .headers_mut()
+            .entry(CONTENT_LENGTH)
+            .or_insert_with(|| HeaderValue::from(length));
+    }
+    *response.body_mut() = reply::empty();
+}
+
+/// Reads a request body up to `limit` bytes; `None` if it is longer (or the
+/// client stopped sending), so a client cannot make the server buffer more.
+pub async fn read_body_limited<B>(body: B, limit: usize) -> Result<hyper::body::Bytes, BodyError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if body.size_hint().lower() > limit as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Broken),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    TooLarge,
+    Broken,
+}

@@ -1,0 +1,165 @@
+//! The accept loop: HTTP/1.1 and HTTP/2 (h2c by prior knowledge) on one port,
+//! connection limits, timeouts against clients that send nothing, and a
+//! graceful shutdown that cannot hang on open event streams.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::app::App;
+use crate::routes;
+use crate::shutdown::Trigger;
+
+/// HTTP/2 streams one connection may open at once. Browsers open one stream
+/// per tab's event source, so a reader with many tabs fits comfortably.
+const MAX_H2_STREAMS: u32 = 256;
+
+/// How often an idle HTTP/2 connection is pinged, and how long the peer has to
+/// answer: finds peers that vanished without closing.
+const H2_KEEPALIVE: Duration = Duration::from_secs(20);
+
+/// Accepts connections until `shutdown` resolves, then fires `trigger` (which
+/// ends every event stream), lets in-flight requests finish within the grace
+/// period, and returns.
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    trigger: Trigger,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.config.header_timeout)
+        .max_headers(64)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .keep_alive_interval(H2_KEEPALIVE)
+        .keep_alive_timeout(H2_KEEPALIVE)
+        .max_header_list_size(16 * 1024);
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut accept_errors = 0u64;
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Usually EMFILE: out of file descriptors. Back off a little
+                    // instead of spinning, and say so without flooding the log.
+                    accept_errors += 1;
+                    if accept_errors.is_power_of_two() {
+                        tracing::warn!("accepting a connection failed ({accept_errors} times so far): {error}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true); // Latency matters more than packet count here; failure is harmless.
+        let guard = ConnectionGuard::enter(&open);
+        if guard.count > app.config.max_connections {
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        let app = app.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let mut stopping = app.shutdown.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            // hyper's own header timeout starts only once it has decided
+            // between HTTP/1 and HTTP/2, which needs a first byte. Wait for it
+            // here, bounded, so a silent socket cannot stay open for ever.
+            let mut first = [0u8; 1];
+            tokio::select! {
+                peeked = tokio::time::timeout(app.config.header_timeout, stream.peek(&mut first)) => {
+                    if !matches!(peeked, Ok(Ok(n)) if n > 0) { return; }
+                }
+                _ = stopping.wait() => return,
+            }
+            let service = service_fn(move |request| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(routes::handle(&app, request).await) }
+            });
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!("connection ended with an error: {error}");
+            }
+        });
+    }
+
+    trigger.fire();
+    tracing::info!(
+        "shutting down: no new connections; finishing {} open",
+        open.load(Ordering::Relaxed)
+    );
+    if tokio::time::timeout(app.config.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{} connections were still busy after {:?}; closing them",
+            open.load(Ordering::Relaxed),
+            app.config.shutdown_grace
+        );
+    }
+}
+
+/// Counts a connection while it lives.
+struct ConnectionGuard {
+    open: Arc<AtomicUsize>,
+    /// Open connections including this one, when it was accepted.
+    count: usize,
+}
+
+impl ConnectionGuard {
+    fn enter(open: &Arc<AtomicUsize>) -> ConnectionGuard {
+        let count = open.fetch_add(1, Ordering::Relaxed) + 1;
+        ConnectionGuard {
+            open: open.clone(),
+            count,
+        }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Over the connection limit: a short `503` written by hand (no parsing, no
+/// waiting for the request), then close. Bounded so a client that never reads
+/// cannot keep the socket.
+async fn refuse(mut stream: TcpStream) {
+    const BODY: &str =
+        "{\"error\":\"The server has too many open connections; try again in a few seconds.\"}";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 5\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let write = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    // The client may be gone already; there is nobody left to tell.
+    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
+}

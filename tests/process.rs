@@ -1,0 +1,178 @@
+//! The `ghostread` binary as an operator runs it: flags, start-up warnings,
+//! and SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{get, post, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ghostread");
+
+/// A running binary whose log lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the ghostread binary");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (up to 10 s) for a log line containing `needle`.
+    fn wait_for_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no log line with {needle:?}; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn addr(&mut self) -> SocketAddr {
+        let line = self.wait_for_line("listening on http://");
+        let start = line.find("http://").expect("url") + "http://".len();
+        line[start..]
+            .split_whitespace()
+            .next()
+            .expect("address")
+            .parse()
+            .expect("socket address")
+    }
+
+    fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn help_explains_every_flag_and_its_default() {
+    let output = Command::new(BIN)
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--addr",
+        "--posts",
+        "--data",
+        "--web",
+        "[default: 127.0.0.1:4000]",
+        "GHOSTREAD_ADDR",
+        "GHOSTREAD_POSTS",
+    ] {
+        assert!(help.contains(flag), "--help mentions {flag}:\n{help}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_warns_once_per_bad_post_naming_the_file_and_the_fix() {
+    let posts = TempDir::new("posts");
+    posts.write("good.md", post("Good", "2025-01-01", "Fine."));
+    posts.write("undated.md", "---\ntitle: Undated\n---\nx\n");
+    posts.write("Bad Name.md", post("Bad", "2025-01-01", "x"));
+    let data = TempDir::new("data");
+    let posts_arg = posts.path().to_string_lossy().into_owned();
+    let data_arg = data.path().to_string_lossy().into_owned();
+    let mut server = Running::start(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--posts",
+        &posts_arg,
+        "--data",
+        &data_arg,
+    ]);
+    let undated = server.wait_for_line("undated.md");
+    assert!(
+        undated.contains("WARN") && undated.contains("date: ..."),
+        "{undated}"
+    );
+    let bad_name = server.wait_for_line("Bad Name.md");
+    assert!(bad_name.contains("lowercase letters"), "{bad_name}");
+    let listening = server.wait_for_line("listening on");
+    assert!(listening.contains("1 posts"), "{listening}");
+    let addr = server.addr();
+    assert_eq!(get(addr, "/posts/good").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_server_cleanly_within_five_seconds() {
+    let posts = TempDir::new("posts");
+    posts.write("p.md", post("P", "2025-01-01", "Text."));
+    let data = TempDir::new("data");
+    let posts_arg = posts.path().to_string_lossy().into_owned();
+    let data_arg = data.path().to_string_lossy().into_owned();
+    let mut server = Running::start(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--posts",
+        &posts_arg,
+        "--data",
+        &data_arg,
+    ]);
+    let addr = server.addr();
+    assert_eq!(get(addr, "/posts/p").await.status, 200);
+    // An idle keep-alive connection must not hold the shutdown up.
+    let _idle = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    server.terminate();
+    let status = server.wait_exit(Duration::from_secs(5));
+    assert!(status.success(), "exit status {status}");
+    server.wait_for_line("ghostread stopped");
+}
