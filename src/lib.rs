@@ -6,20 +6,30 @@
 //! - [`routes`]: request → handler; [`reply`]: how answers are built.
 //! - [`blog`]: posts folder → rendered posts, reloaded on change.
 //! - [`pages`]: HTML templates. [`assets`]: the `web/` files.
+//! - [`ghosts`]: the manager actor that owns every live reader, and its handle.
+//! - [`api`]: the event stream and position endpoints; [`position`] parses
+//!   the POST body; [`sse`] encodes events and is the stream body.
+//! - [`store`]: the all-time counts on disk. [`metrics`]: `/metrics`.
 //! - [`shutdown`]: the stop signal every long-lived task listens to.
 //!
 //! [`run`] and [`serve`] are the whole public surface that `main`, the tests
 //! and the benches use.
 
+pub mod api;
 pub mod app;
 pub mod assets;
 pub mod blog;
 pub mod config;
+pub mod ghosts;
+pub mod metrics;
 pub mod pages;
+pub mod position;
 pub mod reply;
 pub mod routes;
 pub mod server;
 pub mod shutdown;
+pub mod sse;
+pub mod store;
 
 use std::future::Future;
 use std::io;
@@ -74,6 +84,22 @@ pub async fn serve(
         stopping.clone(),
     ));
 
+    let totals = store::load_counts(&config.data_dir)?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let ghosts = ghosts::Ghosts::spawn(
+        ghosts::Settings {
+            tick: config.tick,
+            resume_window: config.resume_window,
+            moves_per_sec: config.moves_per_sec,
+            max_readers: config.max_readers,
+            max_readers_per_post: config.max_readers_per_post,
+            data_dir: config.data_dir.clone(),
+            save_interval: config.save_interval,
+        },
+        totals,
+        metrics.clone(),
+    );
+
     let addr = listener.local_addr()?;
     tracing::info!(
         "ghostread listening on http://{addr} ({posts} posts from {})",
@@ -83,6 +109,8 @@ pub async fn serve(
         assets: assets::Assets::new(&config.web),
         site_title,
         blog,
+        ghosts,
+        metrics,
         shutdown: stopping,
         config,
     });

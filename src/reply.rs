@@ -38,7 +38,7 @@ pub fn html(status: StatusCode, page: impl Into<Bytes>) -> Response<Body> {
     response
 }
 
-pub fn text(status: StatusCode, text: &'static str) -> Response<Body> {
+pub fn text(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
     let mut response = with_type(status, "text/plain; charset=utf-8", full(text));
     response
         .headers_mut()

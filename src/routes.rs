@@ -4,13 +4,13 @@
 
 use std::time::Instant;
 
-use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::header::{
     HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
 };
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::api;
 use crate::app::App;
 use crate::assets::etag_matches;
 use crate::pages::{self, Listed};
@@ -20,18 +20,22 @@ use crate::reply::{self, Body};
 const READ_ONLY: &str = "GET, HEAD, OPTIONS";
 
 /// Answers one request. Never fails: every error becomes a response.
-pub async fn handle<B>(app: &App, request: Request<B>) -> Response<Body> {
+pub async fn handle<B>(app: &App, request: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let started = Instant::now();
     let method = request.method().clone();
-    let is_head = method == Method::HEAD;
-    let mut response = route(app, &request).await;
-    if is_head {
+    let path = request.uri().path().to_string();
+    let mut response = route(app, request).await;
+    if method == Method::HEAD {
         strip_body(&mut response);
     }
     // The path only: query strings can carry resume tokens, never logged.
     tracing::debug!(
         method = %method,
-        path = request.uri().path(),
+        path,
         status = response.status().as_u16(),
         micros = started.elapsed().as_micros() as u64,
         "request"
@@ -39,18 +43,25 @@ pub async fn handle<B>(app: &App, request: Request<B>) -> Response<Body> {
     response
 }
 
-async fn route<B>(app: &App, request: &Request<B>) -> Response<Body> {
-    let path = request.uri().path();
+async fn route<B>(app: &App, request: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = request.uri().path().to_string();
     let method = request.method();
-    let segments: Vec<&str> = path.trim_start_matches('/').splitn(3, '/').collect();
+    let segments: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
     match segments.as_slice() {
         [""] => read_only(method, || async { index(app) }).await,
         ["healthz"] => read_only(method, || async { health(app) }).await,
+        ["metrics"] => read_only(method, || async { metrics(app) }).await,
         ["web", rest @ ..] if !rest.is_empty() => {
             let name = path.trim_start_matches("/web/");
-            read_only(method, || asset(app, name, request)).await
+            read_only(method, || asset(app, name, &request)).await
         }
         ["posts", slug] => read_only(method, || async { post_page(app, slug) }).await,
+        ["posts", slug, "events"] => api::events(app, slug, &request).await,
+        ["posts", slug, "position"] => api::position(app, slug, request).await,
         _ if path.len() > 1 && path.ends_with('/') => reply::redirect(path.trim_end_matches('/')),
         _ => not_found(app),
     }
@@ -74,7 +85,10 @@ fn index(app: &App) -> Response<Body> {
     let listed: Vec<Listed> = library
         .listed()
         .iter()
-        .map(|post| Listed { post, now: 0 })
+        .map(|post| Listed {
+            post,
+            now: app.ghosts.counts(post.slug.as_str()).now,
+        })
         .collect();
     reply::html(
         StatusCode::OK,
@@ -87,7 +101,25 @@ fn post_page(app: &App, slug: &str) -> Response<Body> {
     let Some(entry) = library.get(slug) else {
         return not_found(app);
     };
-    reply::html(StatusCode::OK, entry.page.fill(&["0", "0"]))
+    let counts = app.ghosts.counts(slug);
+    reply::html(
+        StatusCode::OK,
+        entry
+            .page
+            .fill(&[&counts.now.to_string(), &counts.total.to_string()]),
+    )
+}
+
+fn metrics(app: &App) -> Response<Body> {
+    app.metrics
+        .manager_queue_depth
+        .set(app.ghosts.queue_depth() as i64);
+    let mut response = reply::text(StatusCode::OK, app.metrics.render());
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 fn health(app: &App) -> Response<Body> {
@@ -146,27 +178,4 @@ fn strip_body(response: &mut Response<Body>) {
             .or_insert_with(|| HeaderValue::from(length));
     }
     *response.body_mut() = reply::empty();
-}
-
-/// Reads a request body up to `limit` bytes; `None` if it is longer (or the
-/// client stopped sending), so a client cannot make the server buffer more.
-pub async fn read_body_limited<B>(body: B, limit: usize) -> Result<hyper::body::Bytes, BodyError>
-where
-    B: hyper::body::Body,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    if body.size_hint().lower() > limit as u64 {
-        return Err(BodyError::TooLarge);
-    }
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
-        Err(_) => Err(BodyError::Broken),
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum BodyError {
-    TooLarge,
-    Broken,
 }

@@ -107,6 +107,9 @@ pub async fn run(
     }
 
     trigger.fire();
+    // Event streams never finish by themselves, and graceful shutdown waits
+    // for every response: the manager ends them all (and saves the counts).
+    app.ghosts.shutdown().await;
     tracing::info!(
         "shutting down: no new connections; finishing {} open",
         open.load(Ordering::Relaxed)

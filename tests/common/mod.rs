@@ -2,6 +2,8 @@
 //! it, and make throwaway folders. Every test goes through real sockets.
 #![allow(dead_code)] // Each test binary uses a different part of this file.
 
+pub mod sse;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,6 +36,11 @@ impl TempDir {
         &self.0
     }
 
+    /// A placeholder that owns nothing.
+    fn empty() -> TempDir {
+        TempDir(PathBuf::new())
+    }
+
     pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) {
         std::fs::write(self.0.join(name), contents).expect("write test file");
     }
@@ -41,8 +48,19 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if self.0.as_os_str().is_empty() {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A posts folder with one post `p` of `blocks` paragraphs.
+pub fn one_post(blocks: usize) -> TempDir {
+    let posts = TempDir::new("posts");
+    let body: Vec<String> = (0..blocks).map(|i| format!("Paragraph {i}.")).collect();
+    posts.write("p.md", post("P", "2025-01-01", &body.join("\n\n")));
+    posts
 }
 
 /// A post file's text.
@@ -68,7 +86,15 @@ pub struct TestServer {
 /// after `configure` has adjusted the config, and waits until `/healthz`
 /// answers.
 pub async fn start_server(posts: TempDir, configure: impl FnOnce(&mut Config)) -> TestServer {
-    let data = TempDir::new("data");
+    start_server_with_data(posts, TempDir::new("data"), configure).await
+}
+
+/// Like `start_server`, with a data folder kept from an earlier server.
+pub async fn start_server_with_data(
+    posts: TempDir,
+    data: TempDir,
+    configure: impl FnOnce(&mut Config),
+) -> TestServer {
     let mut config = Config {
         posts_dir: posts.path().to_path_buf(),
         data_dir: data.path().to_path_buf(),
@@ -100,14 +126,22 @@ pub async fn start_server(posts: TempDir, configure: impl FnOnce(&mut Config)) -
 
 impl TestServer {
     /// Stops the server and waits for `serve` to return.
-    pub async fn stop(mut self) -> std::io::Result<()> {
+    pub async fn stop(self) -> std::io::Result<()> {
+        self.stop_keeping_folders().await.0
+    }
+
+    /// Stops the server and hands back its folders, for a restart.
+    pub async fn stop_keeping_folders(mut self) -> (std::io::Result<()>, TempDir, TempDir) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match self.task.take() {
+        let result = match self.task.take() {
             Some(task) => task.await.expect("serve task did not panic"),
             None => Ok(()),
-        }
+        };
+        let posts = std::mem::replace(&mut self.posts, TempDir::empty());
+        let data = std::mem::replace(&mut self.data, TempDir::empty());
+        (result, posts, data)
     }
 }
 

@@ -1,0 +1,245 @@
+//! Server-Sent Events on the wire: the encoding of every event in
+//! PROTOCOL.md, and [`EventStream`], the response body whose drop is how the
+//! manager learns that a reader left.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::{Body, Bytes, Frame, SizeHint};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Sleep;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::Stream;
+
+use crate::ghosts::{GhostId, Resync, StreamEvent};
+use crate::metrics::Metrics;
+
+/// How long the browser waits before reconnecting by itself, in ms.
+pub const RETRY_MS: u32 = 2000;
+
+/// The heartbeat: a comment, ignored by `EventSource`, that keeps proxies
+/// from timing the stream out and finds peers that vanished.
+pub const PING: &[u8] = b": ping\n\n";
+
+/// Appends one event: `event:` and exactly one `data:` line of JSON (JSON
+/// from serde never contains a raw newline), then the blank line.
+pub fn encode_event(out: &mut Vec<u8>, event: &str, data: &impl Serialize) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(event.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    // Serializing our own plain structs into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, data);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// The first bytes of every stream: the reconnect delay, then `hello`,
+/// whose `id:` is the token so `EventSource` sends it back as
+/// `Last-Event-ID` when it reconnects.
+pub fn encode_hello(out: &mut Vec<u8>, token: &str, hello: &impl Serialize) {
+    out.extend_from_slice(format!("retry: {RETRY_MS}\nid: {token}\n").as_bytes());
+    encode_event(out, "hello", hello);
+}
+
+/// One reader's event stream. Frames come from its room's broadcast channel,
+/// shared by every reader of the post; the stream ends when the manager drops
+/// its `end` sender (takeover, shutdown) or the room closes.
+pub struct EventStream {
+    ghost: GhostId,
+    /// Which stream of this ghost this is; a newer one (a takeover) has a
+    /// higher serial, so the manager ignores this one's leave.
+    serial: u64,
+    first: Option<Bytes>,
+    /// `None` while waiting for a fresh snapshot after falling behind.
+    events: Option<BroadcastStream<Bytes>>,
+    resync: Option<oneshot::Receiver<Resync>>,
+    end: oneshot::Receiver<()>,
+    /// Set once the stream has ended, so no finished future is polled again.
+    ended: bool,
+    heartbeat: Pin<Box<Sleep>>,
+    heartbeat_every: Duration,
+    /// Whether anything was written since the last heartbeat; a busy stream
+    /// needs no pings.
+    wrote: bool,
+    to_manager: mpsc::UnboundedSender<StreamEvent>,
+    metrics: Arc<Metrics>,
+}
+
+/// What a stream needs from the manager to start.
+pub struct StreamParts {
+    pub ghost: GhostId,
+    pub serial: u64,
+    pub first: Bytes,
+    pub events: broadcast::Receiver<Bytes>,
+    pub end: oneshot::Receiver<()>,
+    pub to_manager: mpsc::UnboundedSender<StreamEvent>,
+}
+
+impl EventStream {
+    pub fn new(
+        parts: StreamParts,
+        heartbeat_every: Duration,
+        metrics: Arc<Metrics>,
+    ) -> EventStream {
+        metrics.streams_open.inc();
+        EventStream {
+            ghost: parts.ghost,
+            serial: parts.serial,
+            first: Some(parts.first),
+            events: Some(BroadcastStream::new(parts.events)),
+            resync: None,
+            end: parts.end,
+            ended: false,
+            heartbeat: Box::pin(tokio::time::sleep(heartbeat_every)),
+            heartbeat_every,
+            wrote: false,
+            to_manager: parts.to_manager,
+            metrics,
+        }
+    }
+
+    fn frame(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.wrote = true;
+        self.metrics.frames_sent.inc();
+        self.metrics.bytes_sent.add(bytes.len() as u64);
+        Poll::Ready(Some(Ok(Frame::data(bytes))))
+    }
+}
+
+impl Body for EventStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if let Some(first) = this.first.take() {
+            return this.frame(first);
+        }
+        let polled = this.poll_events(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            this.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+impl EventStream {
+    fn poll_events(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self;
+        // Ended by the manager: a newer stream took over, or shutdown.
+        if Pin::new(&mut this.end).poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        if let Some(resync) = &mut this.resync {
+            match Pin::new(resync).poll(cx) {
+                Poll::Ready(Ok(Resync { snapshot, events })) => {
+                    this.resync = None;
+                    this.events = Some(BroadcastStream::new(events));
+                    return this.frame(snapshot);
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(None),
+                Poll::Pending => {}
+            }
+        }
+        if let Some(events) = &mut this.events {
+            match Pin::new(events).poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => return this.frame(bytes),
+                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => {
+                    // Fell behind: drop the missed frames (and the receiver's
+                    // place in the ring) and ask for a fresh snapshot instead.
+                    this.events = None;
+                    let (respond_to, answer) = oneshot::channel();
+                    let asked = this.to_manager.send(StreamEvent::Lagged {
+                        ghost: this.ghost.clone(),
+                        serial: this.serial,
+                        respond_to,
+                    });
+                    if asked.is_err() {
+                        return Poll::Ready(None);
+                    }
+                    this.resync = Some(answer);
+                    // Poll the new receiver once so this task is woken by it.
+                    if let Some(resync) = &mut this.resync {
+                        if let Poll::Ready(result) = Pin::new(resync).poll(cx) {
+                            this.resync = None;
+                            let Ok(Resync { snapshot, events }) = result else {
+                                return Poll::Ready(None);
+                            };
+                            this.events = Some(BroadcastStream::new(events));
+                            return this.frame(snapshot);
+                        }
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => {}
+            }
+        }
+        while this.heartbeat.as_mut().poll(cx).is_ready() {
+            let next = tokio::time::Instant::now() + this.heartbeat_every;
+            this.heartbeat.as_mut().reset(next);
+            if !std::mem::replace(&mut this.wrote, false) {
+                let ping = this.frame(Bytes::from_static(PING));
+                this.wrote = false;
+                return ping;
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.metrics.streams_open.dec();
+        // The leave must never be lost, and `Drop` cannot wait: the channel is
+        // unbounded, holding at most one leave per open stream. An error means
+        // the manager has stopped, and then there is nobody left to tell.
+        let _ = self.to_manager.send(StreamEvent::Left {
+            ghost: self.ghost.clone(),
+            serial: self.serial,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_have_a_name_and_exactly_one_data_line() {
+        let mut out = Vec::new();
+        encode_event(&mut out, "leave", &serde_json::json!({ "id": "a\nb" }));
+        assert_eq!(out, b"event: leave\ndata: {\"id\":\"a\\nb\"}\n\n");
+    }
+
+    #[test]
+    fn the_stream_starts_with_retry_then_hello_whose_id_is_the_token() {
+        let mut out = Vec::new();
+        encode_hello(&mut out, "tok", &serde_json::json!({ "id": "k3x9q2" }));
+        assert_eq!(
+            out,
+            b"retry: 2000\nid: tok\nevent: hello\ndata: {\"id\":\"k3x9q2\"}\n\n"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! The all-time reader count of each post, on disk. One small JSON file,
+//! replaced atomically (write a temp file, fsync it, rename it over the old
+//! one, fsync the folder), so a crash at any moment leaves the old file or
+//! the new one, never a torn one. Nothing about any reader is stored.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// All-time readers by post slug. A `BTreeMap` so the file is sorted and
+/// diffs well.
+pub type Totals = BTreeMap<String, u64>;
+
+const FILE: &str = "counts.json";
+
+#[derive(Serialize, Deserialize)]
+struct CountsFile {
+    version: u32,
+    totals: Totals,
+}
+
+pub fn counts_path(dir: &Path) -> PathBuf {
+    dir.join(FILE)
+}
+
+/// Reads the counts. A missing folder is created and a missing file is a
+/// fresh start; a file that cannot be parsed is moved aside as
+/// `counts.json.corrupt-<unix time>` (never overwritten) with a warning.
+pub fn load_counts(dir: &Path) -> io::Result<Totals> {
+    fs::create_dir_all(dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot create the data folder {}: {e}; pass a writable --data",
+                dir.display()
+            ),
+        )
+    })?;
+    let path = counts_path(dir);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Totals::new()),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot read {}: {e}; check its permissions", path.display()),
+            ))
+        }
+    };
+    match serde_json::from_slice::<CountsFile>(&bytes) {
+        Ok(file) => Ok(file.totals),
+        Err(error) => {
+            let stamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let aside = dir.join(format!("{FILE}.corrupt-{stamp}"));
+            fs::rename(&path, &aside)?;
+            tracing::warn!(
+                "{} is not a valid counts file ({error}); kept it as {} and started the counts from zero",
+                path.display(),
+                aside.display()
+            );
+            Ok(Totals::new())
+        }
+    }
+}
+
+/// Replaces the counts file atomically.
+pub fn save_counts(dir: &Path, totals: &Totals) -> io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(&CountsFile {
+        version: 1,
+        totals: totals.clone(),
+    })?;
+    let path = counts_path(dir);
+    let temp = dir.join(format!(".{FILE}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&temp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, &path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        // A half-written temp file is useless; the real file is untouched.
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(label: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("ghostread-store-{label}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn counts_survive_a_save_and_load() {
+        let dir = temp_dir("roundtrip");
+        assert!(
+            load_counts(&dir).expect("fresh").is_empty(),
+            "a missing folder is a fresh start"
+        );
+        let totals = Totals::from([("a-post".to_string(), 1835), ("b".to_string(), 2)]);
+        save_counts(&dir, &totals).expect("save");
+        assert_eq!(load_counts(&dir).expect("load"), totals);
+        let names: Vec<_> = fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, [FILE], "no temp file is left behind");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_kept_aside_not_overwritten() {
+        let dir = temp_dir("corrupt");
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(counts_path(&dir), "{ not json").expect("write");
+        assert!(load_counts(&dir).expect("load").is_empty());
+        let aside: Vec<_> = fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("counts.json.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(
+            fs::read_to_string(dir.join(&aside[0])).expect("read"),
+            "{ not json"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
