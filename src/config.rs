@@ -41,6 +41,10 @@ pub struct Config {
     /// How many connections may be open at once; over it, new connections get
     /// a `503` and are closed, so the process keeps file descriptors in reserve.
     pub max_connections: usize,
+    /// Kernel send buffer of each connection, in bytes (0: the kernel's own
+    /// autotuning, which lets one stalled reader pin megabytes). An event
+    /// stream needs a few KB a second; 64 KiB also sends a page in one go.
+    pub socket_send_buffer: usize,
     /// Largest request body accepted anywhere (the position body is far
     /// smaller; this bounds what a client can make the server buffer).
     pub max_body_bytes: usize,
@@ -72,6 +76,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(3),
             max_connections: 19_000,
+            socket_send_buffer: 64 * 1024,
             max_body_bytes: 1024,
             tick: Duration::from_millis(10),
             heartbeat: Duration::from_secs(15),

@@ -36,6 +36,25 @@ struct Args {
     /// Most connections open at once; more are answered 503.
     #[arg(long, env = "GHOSTREAD_MAX_CONNECTIONS", default_value_t = 19_000)]
     max_connections: usize,
+    /// Milliseconds per tick: moves are coalesced and sent once per tick.
+    #[arg(long, env = "GHOSTREAD_TICK_MS", default_value_t = 10)]
+    tick_ms: u64,
+    /// Seconds between heartbeat comments on an idle event stream; keep it
+    /// under your proxy's or load balancer's idle timeout.
+    #[arg(long, env = "GHOSTREAD_HEARTBEAT_SECS", default_value_t = 15)]
+    heartbeat_secs: u64,
+    /// Seconds a closed stream's ghost can be resumed (same id and colour).
+    #[arg(long, env = "GHOSTREAD_RESUME_SECS", default_value_t = 30)]
+    resume_secs: u64,
+    /// Position updates allowed per reader per second; more get 429.
+    #[arg(long, env = "GHOSTREAD_MOVES_PER_SEC", default_value_t = 50)]
+    moves_per_sec: u32,
+    /// Most live readers on the whole server; more get 503.
+    #[arg(long, env = "GHOSTREAD_MAX_READERS", default_value_t = 100_000)]
+    max_readers: usize,
+    /// Most live readers on one post; more get 503.
+    #[arg(long, env = "GHOSTREAD_MAX_READERS_PER_POST", default_value_t = 20_000)]
+    max_readers_per_post: usize,
     /// Log level: error, warn, info, debug (every request) or trace.
     #[arg(long, env = "GHOSTREAD_LOG", default_value = "info")]
     log: tracing::Level,
@@ -52,6 +71,12 @@ impl Args {
             web: self.web.map_or(WebSource::Embedded, WebSource::Dir),
             header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             max_connections: self.max_connections,
+            tick: Duration::from_millis(self.tick_ms.clamp(1, 1000)),
+            heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
+            resume_window: Duration::from_secs(self.resume_secs),
+            moves_per_sec: self.moves_per_sec.max(1),
+            max_readers: self.max_readers,
+            max_readers_per_post: self.max_readers_per_post,
             ..defaults
         }
     }

@@ -67,6 +67,14 @@ impl Histogram {
             Ordering::Relaxed,
         );
     }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn sum(&self) -> Duration {
+        Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed))
+    }
 }
 
 /// The answers `POST .../position` can give, for its counters.

@@ -73,7 +73,7 @@ pub async fn run(
             },
             _ = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true); // Latency matters more than packet count here; failure is harmless.
+        tune_socket(&stream, &app.config);
         let guard = ConnectionGuard::enter(&open);
         if guard.count > app.config.max_connections {
             tokio::spawn(refuse(stream));
@@ -124,6 +124,27 @@ pub async fn run(
             app.config.shutdown_grace
         );
     }
+}
+
+/// Socket options that bound what a connection can cost and find peers that
+/// vanished. Each is best effort: a platform without one still serves.
+fn tune_socket(stream: &TcpStream, config: &crate::Config) {
+    // Moves must reach readers within a tick; small writes must not wait.
+    let _ = stream.set_nodelay(true);
+    let socket = socket2::SockRef::from(stream);
+    if config.socket_send_buffer > 0 {
+        let _ = socket.set_send_buffer_size(config.socket_send_buffer);
+    }
+    // Data unacknowledged this long (a peer gone without a FIN, found by the
+    // next heartbeat write) or a window closed this long (a reader that
+    // stopped reading altogether) ends the connection, and so the ghost.
+    let _ = socket.set_tcp_user_timeout(Some((config.heartbeat * 2).max(Duration::from_secs(30))));
+    // Idle keep-alive connections have no writes to fail; probes find them.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
+    let _ = socket.set_tcp_keepalive(&keepalive);
 }
 
 /// Counts a connection while it lives.

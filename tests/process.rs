@@ -45,6 +45,13 @@ impl Running {
         }
     }
 
+    /// The server on a free port with these posts and data folders.
+    fn serve(posts: &TempDir, data: &TempDir) -> Running {
+        let posts = posts.path().to_string_lossy().into_owned();
+        let data = data.path().to_string_lossy().into_owned();
+        Running::start(&["--addr", "127.0.0.1:0", "--posts", &posts, "--data", &data])
+    }
+
     /// Waits (up to 10 s) for a log line containing `needle`.
     fn wait_for_line(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -129,16 +136,7 @@ async fn start_up_warns_once_per_bad_post_naming_the_file_and_the_fix() {
     posts.write("undated.md", "---\ntitle: Undated\n---\nx\n");
     posts.write("Bad Name.md", post("Bad", "2025-01-01", "x"));
     let data = TempDir::new("data");
-    let posts_arg = posts.path().to_string_lossy().into_owned();
-    let data_arg = data.path().to_string_lossy().into_owned();
-    let mut server = Running::start(&[
-        "--addr",
-        "127.0.0.1:0",
-        "--posts",
-        &posts_arg,
-        "--data",
-        &data_arg,
-    ]);
+    let mut server = Running::serve(&posts, &data);
     let undated = server.wait_for_line("undated.md");
     assert!(
         undated.contains("WARN") && undated.contains("date: ..."),
@@ -157,16 +155,7 @@ async fn sigterm_stops_the_server_cleanly_within_five_seconds() {
     let posts = TempDir::new("posts");
     posts.write("p.md", post("P", "2025-01-01", "Text."));
     let data = TempDir::new("data");
-    let posts_arg = posts.path().to_string_lossy().into_owned();
-    let data_arg = data.path().to_string_lossy().into_owned();
-    let mut server = Running::start(&[
-        "--addr",
-        "127.0.0.1:0",
-        "--posts",
-        &posts_arg,
-        "--data",
-        &data_arg,
-    ]);
+    let mut server = Running::serve(&posts, &data);
     let addr = server.addr();
     assert_eq!(get(addr, "/posts/p").await.status, 200);
     // An idle keep-alive connection must not hold the shutdown up.
@@ -175,4 +164,68 @@ async fn sigterm_stops_the_server_cleanly_within_five_seconds() {
     let status = server.wait_exit(Duration::from_secs(5));
     assert!(status.success(), "exit status {status}");
     server.wait_for_line("ghostread stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_at_most_the_last_second_of_counts() {
+    let posts = TempDir::new("posts");
+    posts.write("p.md", post("P", "2025-01-01", "Text."));
+    let data = TempDir::new("data");
+    let mut server = Running::serve(&posts, &data);
+    let addr = server.addr();
+    let _readers = [
+        common::sse::open(addr, "p").await,
+        common::sse::open(addr, "p").await,
+    ];
+    // Saved within about a second, with no shutdown to trigger it.
+    let counts = data.path().join("counts.json");
+    common::wait_until("the counts reach the disk", || async {
+        std::fs::read_to_string(&counts).is_ok_and(|text| text.contains("\"p\": 2"))
+    })
+    .await;
+    server.child.kill().expect("kill -9");
+    let _ = server.child.wait();
+
+    let mut again = Running::serve(&posts, &data);
+    let addr = again.addr();
+    let reader = common::sse::open(addr, "p").await;
+    assert_eq!(reader.snapshot.data["total"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_thousand_open_streams_exits_within_five_seconds_and_saves() {
+    // A thousand readers over twenty posts, as on a real blog.
+    let posts = TempDir::new("posts");
+    for n in 0..20 {
+        posts.write(&format!("p{n}.md"), post("P", "2025-01-01", "Text."));
+    }
+    let data = TempDir::new("data");
+    let mut server = Running::serve(&posts, &data);
+    let addr = server.addr();
+    let mut opening = tokio::task::JoinSet::new();
+    for worker in 0..10 {
+        opening.spawn(async move {
+            let mut readers = Vec::new();
+            for i in 0..100 {
+                readers
+                    .push(common::sse::open(addr, &format!("p{}", (worker * 100 + i) % 20)).await);
+            }
+            readers
+        });
+    }
+    let mut readers = Vec::new();
+    while let Some(batch) = opening.join_next().await {
+        readers.extend(batch.expect("opening streams"));
+    }
+    assert_eq!(readers.len(), 1000);
+    server.terminate();
+    let status = server.wait_exit(Duration::from_secs(5));
+    assert!(status.success(), "exit status {status}");
+    for reader in &mut readers {
+        reader.wait_closed().await;
+    }
+    let saved = std::fs::read_to_string(data.path().join("counts.json")).expect("counts saved");
+    for n in 0..20 {
+        assert!(saved.contains(&format!("\"p{n}\": 50")), "{saved}");
+    }
 }
