@@ -215,8 +215,11 @@ async fn unknown_expired_or_foreign_tokens_get_a_new_ghost() {
 
     let (id, token) = (fresh.id.clone(), fresh.token.clone());
     fresh.close();
-    wait_until("the parked ghost expired", || async {
-        metric(addr, "ghostread_parked_ghosts").await == 0.0
+    // First the leave, then the expiry: checking only the parked count could
+    // pass before the leave was even handled.
+    wait_until("the ghost left and its token expired", || async {
+        metric(addr, "ghostread_leaves_total").await == 1.0
+            && metric(addr, "ghostread_parked_ghosts").await == 0.0
     })
     .await;
     let after = open_with(addr, &format!("/posts/p/events?resume={token}"), "")
