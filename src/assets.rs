@@ -15,6 +15,7 @@ mod embedded {
     pub static FILES: &[(&str, &[u8])] = &[
         ("favicon.svg", include_bytes!("../web/favicon.svg")),
         ("ghostread.css", include_bytes!("../web/ghostread.css")),
+        ("ghosts.js", include_bytes!("../web/ghosts.js")),
         (
             "img/actor-mailbox.svg",
             include_bytes!("../web/img/actor-mailbox.svg"),

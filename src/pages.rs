@@ -72,6 +72,8 @@ pub fn render_post_page(site_title: &str, post: &Post) -> Slotted {
             }
             p { a href="/" { "← All posts" } }
         }
+        // Without JavaScript the page is a plain, complete article.
+        script src="/web/ghosts.js" defer {}
     };
     Slotted::from_markup(layout(
         site_title,

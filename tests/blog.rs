@@ -88,12 +88,7 @@ async fn every_block_of_the_article_is_marked_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_blog_has_a_long_read_with_every_kind_of_block() {
-    let posts = TempDir::new("posts");
-    for entry in std::fs::read_dir(common::sample_posts()).expect("posts/ exists") {
-        let path = entry.expect("entry").path();
-        std::fs::copy(&path, posts.path().join(path.file_name().expect("name")))
-            .expect("copy sample post");
-    }
+    let posts = common::sample_blog();
     let server = start_server(posts, |_| {}).await;
     let index = get(server.addr, "/").await.text();
     let listed = index.matches("<li data-slug=").count();

@@ -186,7 +186,13 @@ fn add_heading_anchors(events: &mut Vec<Event>) {
                 *id = Some(CowStr::from(unique.clone()));
             }
             taken.push(unique);
-            events.insert(i + 1, Event::InlineHtml(CowStr::from(anchor)));
+            // After the text, so the hidden `#` never shifts the heading.
+            let end = events[i..]
+                .iter()
+                .position(|event| matches!(event, Event::End(TagEnd::Heading(_))))
+                .map_or(events.len(), |at| i + at);
+            events.insert(end, Event::InlineHtml(CowStr::from(anchor)));
+            i = end;
         }
         i += 1;
     }
@@ -326,7 +332,9 @@ mod tests {
         assert!(rendered.html.contains("id=\"why-ghosts\""));
         assert!(rendered.html.contains("id=\"why-ghosts-2\""));
         assert!(rendered.html.contains("id=\"mine\""));
-        assert!(rendered.html.contains("href=\"#why-ghosts\""));
+        assert!(rendered.html.contains(
+            "Why ghosts?<a class=\"anchor\" href=\"#why-ghosts\" aria-hidden=\"true\">#</a></h2>"
+        ));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! it, and make throwaway folders. Every test goes through real sockets.
 #![allow(dead_code)] // Each test binary uses a different part of this file.
 
+pub mod browser;
 pub mod sse;
 
 use std::net::SocketAddr;
@@ -68,6 +69,17 @@ pub fn post(title: &str, date: &str, body: &str) -> String {
     format!("---\ntitle: {title}\ndate: {date}\n---\n{body}\n")
 }
 
+/// A copy of the repository's sample posts.
+pub fn sample_blog() -> TempDir {
+    let posts = TempDir::new("posts");
+    for entry in std::fs::read_dir(sample_posts()).expect("posts/ exists") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, posts.path().join(path.file_name().expect("name")))
+            .expect("copy sample post");
+    }
+    posts
+}
+
 /// The repository's sample posts.
 pub fn sample_posts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("posts")
@@ -95,6 +107,23 @@ pub async fn start_server_with_data(
     data: TempDir,
     configure: impl FnOnce(&mut Config),
 ) -> TestServer {
+    start_server_at(
+        "127.0.0.1:0".parse().expect("address"),
+        posts,
+        data,
+        configure,
+    )
+    .await
+}
+
+/// Like `start_server_with_data`, on a given address (to restart a server
+/// where its clients expect it).
+pub async fn start_server_at(
+    addr: SocketAddr,
+    posts: TempDir,
+    data: TempDir,
+    configure: impl FnOnce(&mut Config),
+) -> TestServer {
     let mut config = Config {
         posts_dir: posts.path().to_path_buf(),
         data_dir: data.path().to_path_buf(),
@@ -102,7 +131,7 @@ pub async fn start_server_with_data(
         ..Config::default()
     };
     configure(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
         .expect("bind a free port");
     let addr = listener.local_addr().expect("bound address");

@@ -1,0 +1,171 @@
+//! Real Chromium, driven through chromedriver (Debian's `chromium` and
+//! `chromium-driver`), for the browser client's tests.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{json, Value};
+
+/// One chromedriver process; each [`Browser`] is a session (a Chromium) on it.
+pub struct Driver {
+    child: Child,
+    pub port: u16,
+    profiles: super::TempDir,
+}
+
+impl Driver {
+    pub async fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port for chromedriver");
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver (apt-get install chromium chromium-driver, or run bash .ci/test)");
+        let driver = Driver {
+            child,
+            port,
+            profiles: super::TempDir::new("chrome"),
+        };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        super::wait_until("chromedriver answers", || async {
+            tokio::net::TcpStream::connect(addr).await.is_ok()
+        })
+        .await;
+        driver
+    }
+
+    /// A fresh headless Chromium with its own profile, at `width` × `height`.
+    pub async fn browser(&self, width: u32, height: u32) -> Browser {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let profile = self.profiles.path().join(format!("profile-{n}"));
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-extensions",
+                    "--disable-renderer-backgrounding", "--disable-background-timer-throttling",
+                    "--disable-backgrounding-occluded-windows",
+                    format!("--window-size={width},{height}"),
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a Chromium session");
+        Browser {
+            client,
+            driver_port: self.port,
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One browser window.
+pub struct Browser {
+    pub client: Client,
+    driver_port: u16,
+}
+
+impl Browser {
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("navigate");
+    }
+
+    /// Runs `script` (a function body; `arguments` are `args`) and returns
+    /// its value.
+    pub async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client
+            .execute(script, args)
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Polls `expression` (a JavaScript expression) until it is truthy;
+    /// returns its value. Fails the test after `limit`.
+    pub async fn wait_for_within(&self, what: &str, expression: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        let script = format!("return ({expression});");
+        loop {
+            let value = self.js(&script, vec![]).await;
+            let truthy = !matches!(&value, Value::Null | Value::Bool(false))
+                && value != json!(0)
+                && value != json!("");
+            if truthy {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?} waiting until {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_for(&self, what: &str, expression: &str) -> Value {
+        self.wait_for_within(what, expression, Duration::from_secs(10))
+            .await
+    }
+
+    /// Everything the page logged to the console since the last call.
+    pub async fn console(&self) -> Vec<Value> {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .ok()
+            .flatten()
+            .expect("session id");
+        let body = r#"{"type":"browser"}"#;
+        let request = format!(
+            "POST /session/{session}/se/log HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.driver_port));
+        let answer = super::send(addr, &request).await;
+        answer.json()["value"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Scrolls so the reading line (a third down the viewport) is `fraction`
+    /// into block `index`.
+    pub async fn read_block(&self, index: usize, fraction: f64) {
+        self.js(
+            "const el = document.querySelector('[data-block=\"' + arguments[0] + '\"]');
+             const r = el.getBoundingClientRect();
+             window.scrollTo(0, r.top + window.scrollY + r.height * arguments[1] - window.innerHeight / 3);",
+            vec![json!(index), json!(fraction)],
+        )
+        .await;
+    }
+
+    pub async fn screenshot(&self) -> Vec<u8> {
+        self.client.screenshot().await.expect("screenshot")
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}

@@ -1,0 +1,370 @@
+// ghostread's browser client: the other readers of this post as ghosts in
+// the margin, live. Plain JavaScript, no dependencies, loaded with `defer`.
+// The wire contract is PROTOCOL.md; this file only speaks it.
+//
+// Reads and writes of layout are kept apart: block positions are measured
+// in one pass when the layout changes (resize, fonts, images), scrolling
+// only reads the cached numbers, and every DOM write happens in one
+// requestAnimationFrame.
+(function () {
+  "use strict";
+
+  const article = document.querySelector("article[data-slug][data-blocks]");
+  const lane = document.querySelector("[data-ghost-lane]");
+  if (!article || !lane || !window.EventSource || !window.fetch) return;
+
+  const slug = article.dataset.slug;
+  const reader = lane.parentElement;
+  const blocks = Array.from(article.querySelectorAll("[data-block]"));
+  const blockCount = Number(article.dataset.blocks) || blocks.length;
+  /** Where the reading line sits, as a fraction of the viewport height. */
+  const READING_LINE = 1 / 3;
+  /** The fastest this client reports its position. */
+  const SEND_EVERY_MS = 100;
+  /** More ghosts than this are drawn as a density band per block. */
+  const CROWD = Number(lane.dataset.crowd) || 50;
+  const TOKEN_KEY = "ghostread:token:" + slug;
+  const HIDDEN_KEY = "ghostread:hidden";
+  const eventsUrl = "/posts/" + encodeURIComponent(slug) + "/events";
+  const positionUrl = "/posts/" + encodeURIComponent(slug) + "/position";
+
+  // --- State -------------------------------------------------------------
+
+  /** Other readers by id: { color, pos, el }. */
+  const ghosts = new Map();
+  let me = null; // { id, token, color }
+  let source = null;
+  let reconnectTimer = null;
+  let reconnectDelay = 2000;
+
+  // Layout cache, refreshed by measure(): block tops and heights relative
+  // to the reader container (the lane's coordinate system), and the
+  // container's top in document coordinates.
+  let tops = [];
+  let heights = [];
+  let readerTop = 0;
+  /** Where the reader's own ghost stands: the outer third of the lane, so
+   * it never hides another ghost, which stand nearer the text. */
+  let ownLeft = 0;
+
+  // Position reporting.
+  let lastSent = null;
+  let lastSendAt = -Infinity;
+  let sendTimer = null;
+  let quietUntil = 0;
+
+  // Drawing.
+  let frame = 0;
+  let drawAll = true;
+  const dirty = new Set();
+  const bands = [];
+
+  // --- Own ghost and the toggle ------------------------------------------
+
+  lane.setAttribute("aria-hidden", "true");
+  const own = document.createElement("div");
+  own.className = "ghost";
+  own.dataset.self = "";
+  own.hidden = true;
+  lane.appendChild(own);
+
+  const toggle = document.createElement("button");
+  toggle.type = "button";
+  toggle.className = "ghost-toggle";
+  const footer = document.querySelector(".post-footer p");
+  if (footer) {
+    footer.appendChild(document.createTextNode(" · "));
+    footer.appendChild(toggle);
+  }
+  toggle.addEventListener("click", function () {
+    setHidden(!document.documentElement.classList.contains("ghosts-hidden"));
+  });
+  setHidden(readStorage(localStorage, HIDDEN_KEY) === "1");
+
+  function setHidden(hidden) {
+    document.documentElement.classList.toggle("ghosts-hidden", hidden);
+    toggle.textContent = hidden ? "Show ghosts" : "Hide ghosts";
+    toggle.setAttribute("aria-pressed", hidden ? "true" : "false");
+    writeStorage(localStorage, HIDDEN_KEY, hidden ? "1" : null);
+  }
+
+  // --- Layout ------------------------------------------------------------
+
+  /** Reads every block's box in one pass, then redraws everything. */
+  function measure() {
+    const box = reader.getBoundingClientRect();
+    readerTop = box.top + window.scrollY;
+    const laneBox = lane.getBoundingClientRect();
+    ownLeft = laneBox.left + laneBox.width * 0.28;
+    tops = new Array(blocks.length);
+    heights = new Array(blocks.length);
+    for (let i = 0; i < blocks.length; i++) {
+      const rect = blocks[i].getBoundingClientRect();
+      tops[i] = rect.top - box.top;
+      heights[i] = rect.height;
+    }
+    drawAll = true;
+    requestDraw();
+    reportSoon();
+  }
+
+  /** Block position (e.g. 12.37) → y in the lane's coordinates. */
+  function yOf(pos) {
+    if (!tops.length) return 0;
+    const i = Math.floor(pos);
+    if (i >= tops.length) return tops[tops.length - 1] + heights[heights.length - 1];
+    if (i < 0) return tops[0];
+    return tops[i] + (pos - i) * heights[i];
+  }
+
+  /** The reading line → block position, per PROTOCOL.md. */
+  function readingPosition() {
+    if (!tops.length) return 0;
+    const line = window.scrollY + window.innerHeight * READING_LINE - readerTop;
+    if (line <= tops[0]) return 0;
+    let lo = 0;
+    let hi = tops.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (tops[mid] <= line) lo = mid;
+      else hi = mid - 1;
+    }
+    const last = tops.length - 1;
+    if (lo === last && line >= tops[last] + heights[last]) return blockCount;
+    const fraction = heights[lo] > 0 ? Math.min((line - tops[lo]) / heights[lo], 0.999) : 0;
+    return Math.min(Math.round((lo + fraction) * 1000) / 1000, blockCount);
+  }
+
+  // --- Drawing -----------------------------------------------------------
+
+  function requestDraw() {
+    if (!frame) frame = requestAnimationFrame(draw);
+  }
+
+  function draw() {
+    frame = 0;
+    const crowded = ghosts.size > CROWD;
+    lane.classList.toggle("crowded", crowded);
+    if (me) {
+      own.hidden = false;
+      own.style.left = ownLeft.toFixed(1) + "px";
+    }
+    if (crowded) {
+      drawBands();
+    } else {
+      clearBands();
+      const targets = drawAll ? ghosts.keys() : dirty.values();
+      for (const id of targets) {
+        const ghost = ghosts.get(id);
+        if (ghost) ghost.el.style.transform = "translateY(" + yOf(ghost.pos).toFixed(1) + "px)";
+      }
+    }
+    drawAll = false;
+    dirty.clear();
+  }
+
+  /** How many readers are at each block, as a bar beside the block. */
+  function drawBands() {
+    const counts = new Array(Math.max(blocks.length, 1)).fill(0);
+    for (const ghost of ghosts.values()) {
+      const i = Math.min(Math.max(Math.floor(ghost.pos), 0), counts.length - 1);
+      counts[i] += 1;
+    }
+    const most = Math.max.apply(null, counts) || 1;
+    for (let i = 0; i < counts.length; i++) {
+      let band = bands[i];
+      if (!counts[i]) {
+        if (band) band.hidden = true;
+        continue;
+      }
+      if (!band) {
+        band = document.createElement("div");
+        band.className = "ghost-density";
+        lane.appendChild(band);
+        bands[i] = band;
+      }
+      band.hidden = false;
+      band.dataset.block = String(i);
+      band.dataset.count = String(counts[i]);
+      band.title = counts[i] + (counts[i] === 1 ? " reader" : " readers");
+      band.style.transform = "translateY(" + (tops[i] || 0).toFixed(1) + "px)";
+      band.style.height = Math.max(heights[i] || 0, 4).toFixed(1) + "px";
+      band.style.setProperty("--share", (counts[i] / most).toFixed(3));
+    }
+  }
+
+  function clearBands() {
+    for (const band of bands) if (band) band.hidden = true;
+  }
+
+  function upsert(id, color, pos) {
+    if (me && id === me.id) return;
+    let ghost = ghosts.get(id);
+    if (!ghost) {
+      const el = document.createElement("div");
+      el.className = "ghost";
+      el.dataset.ghost = id;
+      lane.appendChild(el);
+      ghost = { color: color, pos: pos, el: el };
+      ghosts.set(id, ghost);
+    }
+    if (color && ghost.color !== color) ghost.color = color;
+    ghost.el.style.setProperty("--ghost", ghost.color);
+    ghost.pos = pos;
+    dirty.add(id);
+  }
+
+  function remove(id) {
+    const ghost = ghosts.get(id);
+    if (!ghost) return;
+    ghost.el.remove();
+    ghosts.delete(id);
+  }
+
+  function setCounts(now, total) {
+    for (const el of document.querySelectorAll("[data-now]")) el.textContent = String(now);
+    for (const el of document.querySelectorAll("[data-total]")) el.textContent = String(total);
+  }
+
+  // --- The event stream ----------------------------------------------------
+
+  function connect() {
+    clearTimeout(reconnectTimer);
+    if (source) source.close();
+    const token = readStorage(sessionStorage, TOKEN_KEY);
+    source = new EventSource(token ? eventsUrl + "?resume=" + encodeURIComponent(token) : eventsUrl);
+    source.addEventListener("hello", function (event) {
+      const hello = JSON.parse(event.data);
+      me = { id: hello.id, token: hello.token, color: hello.color };
+      writeStorage(sessionStorage, TOKEN_KEY, hello.token);
+      own.dataset.ghost = hello.id;
+      own.style.setProperty("--ghost", hello.color);
+      reconnectDelay = 2000;
+      lastSent = null; // A new or resumed ghost: say where this reader is.
+      reportSoon();
+      requestDraw();
+    });
+    source.addEventListener("snapshot", function (event) {
+      const snapshot = JSON.parse(event.data);
+      const present = new Set();
+      for (const g of snapshot.ghosts) {
+        present.add(g.id);
+        upsert(g.id, g.color, g.pos);
+      }
+      for (const id of Array.from(ghosts.keys())) if (!present.has(id)) remove(id);
+      setCounts(snapshot.now, snapshot.total);
+      drawAll = true;
+      requestDraw();
+    });
+    source.addEventListener("join", function (event) {
+      const g = JSON.parse(event.data);
+      upsert(g.id, g.color, g.pos);
+      requestDraw();
+    });
+    source.addEventListener("leave", function (event) {
+      remove(JSON.parse(event.data).id);
+      drawAll = true;
+      requestDraw();
+    });
+    source.addEventListener("moves", function (event) {
+      for (const m of JSON.parse(event.data).moves) {
+        const ghost = ghosts.get(m.id);
+        if (!ghost || (me && m.id === me.id)) continue;
+        ghost.pos = m.pos;
+        dirty.add(m.id);
+      }
+      requestDraw();
+    });
+    source.addEventListener("readers", function (event) {
+      const counts = JSON.parse(event.data);
+      setCounts(counts.now, counts.total);
+    });
+    source.addEventListener("error", function () {
+      // EventSource retries by itself (sending the token as Last-Event-ID)
+      // unless the server answered with an error status; then retry here.
+      if (source.readyState === EventSource.CLOSED) {
+        reconnectTimer = setTimeout(connect, reconnectDelay);
+        reconnectDelay = Math.min(reconnectDelay * 2, 60000);
+      }
+    });
+  }
+
+  // --- Reporting the position ----------------------------------------------
+
+  /** Sends the position at most every 100 ms, always the newest (trailing edge). */
+  function reportSoon() {
+    if (sendTimer || !me || document.hidden) return;
+    const wait = Math.max(lastSendAt + SEND_EVERY_MS - performance.now(), quietUntil - performance.now(), 0);
+    sendTimer = setTimeout(report, wait);
+  }
+
+  function report() {
+    sendTimer = null;
+    if (!me || document.hidden) return;
+    const pos = readingPosition();
+    if (pos === lastSent) return;
+    lastSent = pos;
+    lastSendAt = performance.now();
+    fetch(positionUrl, {
+      method: "POST",
+      keepalive: true,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: me.token, pos: pos }),
+    }).then(
+      function (response) {
+        if (response.status === 204) return;
+        lastSent = null;
+        if (response.status === 410) {
+          // The server no longer knows this ghost (it restarted, or the
+          // stream ended): reopen the stream, resuming when it can.
+          me = null;
+          connect();
+        } else if (response.status === 429) {
+          const seconds = Number(response.headers.get("retry-after")) || 1;
+          quietUntil = performance.now() + seconds * 1000;
+          reportSoon();
+        }
+      },
+      function () {
+        lastSent = null; // Offline for a moment; the next scroll retries.
+      }
+    );
+  }
+
+  // --- Wiring --------------------------------------------------------------
+
+  window.addEventListener("scroll", reportSoon, { passive: true });
+  window.addEventListener("resize", measure, { passive: true });
+  window.addEventListener("load", measure);
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) {
+      lastSent = null;
+      reportSoon();
+    }
+  });
+  if (document.fonts && document.fonts.ready) document.fonts.ready.then(measure);
+  for (const img of article.querySelectorAll("img")) {
+    if (!img.complete) img.addEventListener("load", measure, { once: true });
+  }
+  if (window.ResizeObserver) new ResizeObserver(measure).observe(article);
+
+  function readStorage(storage, key) {
+    try {
+      return storage.getItem(key);
+    } catch (_) {
+      return null; // Storage disabled: the client still works, unremembered.
+    }
+  }
+
+  function writeStorage(storage, key, value) {
+    try {
+      if (value === null) storage.removeItem(key);
+      else storage.setItem(key, value);
+    } catch (_) {
+      // Storage full or disabled: nothing to remember it in.
+    }
+  }
+
+  measure();
+  connect();
+})();
