@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ghostread::blog::Slug;
-use ghostread::ghosts::{Ghosts, Settings};
+use ghostread::ghosts::{Ghosts, JoinRequest, Settings};
 use ghostread::metrics::Metrics;
 use ghostread::sse::{EventStream, StreamParts};
 use ghostread::store::Totals;
@@ -20,6 +20,7 @@ fn settings(tick: Duration, dir: &std::path::Path) -> Settings {
         moves_per_sec: 1_000_000,
         max_readers: 10_000_000,
         max_readers_per_post: 10_000_000,
+        max_streams_per_address: 10_000_000,
         data_dir: dir.to_path_buf(),
         save_interval: Duration::from_secs(1),
     }
@@ -27,6 +28,15 @@ fn settings(tick: Duration, dir: &std::path::Path) -> Settings {
 
 fn slug(n: usize) -> Slug {
     Slug::parse(&format!("post-{n}")).expect("valid slug")
+}
+
+fn request(n: usize) -> JoinRequest {
+    JoinRequest {
+        slug: slug(n),
+        blocks: 60,
+        resume: None,
+        peer: std::net::IpAddr::from([127, 0, 0, 1]),
+    }
 }
 
 async fn wait_for(what: impl Fn() -> bool) {
@@ -48,7 +58,7 @@ async fn join_many(ghosts: &Ghosts, count: usize, rooms: usize, tasks: usize) ->
         set.spawn(async move {
             let mut parts = Vec::new();
             for i in (t..count).step_by(tasks) {
-                parts.push(ghosts.join(slug(i % rooms), 60, None).await.expect("join"));
+                parts.push(ghosts.join(request(i % rooms)).await.expect("join"));
             }
             parts
         });
@@ -128,7 +138,7 @@ fn main() {
             let metrics = metrics.clone();
             set.spawn(async move {
                 for i in 0..5_000usize {
-                    let parts = ghosts.join(slug((t * 5_000 + i) % 100), 60, None).await.expect("join");
+                    let parts = ghosts.join(request((t * 5_000 + i) % 100)).await.expect("join");
                     for m in 0..8 {
                         ghosts.move_to(parts.ghost.clone(), m as f64).await.expect("move");
                     }

@@ -7,9 +7,12 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::app::App;
-use crate::ghosts::{JoinRefused, Token};
+use std::net::IpAddr;
+
+use crate::ghosts::{JoinRefused, JoinRequest, Token};
 use crate::position::parse_position;
 use crate::reply::{self, Body};
+use crate::server::PeerAddr;
 use crate::sse::EventStream;
 
 /// Methods the event stream answers.
@@ -30,11 +33,13 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
         _ => return reply::method_not_allowed(EVENTS_ALLOW, true),
     }
     let post = &entry.post;
-    match app
-        .ghosts
-        .join(post.slug.clone(), post.blocks, resume_token(request))
-        .await
-    {
+    let request_to_join = JoinRequest {
+        slug: post.slug.clone(),
+        blocks: post.blocks,
+        resume: resume_token(request),
+        peer: client_address(app, request),
+    };
+    match app.ghosts.join(request_to_join).await {
         Ok(parts) => {
             let stream = EventStream::new(parts, app.config.heartbeat, app.metrics.clone());
             stream_response(http_body_util::BodyExt::boxed_unsync(stream))
@@ -48,6 +53,11 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
             StatusCode::SERVICE_UNAVAILABLE,
             10,
             "This post has as many live readers as it allows; try again in a little while.",
+        ),
+        Err(JoinRefused::AddressFull) => reply::json_retry(
+            StatusCode::TOO_MANY_REQUESTS,
+            30,
+            "Too many open streams from your address; close some tabs and try again.",
         ),
         Err(JoinRefused::Stopped) => reply::json_retry(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -65,6 +75,27 @@ fn stream_response(body: Body) -> Response<Body> {
     // Asks nginx (and proxies that copy it) not to buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// The client's address: the connection's, or, from a trusted proxy, the
+/// last address it appended to `X-Forwarded-For`.
+fn client_address<B>(app: &App, request: &Request<B>) -> IpAddr {
+    let peer = request
+        .extensions()
+        .get::<PeerAddr>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip().to_canonical());
+    if !app.config.trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .next_back()
+        .map_or(peer, |a| a.to_canonical())
 }
 
 /// The token a reconnecting reader sends back: `Last-Event-ID` from

@@ -60,6 +60,13 @@ pub struct Config {
     pub max_readers: usize,
     /// Readers allowed on one post.
     pub max_readers_per_post: usize,
+    /// Event streams allowed from one client address. Generous, because a
+    /// whole office can sit behind one address.
+    pub max_streams_per_address: usize,
+    /// Proxies whose `X-Forwarded-For` names the real client address (for
+    /// the per-address limit). Requests from anywhere else are taken at
+    /// their connection's address, so the header cannot be forged.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// How often the all-time counts are written to disk (when they changed).
     pub save_interval: Duration,
 }
@@ -84,6 +91,8 @@ impl Default for Config {
             moves_per_sec: 50,
             max_readers: 100_000,
             max_readers_per_post: 20_000,
+            max_streams_per_address: 500,
+            trusted_proxies: Vec::new(),
             save_interval: Duration::from_secs(1),
         }
     }

@@ -93,6 +93,7 @@ pub async fn serve(
             moves_per_sec: config.moves_per_sec,
             max_readers: config.max_readers,
             max_readers_per_post: config.max_readers_per_post,
+            max_streams_per_address: config.max_streams_per_address,
             data_dir: config.data_dir.clone(),
             save_interval: config.save_interval,
         },

@@ -55,6 +55,20 @@ struct Args {
     /// Most live readers on one post; more get 503.
     #[arg(long, env = "GHOSTREAD_MAX_READERS_PER_POST", default_value_t = 20_000)]
     max_readers_per_post: usize,
+    /// Most live event streams from one client address; more get 429.
+    #[arg(long, env = "GHOSTREAD_MAX_STREAMS_PER_ADDRESS", default_value_t = 500)]
+    max_streams_per_address: usize,
+    /// A reverse proxy whose X-Forwarded-For header is trusted for the client
+    /// address (repeat for several; comma-separated in the environment).
+    #[arg(
+        long = "trust-proxy",
+        env = "GHOSTREAD_TRUST_PROXY",
+        value_delimiter = ','
+    )]
+    trust_proxy: Vec<std::net::IpAddr>,
+    /// Milliseconds between saves of the reader counts (when they changed).
+    #[arg(long, env = "GHOSTREAD_SAVE_INTERVAL_MS", default_value_t = 1000)]
+    save_interval_ms: u64,
     /// Log level: error, warn, info, debug (every request) or trace.
     #[arg(long, env = "GHOSTREAD_LOG", default_value = "info")]
     log: tracing::Level,
@@ -77,6 +91,9 @@ impl Args {
             moves_per_sec: self.moves_per_sec.max(1),
             max_readers: self.max_readers,
             max_readers_per_post: self.max_readers_per_post,
+            max_streams_per_address: self.max_streams_per_address,
+            trusted_proxies: self.trust_proxy,
+            save_interval: Duration::from_millis(self.save_interval_ms.max(1)),
             ..defaults
         }
     }

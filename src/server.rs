@@ -27,6 +27,10 @@ const MAX_H2_STREAMS: u32 = 256;
 /// answer: finds peers that vanished without closing.
 const H2_KEEPALIVE: Duration = Duration::from_secs(20);
 
+/// The address a request's connection comes from, in its extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Accepts connections until `shutdown` resolves, then fires `trigger` (which
 /// ends every event stream), lets in-flight requests finish within the grace
 /// period, and returns.
@@ -57,7 +61,7 @@ pub async fn run(
     tokio::pin!(shutdown);
 
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -95,7 +99,8 @@ pub async fn run(
                 }
                 _ = stopping.wait() => return,
             }
-            let service = service_fn(move |request| {
+            let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(routes::handle(&app, request).await) }
             });

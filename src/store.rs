@@ -27,19 +27,21 @@ pub fn counts_path(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
-/// Reads the counts. A missing folder is created and a missing file is a
+/// Reads the counts. A missing folder is created (if it cannot be, the
+/// server starts from zero and keeps trying to save) and a missing file is a
 /// fresh start; a file that cannot be parsed is moved aside as
-/// `counts.json.corrupt-<unix time>` (never overwritten) with a warning.
+/// `counts.json.corrupt-<unix time>` (never overwritten) with a warning. A
+/// file that exists but cannot be read is an error: starting from zero would
+/// overwrite it at the next save.
 pub fn load_counts(dir: &Path) -> io::Result<Totals> {
-    fs::create_dir_all(dir).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "cannot create the data folder {}: {e}; pass a writable --data",
-                dir.display()
-            ),
-        )
-    })?;
+    if let Err(error) = fs::create_dir_all(dir) {
+        tracing::warn!(
+            "cannot create the data folder {}: {error}; counting in memory and retrying every save",
+            dir.display()
+        );
+        return Ok(Totals::new());
+    }
+    remove_stale_temp_files(dir);
     let path = counts_path(dir);
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
@@ -70,8 +72,26 @@ pub fn load_counts(dir: &Path) -> io::Result<Totals> {
     }
 }
 
+/// A save cut short (kill -9, power loss) leaves its temp file; it was never
+/// renamed, so it holds nothing the real file needs.
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&format!(".{FILE}.tmp-"))
+        {
+            let _ = fs::remove_file(entry.path()); // Best effort: it is only litter.
+        }
+    }
+}
+
 /// Replaces the counts file atomically.
 pub fn save_counts(dir: &Path, totals: &Totals) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
     let bytes = serde_json::to_vec_pretty(&CountsFile {
         version: 1,
         totals: totals.clone(),

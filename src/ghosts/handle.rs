@@ -1,6 +1,7 @@
 //! The only way into the manager: a cheap, cloneable handle whose methods
 //! send commands and await the answers.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,15 +31,27 @@ pub struct Settings {
     pub moves_per_sec: u32,
     pub max_readers: usize,
     pub max_readers_per_post: usize,
+    pub max_streams_per_address: usize,
     pub data_dir: PathBuf,
     pub save_interval: Duration,
 }
 
+/// A reader asking for a stream.
+#[derive(Debug)]
+pub struct JoinRequest {
+    pub slug: Slug,
+    /// The post's block count, for `hello`.
+    pub blocks: u32,
+    /// The token of a ghost to resume or take over.
+    pub resume: Option<Token>,
+    /// Where the stream comes from, for the per-address limit. Held only
+    /// while the stream is open.
+    pub peer: IpAddr,
+}
+
 pub(super) enum Command {
     Join {
-        slug: Slug,
-        blocks: u32,
-        resume: Option<Token>,
+        request: JoinRequest,
         respond_to: oneshot::Sender<Result<Joined, JoinRefused>>,
     },
     Move {
@@ -86,6 +99,7 @@ pub(super) struct Joined {
 pub enum JoinRefused {
     ServerFull,
     PostFull,
+    AddressFull,
     Stopped,
 }
 
@@ -139,19 +153,12 @@ impl Ghosts {
         }
     }
 
-    /// Opens a reader's stream on a post with `blocks` blocks, resuming the
-    /// ghost of `resume` when it may be.
-    pub async fn join(
-        &self,
-        slug: Slug,
-        blocks: u32,
-        resume: Option<Token>,
-    ) -> Result<StreamParts, JoinRefused> {
+    /// Opens a reader's stream, resuming the ghost of `request.resume` when
+    /// it may be.
+    pub async fn join(&self, request: JoinRequest) -> Result<StreamParts, JoinRefused> {
         let (respond_to, answer) = oneshot::channel();
         let command = Command::Join {
-            slug,
-            blocks,
-            resume,
+            request,
             respond_to,
         };
         self.commands

@@ -3,6 +3,7 @@
 //! reader's stream copies them to its own socket at its own pace.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::ghost::{pick_color, Color, GhostId, Token};
-use super::handle::{Command, JoinRefused, Joined, Resync, Settings, StreamEvent};
+use super::handle::{Command, JoinRefused, JoinRequest, Joined, Resync, Settings, StreamEvent};
 use super::published::{Census, Counts, Directory, Limiter, Seat};
 use super::room::{Moved, Room};
 use crate::blog::Slug;
@@ -27,7 +28,7 @@ use crate::store::{save_counts, Totals};
 /// can delay a tick by at most this many commands' work.
 const BATCH: usize = 256;
 
-/// How often expired resume tokens are forgotten and changed counts saved.
+/// How often expired resume tokens are forgotten.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
 /// A ghost with an open stream.
@@ -35,6 +36,9 @@ struct Live {
     token: Token,
     slug: Slug,
     color: Color,
+    /// The address the ghost's first stream came from, counted in
+    /// `per_address` until the ghost leaves.
+    peer: IpAddr,
     /// Which stream of this ghost is current.
     serial: u64,
     /// Dropping this ends the current stream.
@@ -64,6 +68,9 @@ pub(super) struct Manager {
     stream_events: mpsc::UnboundedReceiver<StreamEvent>,
     live: HashMap<GhostId, Live>,
     live_tokens: HashMap<Token, GhostId>,
+    /// Live ghosts per client address, for the per-address limit. An address
+    /// is forgotten as soon as its last ghost leaves.
+    per_address: HashMap<IpAddr, usize>,
     parked: HashMap<Token, Parked>,
     rooms: HashMap<Slug, Room>,
     totals: Totals,
@@ -74,7 +81,10 @@ pub(super) struct Manager {
     flush_at: Option<Instant>,
     last_flush: Instant,
     next_serial: u64,
-    totals_changed: bool,
+    /// When the changed counts are next saved; `None` while nothing changed.
+    /// At most `save_interval` after the first unsaved change, so kill -9
+    /// loses at most that much.
+    save_at: Option<Instant>,
     last_save: Instant,
     saving: Option<JoinHandle<()>>,
     directory: Arc<Directory>,
@@ -114,6 +124,7 @@ impl Manager {
             stream_events,
             live: HashMap::new(),
             live_tokens: HashMap::new(),
+            per_address: HashMap::new(),
             parked: HashMap::new(),
             rooms: HashMap::new(),
             totals,
@@ -121,7 +132,7 @@ impl Manager {
             flush_at: None,
             last_flush: Instant::now(),
             next_serial: 0,
-            totals_changed: false,
+            save_at: None,
             last_save: Instant::now(),
             saving: None,
             directory,
@@ -171,9 +182,11 @@ impl Manager {
                 self.housekeeping(now);
                 next_housekeeping = now + HOUSEKEEPING;
             }
-            let wake = self
-                .flush_at
-                .map_or(next_housekeeping, |at| at.min(next_housekeeping));
+            self.save_if_due(now);
+            let wake = [self.flush_at, self.save_at]
+                .into_iter()
+                .flatten()
+                .fold(next_housekeeping, Instant::min);
             if timer.deadline() != wake {
                 timer.as_mut().reset(wake);
             }
@@ -187,13 +200,11 @@ impl Manager {
     fn apply(&mut self, command: Command) {
         match command {
             Command::Join {
-                slug,
-                blocks,
-                resume,
+                request,
                 respond_to,
             } => {
-                let joined = self.join(slug, blocks, resume);
-                if let Err(JoinRefused::ServerFull | JoinRefused::PostFull) = &joined {
+                let joined = self.join(request);
+                if joined.is_err() {
                     self.metrics.streams_refused.inc();
                 }
                 // If the requester gave up, the stream parts it would have got
@@ -235,12 +246,13 @@ impl Manager {
         }
     }
 
-    fn join(
-        &mut self,
-        slug: Slug,
-        blocks: u32,
-        resume: Option<Token>,
-    ) -> Result<Joined, JoinRefused> {
+    fn join(&mut self, request: JoinRequest) -> Result<Joined, JoinRefused> {
+        let JoinRequest {
+            slug,
+            blocks,
+            resume,
+            peer,
+        } = request;
         // A ghost whose stream is still open: the newer stream takes over,
         // silently for everyone else.
         if let Some(joined) = resume
@@ -260,6 +272,10 @@ impl Manager {
             } else {
                 JoinRefused::PostFull
             });
+        }
+        let from_peer = self.per_address.get(&peer).copied().unwrap_or(0);
+        if from_peer >= self.settings.max_streams_per_address {
+            return Err(JoinRefused::AddressFull);
         }
         let resumed = resume.and_then(|token| match self.parked.remove(&token) {
             Some(parked) if parked.slug == slug => Some((token, parked)),
@@ -284,7 +300,10 @@ impl Manager {
             }
             None => {
                 *self.totals.entry(slug.to_string()).or_insert(0) += 1;
-                self.totals_changed = true;
+                if self.save_at.is_none() {
+                    self.save_at =
+                        Some((self.last_save + self.settings.save_interval).max(Instant::now()));
+                }
                 self.metrics.joins.inc();
                 let color = pick_color(room.colors(), &mut self.rng);
                 (
@@ -317,9 +336,11 @@ impl Manager {
         };
         self.directory.insert(token.clone(), Arc::new(seat));
         self.live_tokens.insert(token.clone(), id.clone());
+        *self.per_address.entry(peer).or_insert(0) += 1;
         self.live.insert(
             id,
             Live {
+                peer,
                 token,
                 slug,
                 color,
@@ -365,6 +386,12 @@ impl Manager {
         };
         self.live_tokens.remove(&live.token);
         self.directory.remove(&live.token);
+        if let Some(count) = self.per_address.get_mut(&live.peer) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_address.remove(&live.peer);
+            }
+        }
         let pos = match self.rooms.get_mut(&live.slug) {
             Some(room) => room.remove(id).map_or(0.0, |m| m.pos),
             None => 0.0,
@@ -457,13 +484,25 @@ impl Manager {
         if self.parked.len() != before {
             self.metrics.parked.set(self.parked.len() as i64);
         }
-        let save_due = now.duration_since(self.last_save) >= self.settings.save_interval;
-        let idle = self.saving.as_ref().is_none_or(JoinHandle::is_finished);
-        if self.totals_changed && save_due && idle {
-            self.totals_changed = false;
-            self.last_save = now;
-            self.saving = Some(self.spawn_save());
+    }
+
+    /// Starts a save if one is due and none is running; a save still running
+    /// (a slow disk) pushes the next one back a little instead of piling up.
+    fn save_if_due(&mut self, now: Instant) {
+        if self.save_at.is_none_or(|at| at > now) {
+            return;
         }
+        if self
+            .saving
+            .as_ref()
+            .is_some_and(|saving| !saving.is_finished())
+        {
+            self.save_at = Some(now + Duration::from_millis(10));
+            return;
+        }
+        self.save_at = None;
+        self.last_save = now;
+        self.saving = Some(self.spawn_save());
     }
 
     /// Saves on the blocking pool: the manager never waits for a disk.
@@ -489,6 +528,7 @@ impl Manager {
     async fn shutdown(&mut self) {
         // Dropping every `end` sender and room ends every stream.
         self.live.clear();
+        self.per_address.clear();
         self.live_tokens.clear();
         self.parked.clear();
         self.rooms.clear();

@@ -13,5 +13,5 @@ pub mod published;
 pub mod room;
 
 pub use ghost::{Color, GhostId, Token};
-pub use handle::{Ghosts, JoinRefused, Resync, Settings, Stopped, StreamEvent};
+pub use handle::{Ghosts, JoinRefused, JoinRequest, Resync, Settings, Stopped, StreamEvent};
 pub use published::{Counts, Seat};
