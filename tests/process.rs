@@ -3,110 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::binary::{Running, BIN};
 use common::{get, post, TempDir};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ghostread");
-
-/// A running binary whose log lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the ghostread binary");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The server on a free port with these posts and data folders.
-    fn serve(posts: &TempDir, data: &TempDir) -> Running {
-        let posts = posts.path().to_string_lossy().into_owned();
-        let data = data.path().to_string_lossy().into_owned();
-        Running::start(&["--addr", "127.0.0.1:0", "--posts", &posts, "--data", &data])
-    }
-
-    /// Waits (up to 10 s) for a log line containing `needle`.
-    fn wait_for_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
-                return line.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
-                Err(_) => panic!("no log line with {needle:?}; saw {:#?}", self.seen),
-            }
-        }
-    }
-
-    fn addr(&mut self) -> SocketAddr {
-        let line = self.wait_for_line("listening on http://");
-        let start = line.find("http://").expect("url") + "http://".len();
-        line[start..]
-            .split_whitespace()
-            .next()
-            .expect("address")
-            .parse()
-            .expect("socket address")
-    }
-
-    fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn help_explains_every_flag_and_its_default() {
@@ -207,8 +108,11 @@ async fn sigterm_with_a_thousand_open_streams_exits_within_five_seconds_and_save
         opening.spawn(async move {
             let mut readers = Vec::new();
             for i in 0..100 {
-                readers
-                    .push(common::sse::open(addr, &format!("p{}", (worker * 100 + i) % 20)).await);
+                let n = worker * 100 + i;
+                let reader =
+                    common::sse::open_from(addr, &format!("p{}", n % 20), common::sse::source(n))
+                        .await;
+                readers.push(reader);
             }
             readers
         });

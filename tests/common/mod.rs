@@ -2,7 +2,9 @@
 //! it, and make throwaway folders. Every test goes through real sockets.
 #![allow(dead_code)] // Each test binary uses a different part of this file.
 
+pub mod binary;
 pub mod browser;
+pub mod nginx;
 pub mod sse;
 
 use std::net::SocketAddr;

@@ -43,6 +43,24 @@ pub async fn open(addr: SocketAddr, slug: &str) -> Reader {
         .unwrap_or_else(|r| panic!("stream refused: {r:?}"))
 }
 
+/// Opens `/posts/{slug}/events` from source address `source` (any of
+/// 127.0.0.0/8), as readers on many machines would.
+pub async fn open_from(addr: SocketAddr, slug: &str, source: std::net::Ipv4Addr) -> Reader {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from((source, 0)))
+        .expect("bind a loopback source address");
+    let stream = socket.connect(addr).await.expect("connect");
+    open_on(stream, &format!("/posts/{slug}/events"), "")
+        .await
+        .unwrap_or_else(|r| panic!("stream refused: {r:?}"))
+}
+
+/// The `n`th of many loopback source addresses: 127.0.<n / 250>.<n % 250 + 2>.
+pub fn source(n: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, (n / 250 % 250) as u8, (n % 250 + 2) as u8)
+}
+
 /// Opens a stream at `path` with extra raw header lines; a non-200 answer is
 /// returned as the error.
 pub async fn open_with(

@@ -1,0 +1,72 @@
+//! A real nginx (Debian's package) as a reverse proxy in front of a test
+//! server, on loopback, with a config written by the test.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+pub struct Nginx {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: super::TempDir,
+}
+
+impl Nginx {
+    /// nginx with its defaults (proxy buffering on) proxying to `upstream`,
+    /// plus `extra` directives in the proxied location.
+    pub async fn proxy(upstream: SocketAddr, extra: &str) -> Nginx {
+        let dir = super::TempDir::new("nginx");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port for nginx");
+        let conf = format!(
+            "daemon off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log stderr warn;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log off;\n\
+               client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n\
+               fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
+               upstream ghostread {{ server {upstream}; keepalive 16; }}\n\
+               server {{\n    listen 127.0.0.1:{port};\n\
+                 location / {{\n      proxy_pass http://ghostread;\n      proxy_http_version 1.1;\n\
+                   proxy_set_header Connection \"\";\n\
+                   proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n      {extra}\n    }}\n  }}\n}}\n",
+            dir = dir.path().display(),
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("write nginx.conf");
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx (apt-get install nginx-light, or run bash .ci/test)");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        super::wait_until("nginx listens", || async {
+            tokio::net::TcpStream::connect(addr).await.is_ok()
+        })
+        .await;
+        assert_eq!(
+            super::get(addr, "/healthz").await.status,
+            200,
+            "nginx reaches the server"
+        );
+        Nginx {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM lets the master stop its worker; SIGKILL would orphan it.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
