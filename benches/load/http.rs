@@ -1,0 +1,91 @@
+//! Just enough HTTP/1.1 for the harness: a GET for pages, and a keep-alive
+//! POST connection that reads each answer whole so the next one lines up.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Connects from `source` (any of 127.0.0.0/8), so tens of thousands of
+/// connections do not run out of ephemeral ports on one address.
+pub async fn connect_from(addr: SocketAddr, source: Ipv4Addr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    if addr.ip().is_loopback() {
+        socket.bind(SocketAddr::from((source, 0)))?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// The `n`th loopback source address, 127.1.x.y.
+pub fn source(n: usize) -> Ipv4Addr {
+    Ipv4Addr::new(
+        127,
+        1 + (n / 62_500 % 200) as u8,
+        (n / 250 % 250) as u8,
+        (n % 250 + 2) as u8,
+    )
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .expect("connect to the server");
+    let request = format!("GET {path} HTTP/1.1\r\nhost: load\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Sends one POST on a keep-alive connection and returns the status.
+pub async fn post(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    path: &str,
+    body: &str,
+) -> std::io::Result<u16> {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: load\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    buf.clear();
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + length {
+                read_more(stream, buf).await?;
+            }
+            if head.contains("connection: close") {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "server closed",
+                ));
+            }
+            return Ok(status);
+        }
+        read_more(stream, buf).await?;
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut chunk = [0u8; 4096];
+    let n = stream.read(&mut chunk).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(())
+}

@@ -1,0 +1,438 @@
+//! The load harness: simulated readers, each with a real event stream and
+//! real position POSTs, against a real ghostread.
+//!
+//! ```text
+//! cargo bench --bench load -- <scenario> [options]
+//! scenarios: hot-room, blog, idle-crowd, churn, ramp
+//! options:   --url http://HOST:PORT   drive a running server instead of starting one
+//!            --posts a,b,c            its posts (default: read from its index)
+//!            --readers N --hz F --seconds N --ramp-up N --tick-ms N --seed N
+//!            --out DIR                where the JSON and HTML go (target/ghostread-load)
+//!            --compare a.json b.json  the change between two runs
+//! ```
+//!
+//! Staleness: a move's POST is sent at t0; for every other reader of that
+//! post, the time until it sees that position or a newer one of the ghost.
+
+mod http;
+mod reader;
+mod report;
+mod stats;
+mod target;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+
+use reader::{Plan, Shared};
+use report::{Percentiles, Report, Sample};
+use target::{cpu_seconds, rss_kib, Target};
+
+/// One scenario's shape; every field can be overridden from the command line.
+#[derive(Clone)]
+struct Scenario {
+    name: String,
+    posts: usize,
+    readers: usize,
+    hz: f64,
+    seconds: u64,
+    ramp_up: u64,
+    /// Pick posts by a Zipf law (a few popular, a long tail) or evenly.
+    zipf: bool,
+    leave_chance: f64,
+    /// Readers joining (and as many leaving) per second, on top of the crowd.
+    churn_per_sec: f64,
+    tick_ms: u64,
+    seed: u64,
+}
+
+fn scenario(name: &str) -> Option<Scenario> {
+    let base = Scenario {
+        name: name.to_string(),
+        posts: 1,
+        readers: 200,
+        hz: 10.0,
+        seconds: 20,
+        ramp_up: 2,
+        zipf: false,
+        leave_chance: 0.0,
+        churn_per_sec: 0.0,
+        tick_ms: 10,
+        seed: 1,
+    };
+    Some(match name {
+        "hot-room" => base,
+        "blog" => Scenario {
+            posts: 50,
+            readers: 2000,
+            hz: 2.0,
+            ramp_up: 5,
+            zipf: true,
+            leave_chance: 0.02,
+            ..base
+        },
+        "idle-crowd" => Scenario {
+            posts: 180,
+            readers: 18_000,
+            hz: 0.1,
+            seconds: 30,
+            ramp_up: 15,
+            ..base
+        },
+        "churn" => Scenario {
+            posts: 50,
+            readers: 2000,
+            hz: 1.0,
+            ramp_up: 5,
+            zipf: true,
+            churn_per_sec: 200.0,
+            ..base
+        },
+        "ramp" => Scenario {
+            posts: 1000,
+            readers: 120_000,
+            hz: 0.1,
+            seconds: 5,
+            ramp_up: 0,
+            ..base
+        },
+        _ => return None,
+    })
+}
+
+struct Cli {
+    scenario: Scenario,
+    url: Option<String>,
+    posts: Option<Vec<String>>,
+    out: PathBuf,
+    command: String,
+}
+
+fn usage(message: &str) -> ! {
+    eprintln!("{message}\nusage: cargo bench --bench load -- <hot-room|blog|idle-crowd|churn|ramp> [--url URL] [--posts a,b] [--readers N] [--hz F] [--seconds N] [--ramp-up N] [--tick-ms N] [--seed N] [--out DIR]\n       cargo bench --bench load -- --compare a.json b.json");
+    std::process::exit(2)
+}
+
+fn parse() -> Cli {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("--compare") {
+        let (Some(a), Some(b)) = (args.get(1), args.get(2)) else {
+            usage("--compare needs two JSON files")
+        };
+        print!("{}", report::compare(a.as_ref(), b.as_ref()));
+        std::process::exit(0);
+    }
+    let Some(name) = args.first() else {
+        usage("name a scenario")
+    };
+    let Some(mut scenario) = scenario(name) else {
+        usage(&format!("unknown scenario {name}"))
+    };
+    let mut cli = Cli {
+        scenario: scenario.clone(),
+        url: None,
+        posts: None,
+        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ghostread-load"),
+        command: format!("cargo bench --bench load -- {}", args.join(" ")),
+    };
+    let mut i = 1;
+    while i < args.len() {
+        let value = args
+            .get(i + 1)
+            .cloned()
+            .unwrap_or_else(|| usage(&format!("{} needs a value", args[i])));
+        let number = |v: &str| -> f64 {
+            v.parse()
+                .unwrap_or_else(|_| usage(&format!("{} needs a number", args[i])))
+        };
+        match args[i].as_str() {
+            "--url" => cli.url = Some(value),
+            "--posts" => cli.posts = Some(value.split(',').map(str::to_string).collect()),
+            "--out" => cli.out = PathBuf::from(value),
+            "--readers" => scenario.readers = number(&value).clamp(1.0, 1_000_000.0) as usize,
+            "--hz" => scenario.hz = number(&value).clamp(0.01, 10.0),
+            "--seconds" => scenario.seconds = number(&value).clamp(1.0, 3600.0) as u64,
+            "--ramp-up" => scenario.ramp_up = number(&value).clamp(0.0, 600.0) as u64,
+            "--tick-ms" => scenario.tick_ms = number(&value).clamp(1.0, 1000.0) as u64,
+            "--seed" => scenario.seed = number(&value) as u64,
+            other => usage(&format!("unknown option {other}")),
+        }
+        i += 2;
+    }
+    cli.scenario = scenario;
+    cli
+}
+
+/// Raises this process's open-file limit as far as it may go, and says how
+/// far that is.
+fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}
+
+fn main() {
+    let cli = parse();
+    let fd_limit = raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let report = runtime.block_on(run(
+        cli.scenario.clone(),
+        cli.url.clone(),
+        cli.posts.clone(),
+        fd_limit,
+        &cli.command,
+    ));
+    print!("\n{}", report.table());
+    match report.save(&cli.out) {
+        Ok((json, html)) => println!("report: {} and {}", json.display(), html.display()),
+        Err(error) => eprintln!("cannot write the report in {}: {error}", cli.out.display()),
+    }
+}
+
+async fn run(
+    s: Scenario,
+    url: Option<String>,
+    posts: Option<Vec<String>>,
+    fd_limit: u64,
+    command: &str,
+) -> Report {
+    let target = match &url {
+        Some(url) => Target::remote(url, posts).await,
+        None => Target::spawn(s.posts, s.tick_ms),
+    };
+    let ramp = s.name == "ramp";
+    // Past the open-file limit, readers ride HTTP/2 streams, 200 to a connection.
+    let h2 = ramp || s.readers as u64 + 300 > fd_limit;
+    let transport = if h2 {
+        "HTTP/2, 200 reader streams per connection (as a browser shares one per origin)".to_string()
+    } else {
+        "HTTP/1.1, one connection per reader stream, POSTs on 64 shared keep-alive connections"
+            .to_string()
+    };
+    let total_readers =
+        s.readers + (s.churn_per_sec * (s.seconds + s.ramp_up) as f64) as usize + 16;
+    let shared = Shared::new(
+        target.addr,
+        target.blocks,
+        total_readers,
+        64,
+        h2.then_some(200),
+    );
+    println!("{}: {} readers over {} posts at {} Hz for {} s against {} ({}); open-file limit {fd_limit}",
+        s.name, s.readers, target.slugs.len(), s.hz, s.seconds, target.addr, target.mode());
+
+    let mut rng = StdRng::seed_from_u64(s.seed);
+    let weights: Vec<f64> = (0..target.slugs.len())
+        .map(|i| if s.zipf { 1.0 / (i + 1) as f64 } else { 1.0 })
+        .collect();
+    let weight_sum: f64 = weights.iter().sum();
+    let slugs: Vec<Arc<str>> = target.slugs.iter().map(|s| Arc::from(s.as_str())).collect();
+    let pick = move |rng: &mut StdRng| -> Arc<str> {
+        let mut x = rng.random_range(0.0..weight_sum);
+        for (i, w) in weights.iter().enumerate() {
+            if x < *w {
+                return slugs[i].clone();
+            }
+            x -= w;
+        }
+        slugs[slugs.len() - 1].clone()
+    };
+
+    let pid = target.pid();
+    let started = Instant::now();
+    let move_until = started + Duration::from_secs(s.ramp_up + s.seconds);
+    let end_at = move_until + Duration::from_secs(1);
+    let (server_cpu0, harness_cpu0) =
+        (pid.as_deref().map_or(0.0, cpu_seconds), cpu_seconds("self"));
+    let rss0 = pid.as_deref().map_or(0, |p| rss_kib(p).0);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut next_reader = 0usize;
+    let mut timeline: Vec<Sample> = Vec::new();
+    let mut peak_open = 0u64;
+    let mut knee = None;
+    let mut last = (server_cpu0, harness_cpu0, 0u64, 0u64);
+    let mut ramp_target = if ramp {
+        5_000.min(s.readers)
+    } else {
+        s.readers
+    };
+    let mut step_started = started;
+    let mut step_worst = 0.0f64;
+    let mut step_errors = 0u64;
+    let mut step_moves = 0u64;
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    let spawn_every =
+        Duration::from_secs_f64((s.ramp_up as f64 / s.readers.max(1) as f64).max(0.000_01));
+    // Skip, not burst: the interval waits through the ramp-up unpolled, and
+    // must not then fire every tick it missed at once.
+    let mut churn_every = (s.churn_per_sec > 0.0).then(|| {
+        let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / s.churn_per_sec));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        every
+    });
+    let churn_life = Duration::from_secs_f64(s.readers as f64 / s.churn_per_sec.max(1e-9));
+    let mut spawn_tick = tokio::time::interval(spawn_every.max(Duration::from_micros(50)));
+    loop {
+        tokio::select! {
+            _ = spawn_tick.tick(), if next_reader < ramp_target && next_reader < total_readers => {
+                // Spawn as many as are due, so a short ramp-up is honoured.
+                let due = if s.ramp_up == 0 { ramp_target } else {
+                    ((started.elapsed().as_secs_f64() / s.ramp_up as f64) * s.readers as f64).ceil() as usize
+                };
+                while next_reader < due.min(ramp_target) {
+                    let life_end = if s.churn_per_sec > 0.0 {
+                        // The first crowd leaves evenly over one lifetime after the ramp-up,
+                        // as the newcomers arrive, so the population holds steady.
+                        started + Duration::from_secs(s.ramp_up) + churn_life.mul_f64(rng.random_range(0.0..1.0))
+                    } else if ramp { Instant::now() + Duration::from_secs(3600) } else { end_at };
+                    let plan = Plan { slug: pick(&mut rng), hz: s.hz, leave_chance: s.leave_chance,
+                        move_until: if ramp { life_end } else { move_until }, end_at: life_end.min(if ramp { life_end } else { end_at }), seed: rng.random() };
+                    tasks.spawn(reader::run(shared.clone(), next_reader, plan));
+                    next_reader += 1;
+                }
+            }
+            _ = async { match churn_every.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending::<()>().await } },
+                if next_reader >= s.readers && Instant::now() < move_until && next_reader < total_readers => {
+                let plan = Plan { slug: pick(&mut rng), hz: s.hz, leave_chance: 0.0, move_until,
+                    end_at: (Instant::now() + churn_life).min(end_at), seed: rng.random() };
+                tasks.spawn(reader::run(shared.clone(), next_reader, plan));
+                next_reader += 1;
+            }
+            _ = second.tick() => {
+                let t = started.elapsed().as_secs_f64();
+                let histogram = shared.stats.take_second();
+                let q = |q: f64| if histogram.is_empty() { 0.0 } else { histogram.value_at_quantile(q) as f64 / 1000.0 };
+                let (server_cpu, harness_cpu) = (pid.as_deref().map_or(0.0, cpu_seconds), cpu_seconds("self"));
+                let deliveries = shared.stats.deliveries.load(Ordering::Relaxed);
+                let moves = shared.stats.moves_sent.load(Ordering::Relaxed);
+                let open = shared.stats.open_streams.load(Ordering::Relaxed);
+                peak_open = peak_open.max(open);
+                let sample = Sample {
+                    t, open, p50_ms: q(0.5), p99_ms: q(0.99),
+                    deliveries: deliveries - last.2, moves: moves - last.3,
+                    server_cores: server_cpu - last.0, harness_cores: harness_cpu - last.1,
+                    server_rss_mib: pid.as_deref().map_or(0, |p| rss_kib(p).0) as f64 / 1024.0,
+                };
+                last = (server_cpu, harness_cpu, deliveries, moves);
+                eprint!("\r[{t:5.0} s] open {open:>6} | p99 {:>8.2} ms | {:>6} moves/s | {:>8} deliveries/s | server {:.2} core | harness {:.2} core   ",
+                    sample.p99_ms, sample.moves, sample.deliveries, sample.server_cores, sample.harness_cores);
+                timeline.push(sample.clone());
+                if ramp {
+                    // Judge a step once its readers have settled in.
+                    if step_started.elapsed() >= Duration::from_secs(2) && next_reader >= ramp_target {
+                        step_worst = step_worst.max(sample.p99_ms);
+                    }
+                    let errors = shared.stats.failed.load(Ordering::Relaxed) + shared.stats.posts_not_204();
+                    let step_done = step_started.elapsed() >= Duration::from_secs(s.seconds) && next_reader >= ramp_target && open as usize >= ramp_target * 99 / 100;
+                    let stuck = step_started.elapsed() >= Duration::from_secs(s.seconds * 6);
+                    if errors > step_errors || step_worst > 250.0 || stuck {
+                        eprintln!("\nramp: stopping at {ramp_target} readers (p99 {step_worst:.1} ms, {} new errors{})",
+                            errors - step_errors, if stuck { ", readers did not all connect" } else { "" });
+                        break;
+                    }
+                    if step_done {
+                        let step_secs = step_started.elapsed().as_secs_f64().max(1e-9);
+                        knee = Some((open, (moves - step_moves) as f64 / step_secs));
+                        if ramp_target >= s.readers { break; }
+                        ramp_target = (ramp_target + 5_000).min(s.readers);
+                        step_started = Instant::now();
+                        step_moves = moves;
+                        step_worst = 0.0;
+                        step_errors = errors;
+                    }
+                } else if Instant::now() >= end_at {
+                    break;
+                }
+            }
+        }
+    }
+    eprintln!();
+    let elapsed = started.elapsed().as_secs_f64();
+    let window = if ramp {
+        elapsed
+    } else {
+        (s.seconds + s.ramp_up) as f64
+    };
+    let total = shared.stats.total();
+    let server_cpu = pid.as_deref().map_or(0.0, cpu_seconds) - server_cpu0;
+    let harness_cpu = cpu_seconds("self") - harness_cpu0;
+    let peak_rss = pid.as_deref().map_or(0, |p| rss_kib(p).1);
+    let quantile = |q: f64| {
+        if total.is_empty() {
+            0.0
+        } else {
+            total.value_at_quantile(q) as f64 / 1000.0
+        }
+    };
+    let cdf = (0..=200)
+        .map(|i| {
+            let q = f64::from(i) / 200.0;
+            (quantile(q.min(0.9999)), q)
+        })
+        .collect();
+    let moves = shared.stats.moves_sent.load(Ordering::Relaxed);
+    let report = Report {
+        scenario: s.name.clone(),
+        command: command.to_string(),
+        seed: s.seed,
+        transport,
+        server: target.mode().to_string(),
+        posts: target.slugs.len(),
+        readers: peak_open,
+        hz: s.hz,
+        seconds: elapsed,
+        connections_opened: shared.stats.opened.load(Ordering::Relaxed),
+        connections_failed: shared.stats.failed.load(Ordering::Relaxed),
+        resumed: shared.stats.resumed.load(Ordering::Relaxed),
+        post_answers: shared.stats.posts(),
+        moves_sent: moves,
+        moves_per_sec: moves as f64 / window,
+        deliveries_per_sec: total.len() as f64 / window,
+        bytes_per_sec: shared.stats.bytes.load(Ordering::Relaxed) as f64 / window,
+        staleness_ms: Percentiles {
+            p50: quantile(0.5),
+            p90: quantile(0.9),
+            p99: quantile(0.99),
+            p999: quantile(0.999),
+            max: total.max() as f64 / 1000.0,
+            count: total.len(),
+        },
+        server_cpu_cores: server_cpu / elapsed,
+        server_peak_rss_mib: peak_rss as f64 / 1024.0,
+        server_bytes_per_reader: if peak_open > 0 {
+            (peak_rss.saturating_sub(rss0) * 1024) as f64 / peak_open as f64
+        } else {
+            0.0
+        },
+        harness_cpu_cores: harness_cpu / elapsed,
+        errors: shared.stats.errors(),
+        knee,
+        cdf,
+        timeline,
+    };
+    tasks.abort_all();
+    drop(target);
+    report
+}

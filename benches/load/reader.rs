@@ -1,0 +1,537 @@
+//! One simulated reader: a real event stream (HTTP/1.1, or a stream on a
+//! shared HTTP/2 connection) and real position POSTs, moved by a reading
+//! model. Every position encodes its move's sequence number in its
+//! thousandths, so a watcher can tell which move it sees and how late.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use parking_lot::RwLock;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::http::{connect_from, post, source};
+use crate::stats::Stats;
+
+/// Sends remembered per ghost; positions carry the sequence number modulo
+/// 1,000, and a watcher is never 1,000 moves of one ghost behind.
+const RING: usize = 1024;
+
+/// When each of one ghost's moves was sent.
+pub struct Sent {
+    count: AtomicU64,
+    times: Box<[AtomicU64]>,
+    /// Which stream of this reader is open; moves queued by an earlier one
+    /// are dropped, as a closed tab sends nothing.
+    session: AtomicU64,
+}
+
+impl Sent {
+    fn new() -> Sent {
+        Sent {
+            count: AtomicU64::new(0),
+            times: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+            session: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A move for the POST pool.
+pub struct Move {
+    reader: usize,
+    session: u64,
+    seq: u64,
+    pos: f64,
+    token: Arc<str>,
+    slug: Arc<str>,
+}
+
+/// Everything the readers of one run share.
+pub struct Shared {
+    pub start: std::time::Instant,
+    pub addr: SocketAddr,
+    pub blocks: u32,
+    pub stats: Stats,
+    sent: Vec<Sent>,
+    ids: RwLock<HashMap<String, usize>>,
+    posters: Vec<mpsc::Sender<Move>>,
+    h2: Option<H2Pool>,
+}
+
+impl Shared {
+    /// Room for `readers` readers; `posters` keep-alive POST connections;
+    /// event streams over HTTP/2 with `h2_streams` per connection, if set.
+    pub fn new(
+        addr: SocketAddr,
+        blocks: u32,
+        readers: usize,
+        posters: usize,
+        h2_streams: Option<usize>,
+    ) -> Arc<Shared> {
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..posters.max(1) {
+            let (tx, rx) = mpsc::channel(4096);
+            senders.push(tx);
+            receivers.push(rx);
+        }
+        let shared = Arc::new(Shared {
+            start: std::time::Instant::now(),
+            addr,
+            blocks,
+            stats: Stats::default(),
+            sent: (0..readers).map(|_| Sent::new()).collect(),
+            ids: RwLock::new(HashMap::new()),
+            posters: senders,
+            h2: h2_streams.map(|per| H2Pool {
+                per,
+                conns: tokio::sync::Mutex::new(Vec::new()),
+            }),
+        });
+        for (n, rx) in receivers.into_iter().enumerate() {
+            tokio::spawn(poster(shared.clone(), n, rx));
+        }
+        shared
+    }
+
+    fn nanos(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+}
+
+/// How one reader behaves.
+#[derive(Clone)]
+pub struct Plan {
+    pub slug: Arc<str>,
+    /// Average moves per second; 10 and over means a steady 10 Hz.
+    pub hz: f64,
+    /// Chance, after each burst of scrolling, of leaving and coming back
+    /// with `Last-Event-ID` a few seconds later.
+    pub leave_chance: f64,
+    pub move_until: Instant,
+    pub end_at: Instant,
+    pub seed: u64,
+}
+
+/// Runs one reader until its plan ends.
+pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
+    let mut rng = StdRng::seed_from_u64(plan.seed);
+    let mut token: Option<Arc<str>> = None;
+    let mut seq = 0u64;
+    let mut block = rng.random_range(0..shared.blocks.max(1)) as f64;
+    while Instant::now() < plan.end_at {
+        let Some(mut stream) = open(&shared, me, &plan.slug, token.as_deref()).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        shared.stats.open_streams.fetch_add(1, Ordering::Relaxed);
+        let session = shared.sent[me].session.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut watcher = Watcher {
+            me,
+            last_seen: HashMap::new(),
+            event: String::new(),
+            samples: Vec::new(),
+        };
+        let mut buf = Vec::with_capacity(8192);
+        let mut burst = 0u32;
+        // A reader reads a while before it first scrolls: spread over one
+        // period, so readers who arrive together do not all move together.
+        let first = rng.random_range(0.0..(1.0 / plan.hz).max(0.1));
+        let mut next_move = Instant::now() + Duration::from_secs_f64(first);
+        let leave = loop {
+            tokio::select! {
+                read = stream.chunk(&mut buf) => {
+                    let Some(n) = read else { break false };
+                    shared.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    if let Some(new_token) = watcher.consume(&shared, &mut buf) {
+                        token = Some(new_token);
+                    }
+                }
+                _ = tokio::time::sleep_until(plan.end_at) => break false,
+                _ = tokio::time::sleep_until(next_move) => {
+                    let now = Instant::now();
+                    if now >= plan.end_at { break false; }
+                    if now >= plan.move_until || token.is_none() {
+                        next_move = plan.end_at;
+                        continue;
+                    }
+                    // Read on a little; a thousandth of the block says which move this is.
+                    block = (block + rng.random_range(0.05..0.4)) % f64::from(shared.blocks.max(1));
+                    let pos = block.floor() + (seq % 1000) as f64 / 1000.0;
+                    if let Some(token) = &token {
+                        let poster = &shared.posters[me % shared.posters.len()];
+                        let queued = poster.try_send(Move { reader: me, session, seq, pos, token: token.clone(), slug: plan.slug.clone() });
+                        if queued.is_err() { shared.stats.error("harness: POST queue full (the harness is the limit)"); }
+                    }
+                    seq += 1;
+                    let (delay, burst_over) = next_delay(&mut rng, plan.hz, &mut burst);
+                    next_move = now + delay;
+                    if burst_over && rng.random_bool(plan.leave_chance.clamp(0.0, 1.0)) { break true; }
+                }
+            }
+        };
+        shared.stats.open_streams.fetch_sub(1, Ordering::Relaxed);
+        shared.sent[me].session.fetch_add(1, Ordering::AcqRel);
+        drop(stream);
+        if !leave {
+            if Instant::now() < plan.end_at {
+                shared.stats.error("stream ended by the server");
+            }
+            continue;
+        }
+        shared.stats.left.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(1000..4000))).await;
+    }
+}
+
+/// The reading model's next pause: bursts of 2–8 moves at 10 Hz, then a
+/// pause long enough that the average is `hz`.
+fn next_delay(rng: &mut StdRng, hz: f64, burst: &mut u32) -> (Duration, bool) {
+    if hz >= 10.0 {
+        return (Duration::from_millis(100), false);
+    }
+    if *burst == 0 {
+        *burst = rng.random_range(2..=8);
+    }
+    *burst -= 1;
+    if *burst > 0 {
+        return (Duration::from_millis(100), false);
+    }
+    let k = rng.random_range(2..=8) as f64;
+    let pause = (k / hz - k * 0.1).max(0.1) * rng.random_range(0.5..1.5);
+    (Duration::from_secs_f64(pause), true)
+}
+
+/// Reads one stream's events and times the moves it sees.
+struct Watcher {
+    me: usize,
+    last_seen: HashMap<usize, u64>,
+    event: String,
+    samples: Vec<u64>,
+}
+
+impl Watcher {
+    /// Consumes whole lines from `buf`; returns the token if `hello` came.
+    fn consume(&mut self, shared: &Shared, buf: &mut Vec<u8>) -> Option<Arc<str>> {
+        let mut token = None;
+        let mut start = 0;
+        let now = shared.nanos();
+        while let Some(end) = buf[start..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map(|p| start + p)
+        {
+            let line = &buf[start..end];
+            start = end + 1;
+            if let Some(name) = line.strip_prefix(b"event: ") {
+                self.event = String::from_utf8_lossy(name).into_owned();
+            } else if let Some(data) = line.strip_prefix(b"data: ") {
+                match self.event.as_str() {
+                    "moves" => self.moves(shared, data, now),
+                    "snapshot" => self.snapshot(shared, data),
+                    "hello" => token = self.hello(shared, data),
+                    _ => {}
+                }
+            }
+        }
+        buf.drain(..start);
+        shared.stats.record(&self.samples);
+        self.samples.clear();
+        token
+    }
+
+    fn hello(&mut self, shared: &Shared, data: &[u8]) -> Option<Arc<str>> {
+        let hello: serde_json::Value = serde_json::from_slice(data).ok()?;
+        let id = hello["id"].as_str()?.to_string();
+        shared.ids.write().insert(id, self.me);
+        hello["token"].as_str().map(Arc::from)
+    }
+
+    fn snapshot(&mut self, shared: &Shared, data: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Snapshot {
+            ghosts: Vec<Entry>,
+        }
+        let Ok(snapshot) = serde_json::from_slice::<Snapshot>(data) else {
+            return;
+        };
+        let ids = shared.ids.read();
+        for entry in snapshot.ghosts {
+            if let Some((ghost, seq)) = decode(shared, &ids, &entry) {
+                self.last_seen.insert(ghost, seq);
+            }
+        }
+    }
+
+    fn moves(&mut self, shared: &Shared, data: &[u8], now: u64) {
+        #[derive(serde::Deserialize)]
+        struct Moves {
+            moves: Vec<Entry>,
+        }
+        let Ok(moves) = serde_json::from_slice::<Moves>(data) else {
+            return;
+        };
+        let ids = shared.ids.read();
+        for entry in moves.moves {
+            let Some((ghost, seq)) = decode(shared, &ids, &entry) else {
+                continue;
+            };
+            if ghost == self.me {
+                continue;
+            }
+            let from = self.last_seen.get(&ghost).map_or(seq, |seen| seen + 1);
+            let sent = &shared.sent[ghost];
+            for s in from.max(seq.saturating_sub(RING as u64 - 1))..=seq {
+                let at = sent.times[s as usize % RING].load(Ordering::Acquire);
+                if at > 0 && now >= at {
+                    self.samples.push((now - at) / 1000);
+                }
+            }
+            if self.last_seen.get(&ghost).is_none_or(|seen| seq > *seen) {
+                self.last_seen.insert(ghost, seq);
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Entry {
+    id: String,
+    pos: f64,
+}
+
+/// Which reader and which of its moves a position is.
+fn decode(shared: &Shared, ids: &HashMap<String, usize>, entry: &Entry) -> Option<(usize, u64)> {
+    let ghost = *ids.get(&entry.id)?;
+    let residue = ((entry.pos - entry.pos.floor()) * 1000.0).round() as u64 % 1000;
+    let count = shared.sent.get(ghost)?.count.load(Ordering::Acquire);
+    let last = count.checked_sub(1)?;
+    let back = (last + 1000 - residue) % 1000;
+    Some((ghost, last.checked_sub(back)?))
+}
+
+/// One keep-alive POST connection, fed by the readers that hash to it.
+async fn poster(shared: Arc<Shared>, n: usize, mut moves: mpsc::Receiver<Move>) {
+    let mut connection: Option<TcpStream> = None;
+    let mut buf = Vec::with_capacity(1024);
+    while let Some(m) = moves.recv().await {
+        if connection.is_none() {
+            match connect_from(shared.addr, source(900_000 + n)).await {
+                Ok(stream) => connection = Some(stream),
+                Err(error) => {
+                    shared
+                        .stats
+                        .error(&connect_error("POST connection", &error));
+                    continue;
+                }
+            }
+        }
+        let Some(stream) = connection.as_mut() else {
+            continue;
+        };
+        let sent = &shared.sent[m.reader];
+        if sent.session.load(Ordering::Acquire) != m.session {
+            continue; // Its stream has closed since: the tab is gone.
+        }
+        sent.times[m.seq as usize % RING].store(shared.nanos().max(1), Ordering::Release);
+        sent.count.fetch_max(m.seq + 1, Ordering::AcqRel);
+        shared.stats.moves_sent.fetch_add(1, Ordering::Relaxed);
+        let body = format!("{{\"token\":\"{}\",\"pos\":{}}}", m.token, m.pos);
+        match post(
+            stream,
+            &mut buf,
+            &format!("/posts/{}/position", m.slug),
+            &body,
+        )
+        .await
+        {
+            Ok(status) => shared.stats.post_answer(status),
+            Err(error) => {
+                shared
+                    .stats
+                    .error(&format!("POST connection lost: {}", error.kind()));
+                connection = None;
+            }
+        }
+    }
+}
+
+/// A reader's event stream, over either protocol.
+enum Stream {
+    H1(TcpStream),
+    H2(Incoming),
+}
+
+impl Stream {
+    /// Appends what arrived; `None` when the stream ended.
+    async fn chunk(&mut self, buf: &mut Vec<u8>) -> Option<usize> {
+        match self {
+            Stream::H1(stream) => {
+                let mut chunk = [0u8; 8192];
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => None,
+                    Ok(n) => {
+                        buf.extend_from_slice(&chunk[..n]);
+                        Some(n)
+                    }
+                }
+            }
+            Stream::H2(body) => loop {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            buf.extend_from_slice(&data);
+                            return Some(data.len());
+                        }
+                    }
+                    _ => return None,
+                }
+            },
+        }
+    }
+}
+
+fn connect_error(what: &str, error: &std::io::Error) -> String {
+    if error.raw_os_error() == Some(libc::EMFILE) || error.raw_os_error() == Some(libc::ENFILE) {
+        format!("harness out of file descriptors opening a {what} (the harness, not the server, is the limit)")
+    } else {
+        format!("{what} failed: {}", error.kind())
+    }
+}
+
+async fn open(shared: &Shared, me: usize, slug: &str, resume: Option<&str>) -> Option<Stream> {
+    let path = format!("/posts/{slug}/events");
+    let stream = match &shared.h2 {
+        Some(pool) => open_h2(shared, pool, me, &path, resume).await,
+        None => open_h1(shared, me, &path, resume).await,
+    };
+    match &stream {
+        Some(_) => {
+            shared.stats.opened.fetch_add(1, Ordering::Relaxed);
+            if resume.is_some() {
+                shared.stats.resumed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        None => {
+            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    stream
+}
+
+async fn open_h1(shared: &Shared, me: usize, path: &str, resume: Option<&str>) -> Option<Stream> {
+    let mut stream = match connect_from(shared.addr, source(me)).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            shared.stats.error(&connect_error("stream", &error));
+            return None;
+        }
+    };
+    let last_event_id = resume
+        .map(|t| format!("last-event-id: {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nhost: load\r\naccept: text/event-stream\r\n{last_event_id}\r\n"
+    );
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        shared.stats.error("stream request failed");
+        return None;
+    }
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        match stream.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => {
+                shared.stats.error("stream closed before its response head");
+                return None;
+            }
+        }
+    }
+    let status = String::from_utf8_lossy(&head)
+        .split(' ')
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    if status != "200" {
+        shared.stats.error(&format!("stream answered {status}"));
+        return None;
+    }
+    Some(Stream::H1(stream))
+}
+
+/// Shared HTTP/2 connections, `per` streams each, as browsers share one
+/// connection per origin across tabs.
+pub struct H2Pool {
+    per: usize,
+    conns: tokio::sync::Mutex<Vec<SendRequest<Empty<Bytes>>>>,
+}
+
+async fn open_h2(
+    shared: &Shared,
+    pool: &H2Pool,
+    me: usize,
+    path: &str,
+    resume: Option<&str>,
+) -> Option<Stream> {
+    let index = me / pool.per.max(1);
+    let mut sender = {
+        let mut conns = pool.conns.lock().await;
+        while conns.len() <= index {
+            let n = conns.len();
+            let stream = match connect_from(shared.addr, source(500_000 + n)).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    shared
+                        .stats
+                        .error(&connect_error("HTTP/2 connection", &error));
+                    return None;
+                }
+            };
+            let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+            builder
+                .initial_stream_window_size(256 * 1024)
+                .max_concurrent_reset_streams(1024);
+            let Ok((sender, connection)) = builder.handshake(TokioIo::new(stream)).await else {
+                shared.stats.error("HTTP/2 handshake failed");
+                return None;
+            };
+            tokio::spawn(connection);
+            conns.push(sender);
+        }
+        conns[index].clone()
+    };
+    let mut request = hyper::Request::get(format!("http://{}{path}", shared.addr));
+    if let Some(token) = resume {
+        request = request.header("last-event-id", token);
+    }
+    let request = request.body(Empty::new()).ok()?;
+    if sender.ready().await.is_err() {
+        shared.stats.error("HTTP/2 connection closed");
+        return None;
+    }
+    match sender.send_request(request).await {
+        Ok(response) if response.status() == 200 => Some(Stream::H2(response.into_body())),
+        Ok(response) => {
+            shared
+                .stats
+                .error(&format!("stream answered {}", response.status().as_u16()));
+            None
+        }
+        Err(_) => {
+            shared.stats.error("HTTP/2 stream failed");
+            None
+        }
+    }
+}

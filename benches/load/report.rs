@@ -1,0 +1,274 @@
+//! A run's results: the table on stdout, JSON for machines and `--compare`,
+//! and an HTML report with SVG charts (maud, no JavaScript).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Default)]
+pub struct Sample {
+    pub t: f64,
+    pub open: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub deliveries: u64,
+    pub moves: u64,
+    pub server_cores: f64,
+    pub harness_cores: f64,
+    pub server_rss_mib: f64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Default)]
+pub struct Report {
+    pub scenario: String,
+    pub command: String,
+    pub seed: u64,
+    pub transport: String,
+    pub server: String,
+    pub posts: usize,
+    pub readers: u64,
+    pub hz: f64,
+    pub seconds: f64,
+    pub connections_opened: u64,
+    pub connections_failed: u64,
+    pub resumed: u64,
+    pub post_answers: std::collections::BTreeMap<String, u64>,
+    pub moves_sent: u64,
+    pub moves_per_sec: f64,
+    pub deliveries_per_sec: f64,
+    pub bytes_per_sec: f64,
+    pub staleness_ms: Percentiles,
+    pub server_cpu_cores: f64,
+    pub server_peak_rss_mib: f64,
+    pub server_bytes_per_reader: f64,
+    pub harness_cpu_cores: f64,
+    pub errors: std::collections::BTreeMap<String, u64>,
+    /// For `ramp`: the most readers held within the limits, and their moves/s.
+    pub knee: Option<(u64, f64)>,
+    pub cdf: Vec<(f64, f64)>,
+    pub timeline: Vec<Sample>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Default)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub count: u64,
+}
+
+impl Report {
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let s = &self.staleness_ms;
+        let rows: Vec<(&str, String)> = vec![
+            (
+                "scenario",
+                format!(
+                    "{} (seed {}), {} posts, {:.1} Hz, {:.0} s",
+                    self.scenario, self.seed, self.posts, self.hz, self.seconds
+                ),
+            ),
+            ("server", self.server.clone()),
+            ("transport", self.transport.clone()),
+            ("readers (peak open)", self.readers.to_string()),
+            (
+                "connections",
+                format!(
+                    "{} opened, {} failed, {} resumed",
+                    self.connections_opened, self.connections_failed, self.resumed
+                ),
+            ),
+            ("POST answers", format!("{:?}", self.post_answers)),
+            (
+                "moves",
+                format!("{} sent, {:.0}/s", self.moves_sent, self.moves_per_sec),
+            ),
+            (
+                "positions delivered",
+                format!(
+                    "{:.0}/s, {:.0} KiB/s",
+                    self.deliveries_per_sec,
+                    self.bytes_per_sec / 1024.0
+                ),
+            ),
+            (
+                "staleness ms",
+                format!(
+                    "p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+                    s.p50, s.p90, s.p99, s.p999, s.max
+                ),
+            ),
+            (
+                "server CPU",
+                format!("{:.2} of a core", self.server_cpu_cores),
+            ),
+            (
+                "server memory",
+                format!(
+                    "peak {:.1} MiB, {:.0} bytes per reader",
+                    self.server_peak_rss_mib, self.server_bytes_per_reader
+                ),
+            ),
+            (
+                "harness CPU",
+                format!("{:.2} of a core", self.harness_cpu_cores),
+            ),
+            (
+                "errors",
+                if self.errors.is_empty() {
+                    "none".into()
+                } else {
+                    format!("{:?}", self.errors)
+                },
+            ),
+        ];
+        for (name, value) in rows {
+            let _ = writeln!(out, "{name:<22} {value}");
+        }
+        if let Some((readers, moves)) = self.knee {
+            let _ = writeln!(
+                out,
+                "{:<22} {readers} readers at {moves:.0} moves/s",
+                "knee"
+            );
+        }
+        out
+    }
+
+    pub fn save(&self, dir: &Path) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+        std::fs::create_dir_all(dir)?;
+        let json = dir.join(format!("{}.json", self.scenario));
+        std::fs::write(&json, serde_json::to_vec_pretty(self)?)?;
+        let html = dir.join(format!("{}.html", self.scenario));
+        std::fs::write(&html, self.html().into_string())?;
+        // The CDF alone, for READMEs and pull requests.
+        let title = format!("{}: staleness CDF", self.scenario);
+        let svg = chart(
+            &title,
+            "ms",
+            "fraction of deliveries",
+            &[("staleness", &self.cdf)],
+        );
+        std::fs::write(
+            dir.join(format!("{}-staleness.svg", self.scenario)),
+            svg.into_string(),
+        )?;
+        Ok((json, html))
+    }
+
+    fn html(&self) -> Markup {
+        let t = |f: fn(&Sample) -> f64| {
+            self.timeline
+                .iter()
+                .map(|s| (s.t, f(s)))
+                .collect::<Vec<_>>()
+        };
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    title { "ghostread load: " (self.scenario) }
+                    style { (PreEscaped("body{font:15px system-ui,sans-serif;max-width:960px;margin:2rem auto;color:#1f2328}pre{background:#f3f0ea;padding:1rem;overflow-x:auto}svg{display:block;margin:1rem 0}h1{font-size:1.6rem}")) }
+                }
+                body {
+                    h1 { "ghostread load: " (self.scenario) }
+                    p { code { (self.command) } }
+                    pre { (self.table()) }
+                    h2 { "Staleness" }
+                    (chart("Staleness CDF", "ms", "fraction of deliveries", &[("staleness", &self.cdf)]))
+                    (chart("Staleness over time", "s", "ms", &[("p50", &t(|s| s.p50_ms)), ("p99", &t(|s| s.p99_ms))]))
+                    h2 { "Load" }
+                    (chart("Open streams over time", "s", "streams", &[("open", &t(|s| s.open as f64))]))
+                    (chart("CPU over time", "s", "cores", &[("server", &t(|s| s.server_cores)), ("harness", &t(|s| s.harness_cores))]))
+                    (chart("Server memory over time", "s", "MiB", &[("RSS", &t(|s| s.server_rss_mib))]))
+                }
+            }
+        }
+    }
+}
+
+const COLORS: [&str; 3] = ["#b4421f", "#0b57a4", "#2e8b57"];
+
+/// A line chart as inline SVG.
+fn chart(title: &str, x_label: &str, y_label: &str, series: &[(&str, &Vec<(f64, f64)>)]) -> Markup {
+    let (w, h, left, bottom, top, right) = (760.0, 260.0, 64.0, 40.0, 28.0, 16.0);
+    let points = series.iter().flat_map(|(_, s)| s.iter());
+    let x_max = points.clone().map(|p| p.0).fold(0.0, f64::max).max(1e-9);
+    let y_max = points.map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.05;
+    let x = |v: f64| left + v / x_max * (w - left - right);
+    let y = |v: f64| h - bottom - v / y_max * (h - bottom - top);
+    let ticks: Vec<f64> = (0..=4).map(|i| f64::from(i) / 4.0).collect();
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" width=(w) height=(h) viewBox={"0 0 " (w) " " (h)} role="img" aria-label=(title) {
+            text x=(left) y="16" font-weight="bold" { (title) }
+            @for f in &ticks {
+                line x1=(left) x2=(w - right) y1=(y(f * y_max)) y2=(y(f * y_max)) stroke="#e4e0d8" {}
+                text x=(left - 6.0) y=(y(f * y_max) + 4.0) text-anchor="end" font-size="11" { (format!("{:.3}", f * y_max).trim_end_matches('0').trim_end_matches('.')) }
+                text x=(x(f * x_max)) y=(h - bottom + 16.0) text-anchor="middle" font-size="11" { (format!("{:.1}", f * x_max)) }
+            }
+            text x=((w + left) / 2.0) y=(h - 6.0) text-anchor="middle" font-size="12" { (x_label) }
+            text x="14" y=((h - bottom + top) / 2.0) font-size="12" transform={"rotate(-90 14 " ((h - bottom + top) / 2.0) ")"} text-anchor="middle" { (y_label) }
+            @for (i, (name, data)) in series.iter().enumerate() {
+                @let color = COLORS[i % COLORS.len()];
+                polyline fill="none" stroke=(color) stroke-width="2"
+                    points=(data.iter().map(|(a, b)| format!("{:.1},{:.1}", x(*a), y(*b))).collect::<Vec<_>>().join(" ")) {}
+                text x=(w - right - 100.0) y=(top + 14.0 * i as f64) fill=(color) font-size="12" { (name) }
+            }
+        }
+    }
+}
+
+/// `--compare a.json b.json`: the change from a to b in what matters.
+pub fn compare(a: &Path, b: &Path) -> String {
+    let load = |p: &Path| -> Report {
+        let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{} is not a load report: {e}", p.display()))
+    };
+    let (a, b) = (load(a), load(b));
+    let rows = [
+        ("staleness p50 ms", a.staleness_ms.p50, b.staleness_ms.p50),
+        ("staleness p99 ms", a.staleness_ms.p99, b.staleness_ms.p99),
+        (
+            "staleness p99.9 ms",
+            a.staleness_ms.p999,
+            b.staleness_ms.p999,
+        ),
+        ("staleness max ms", a.staleness_ms.max, b.staleness_ms.max),
+        ("deliveries/s", a.deliveries_per_sec, b.deliveries_per_sec),
+        ("moves/s", a.moves_per_sec, b.moves_per_sec),
+        ("server CPU cores", a.server_cpu_cores, b.server_cpu_cores),
+        (
+            "server bytes/reader",
+            a.server_bytes_per_reader,
+            b.server_bytes_per_reader,
+        ),
+        (
+            "failed connections",
+            a.connections_failed as f64,
+            b.connections_failed as f64,
+        ),
+    ];
+    let mut out = format!(
+        "{:<22} {:>12} {:>12} {:>9}\n",
+        format!("{} → {}", a.scenario, b.scenario),
+        "a",
+        "b",
+        "change"
+    );
+    for (name, x, y) in rows {
+        let change = if x.abs() > 1e-12 {
+            format!("{:+.1} %", (y - x) / x * 100.0)
+        } else {
+            "—".into()
+        };
+        let _ = writeln!(out, "{name:<22} {x:>12.2} {y:>12.2} {change:>9}");
+    }
+    out
+}

@@ -1,0 +1,103 @@
+//! What a load run counts, shared by every simulated reader: atomics for
+//! counters, and histograms (microseconds) behind short-held locks.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+
+/// POST answers worth telling apart; anything else counts as "other".
+pub const STATUSES: [u16; 9] = [204, 400, 404, 408, 410, 413, 429, 503, 0];
+
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub opened: AtomicU64,
+    pub failed: AtomicU64,
+    pub resumed: AtomicU64,
+    pub left: AtomicU64,
+    pub open_streams: AtomicU64,
+    pub moves_sent: AtomicU64,
+    pub bytes: AtomicU64,
+    pub deliveries: AtomicU64,
+    posts: [AtomicU64; STATUSES.len()],
+    errors: Mutex<BTreeMap<String, u64>>,
+    /// Staleness of the current second, and of the run so far.
+    second: Mutex<Option<Histogram<u64>>>,
+    total: Mutex<Option<Histogram<u64>>>,
+}
+
+impl Stats {
+    pub fn post_answer(&self, status: u16) {
+        let i = STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(STATUSES.len() - 1);
+        self.posts[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn posts(&self) -> BTreeMap<String, u64> {
+        STATUSES
+            .iter()
+            .zip(&self.posts)
+            .map(|(s, n)| {
+                (
+                    if *s == 0 {
+                        "other".to_string()
+                    } else {
+                        s.to_string()
+                    },
+                    n.load(Ordering::Relaxed),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    pub fn posts_not_204(&self) -> u64 {
+        self.posts()
+            .iter()
+            .filter(|(s, _)| *s != "204")
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn error(&self, kind: &str) {
+        *self.errors.lock().entry(kind.to_string()).or_insert(0) += 1;
+    }
+
+    pub fn errors(&self) -> BTreeMap<String, u64> {
+        self.errors.lock().clone()
+    }
+
+    /// Records a batch of staleness samples (µs) from one read.
+    pub fn record(&self, samples: &[u64]) {
+        if samples.is_empty() {
+            return;
+        }
+        self.deliveries
+            .fetch_add(samples.len() as u64, Ordering::Relaxed);
+        let mut second = self.second.lock();
+        let histogram = second.get_or_insert_with(histogram);
+        for sample in samples {
+            let _ = histogram.record((*sample).max(1));
+        }
+    }
+
+    /// Ends the current second: its histogram, folded into the run's.
+    pub fn take_second(&self) -> Histogram<u64> {
+        let second = self.second.lock().take().unwrap_or_else(histogram);
+        let mut total = self.total.lock();
+        let _ = total.get_or_insert_with(histogram).add(&second);
+        second
+    }
+
+    pub fn total(&self) -> Histogram<u64> {
+        let _ = self.take_second();
+        self.total.lock().clone().unwrap_or_else(histogram)
+    }
+}
