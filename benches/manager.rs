@@ -23,6 +23,7 @@ fn settings(tick: Duration, dir: &std::path::Path) -> Settings {
         max_streams_per_address: 10_000_000,
         data_dir: dir.to_path_buf(),
         save_interval: Duration::from_secs(1),
+        cluster: None,
     }
 }
 
@@ -36,6 +37,7 @@ fn request(n: usize) -> JoinRequest {
         blocks: 60,
         resume: None,
         peer: std::net::IpAddr::from([127, 0, 0, 1]),
+        remote_parked: None,
     }
 }
 

@@ -33,11 +33,18 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
         _ => return reply::method_not_allowed(EVENTS_ALLOW, true),
     }
     let post = &entry.post;
+    let resume = resume_token(request);
+    // In cluster mode the ghost may have been parked by another instance.
+    let remote_parked = match (&app.cluster, &resume) {
+        (Some(cluster), Some(token)) => cluster.parked(token).await,
+        _ => None,
+    };
     let request_to_join = JoinRequest {
         slug: post.slug.clone(),
         blocks: post.blocks,
-        resume: resume_token(request),
+        resume,
         peer: client_address(app, request),
+        remote_parked,
     };
     match app.ghosts.join(request_to_join).await {
         Ok(parts) => {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::assets::Assets;
 use crate::blog::Blog;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::ghosts::Ghosts;
 use crate::metrics::Metrics;
@@ -16,6 +17,8 @@ pub struct App {
     pub blog: Blog,
     pub assets: Assets,
     pub ghosts: Ghosts,
+    /// The link to the other instances, in cluster mode.
+    pub cluster: Option<Cluster>,
     pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
 }

@@ -67,6 +67,9 @@ pub struct Config {
     /// the per-address limit). Requests from anywhere else are taken at
     /// their connection's address, so the header cannot be forged.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Cluster mode: the Redis that instances share readers through
+    /// (`redis://host:port`). `None`: this instance is the whole server.
+    pub redis: Option<String>,
     /// How often the all-time counts are written to disk (when they changed).
     pub save_interval: Duration,
 }
@@ -94,6 +97,7 @@ impl Default for Config {
             max_streams_per_address: 500,
             trusted_proxies: Vec::new(),
             save_interval: Duration::from_secs(1),
+            redis: None,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod api;
 pub mod app;
 pub mod assets;
 pub mod blog;
+pub mod cluster;
 pub mod config;
 pub mod ghosts;
 pub mod metrics;
@@ -86,6 +87,14 @@ pub async fn serve(
 
     let totals = store::load_counts(&config.data_dir)?;
     let metrics = Arc::new(metrics::Metrics::default());
+    // Cluster mode: the manager hands its rooms' events to the Redis link.
+    let (cluster_tx, cluster_rx) = match &config.redis {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(cluster::OUTBOUND_CAPACITY);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let ghosts = ghosts::Ghosts::spawn(
         ghosts::Settings {
             tick: config.tick,
@@ -96,10 +105,29 @@ pub async fn serve(
             max_streams_per_address: config.max_streams_per_address,
             data_dir: config.data_dir.clone(),
             save_interval: config.save_interval,
+            cluster: cluster_tx,
         },
         totals,
         metrics.clone(),
     );
+    let cluster = match (&config.redis, cluster_rx) {
+        (Some(url), Some(outbound)) => Some(
+            cluster::Cluster::spawn(
+                url,
+                ghosts.clone(),
+                outbound,
+                config.resume_window,
+                stopping.clone(),
+            )
+            .map_err(|error| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("--redis {url}: {error}; give redis://HOST:PORT"),
+                )
+            })?,
+        ),
+        _ => None,
+    };
 
     let addr = listener.local_addr()?;
     tracing::info!(
@@ -111,6 +139,7 @@ pub async fn serve(
         site_title,
         blog,
         ghosts,
+        cluster,
         metrics,
         shutdown: stopping,
         config,

@@ -69,6 +69,10 @@ struct Args {
     /// Milliseconds between saves of the reader counts (when they changed).
     #[arg(long, env = "GHOSTREAD_SAVE_INTERVAL_MS", default_value_t = 1000)]
     save_interval_ms: u64,
+    /// Cluster mode: share readers with other instances through this Redis
+    /// (redis://HOST:PORT). Off by default: one instance needs nothing else.
+    #[arg(long, env = "GHOSTREAD_REDIS")]
+    redis: Option<String>,
     /// Log level: error, warn, info, debug (every request) or trace.
     #[arg(long, env = "GHOSTREAD_LOG", default_value = "info")]
     log: tracing::Level,
@@ -94,6 +98,7 @@ impl Args {
             max_streams_per_address: self.max_streams_per_address,
             trusted_proxies: self.trust_proxy,
             save_interval: Duration::from_millis(self.save_interval_ms.max(1)),
+            redis: self.redis,
             ..defaults
         }
     }

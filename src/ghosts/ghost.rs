@@ -34,6 +34,12 @@ impl GhostId {
         &self.0
     }
 
+    /// An id from another instance, if it has the shape this server issues.
+    pub fn parse(text: &str) -> Option<GhostId> {
+        let valid = text.len() == 6 && text.bytes().all(|b| ALPHABET.contains(&b));
+        valid.then(|| GhostId(Arc::from(text)))
+    }
+
     #[cfg(test)]
     pub fn for_test(id: &str) -> GhostId {
         GhostId(Arc::from(id))
@@ -96,6 +102,16 @@ pub const PALETTE: [Color; 16] = [
     "rgba(175, 115, 205, 0.85)",
     "rgba(95, 125, 175, 0.85)",
 ];
+
+/// A colour named by another instance, as this palette's own entry (every
+/// instance has the same palette; an unknown one gets the first colour).
+pub fn palette_color(name: &str) -> Color {
+    PALETTE
+        .iter()
+        .copied()
+        .find(|c| *c == name)
+        .unwrap_or(PALETTE[0])
+}
 
 /// The colour least used in a room (random among the least used), so the
 /// first sixteen readers of a post all differ.

@@ -13,6 +13,8 @@ use super::ghost::{GhostId, Token};
 use super::manager::Manager;
 use super::published::{Census, Counts, Directory, Seat};
 use crate::blog::Slug;
+use crate::cluster::wire::{RemoteParked, Wire, WireRoom};
+use crate::cluster::Outbound;
 use crate::metrics::Metrics;
 use crate::sse::StreamParts;
 use crate::store::Totals;
@@ -34,6 +36,8 @@ pub struct Settings {
     pub max_streams_per_address: usize,
     pub data_dir: PathBuf,
     pub save_interval: Duration,
+    /// In cluster mode, where this instance's own events go to be shared.
+    pub cluster: Option<mpsc::Sender<Outbound>>,
 }
 
 /// A reader asking for a stream.
@@ -47,6 +51,8 @@ pub struct JoinRequest {
     /// Where the stream comes from, for the per-address limit. Held only
     /// while the stream is open.
     pub peer: IpAddr,
+    /// In cluster mode, the ghost this token parked on another instance.
+    pub remote_parked: Option<RemoteParked>,
 }
 
 pub(super) enum Command {
@@ -60,6 +66,14 @@ pub(super) enum Command {
     },
     Shutdown {
         respond_to: oneshot::Sender<()>,
+    },
+    /// A message from another instance (cluster mode).
+    Remote(Wire),
+    /// An instance stopped sending heartbeats: its ghosts are gone.
+    InstanceGone(String),
+    /// This instance's own ghosts, for a cluster snapshot.
+    LocalSnapshot {
+        respond_to: oneshot::Sender<Vec<WireRoom>>,
     },
 }
 
@@ -123,6 +137,9 @@ impl std::fmt::Debug for Command {
             Command::Join { .. } => "Join",
             Command::Move { .. } => "Move",
             Command::Shutdown { .. } => "Shutdown",
+            Command::Remote(_) => "Remote",
+            Command::InstanceGone(_) => "InstanceGone",
+            Command::LocalSnapshot { .. } => "LocalSnapshot",
         })
     }
 }
@@ -192,6 +209,32 @@ impl Ghosts {
     /// A post's counts as of the last tick.
     pub fn counts(&self, slug: &str) -> Counts {
         self.census.get(slug)
+    }
+
+    /// Hands the manager a message from another instance.
+    pub async fn remote(&self, wire: Wire) -> Result<(), Stopped> {
+        self.commands
+            .send(Command::Remote(wire))
+            .await
+            .map_err(|_| Stopped)
+    }
+
+    /// Removes every ghost of an instance that went silent.
+    pub async fn instance_gone(&self, instance: String) -> Result<(), Stopped> {
+        self.commands
+            .send(Command::InstanceGone(instance))
+            .await
+            .map_err(|_| Stopped)
+    }
+
+    /// This instance's own ghosts, room by room.
+    pub async fn local_snapshot(&self) -> Result<Vec<WireRoom>, Stopped> {
+        let (respond_to, answer) = oneshot::channel();
+        self.commands
+            .send(Command::LocalSnapshot { respond_to })
+            .await
+            .map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
     }
 
     /// Ends every stream, saves the counts and stops the manager.

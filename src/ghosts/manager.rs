@@ -15,11 +15,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::ghost::{pick_color, Color, GhostId, Token};
+use super::ghost::{palette_color, pick_color, Color, GhostId, Token};
 use super::handle::{Command, JoinRefused, JoinRequest, Joined, Resync, Settings, StreamEvent};
 use super::published::{Census, Counts, Directory, Limiter, Seat};
 use super::room::{Moved, Room};
 use crate::blog::Slug;
+use crate::cluster::wire::WireEvent;
+use crate::cluster::Outbound;
 use crate::metrics::Metrics;
 use crate::sse::encode_hello;
 use crate::store::{save_counts, Totals};
@@ -63,7 +65,7 @@ struct Hello<'a> {
 }
 
 pub(super) struct Manager {
-    settings: Settings,
+    pub(super) settings: Settings,
     commands: mpsc::Receiver<Command>,
     stream_events: mpsc::UnboundedReceiver<StreamEvent>,
     live: HashMap<GhostId, Live>,
@@ -72,8 +74,11 @@ pub(super) struct Manager {
     /// is forgotten as soon as its last ghost leaves.
     per_address: HashMap<IpAddr, usize>,
     parked: HashMap<Token, Parked>,
-    rooms: HashMap<Slug, Room>,
-    totals: Totals,
+    pub(super) rooms: HashMap<Slug, Room>,
+    pub(super) totals: Totals,
+    /// Other instances' ghosts, by instance (cluster mode), so an instance
+    /// that dies can be removed whole.
+    pub(super) remote: HashMap<Arc<str>, HashMap<GhostId, Slug>>,
     /// Rooms with something to publish at the next tick.
     dirty: Vec<Slug>,
     /// When the next tick is due; `None` while nothing waits, so an idle
@@ -88,8 +93,8 @@ pub(super) struct Manager {
     last_save: Instant,
     saving: Option<JoinHandle<()>>,
     directory: Arc<Directory>,
-    census: Arc<Census>,
-    metrics: Arc<Metrics>,
+    pub(super) census: Arc<Census>,
+    pub(super) metrics: Arc<Metrics>,
     /// ChaCha12 seeded from the operating system: a CSPRNG, as tokens need,
     /// and `Send`, as a task's state must be (the thread RNG is not).
     rng: StdRng,
@@ -127,6 +132,7 @@ impl Manager {
             per_address: HashMap::new(),
             parked: HashMap::new(),
             rooms: HashMap::new(),
+            remote: HashMap::new(),
             totals,
             dirty: Vec::new(),
             flush_at: None,
@@ -216,6 +222,12 @@ impl Manager {
                 }
             }
             Command::Move { ghost, pos } => self.move_ghost(&ghost, pos),
+            Command::Remote(wire) => self.apply_remote(wire),
+            Command::InstanceGone(instance) => self.instance_gone(&instance),
+            Command::LocalSnapshot { respond_to } => {
+                // The cluster task may have given up waiting; then it asks again later.
+                let _ = respond_to.send(self.local_snapshot());
+            }
             Command::Shutdown { .. } => {}
         }
     }
@@ -252,6 +264,7 @@ impl Manager {
             blocks,
             resume,
             peer,
+            remote_parked: request_parked,
         } = request;
         // A ghost whose stream is still open: the newer stream takes over,
         // silently for everyone else.
@@ -283,9 +296,31 @@ impl Manager {
                 self.parked.insert(token, parked);
                 None
             }
-            None => None,
+            // Parked on another instance: same id and colour here.
+            None => {
+                let remote = request_parked.filter(|p| p.slug == slug.as_str())?;
+                let id = GhostId::parse(&remote.id)?;
+                let color = palette_color(&remote.color);
+                Some((
+                    token,
+                    Parked {
+                        id,
+                        slug: slug.clone(),
+                        color,
+                        pos: remote.pos,
+                        expires: Instant::now(),
+                    },
+                ))
+            }
         });
-        let room = self.rooms.entry(slug.clone()).or_default();
+        let shared = self.settings.cluster.is_some();
+        let room = self.rooms.entry(slug.clone()).or_insert_with(|| {
+            if shared {
+                Room::shared()
+            } else {
+                Room::new()
+            }
+        });
         let (token, id, color, pos) = match resumed {
             Some((token, parked)) => {
                 self.metrics.resumes.inc();
@@ -305,6 +340,10 @@ impl Manager {
                         Some((self.last_save + self.settings.save_interval).max(Instant::now()));
                 }
                 self.metrics.joins.inc();
+                if let Some(cluster) = &self.settings.cluster {
+                    // If Redis is far behind, the count waits for the next snapshot of totals.
+                    let _ = cluster.try_send(Outbound::NewReader { slug: slug.clone() });
+                }
                 let color = pick_color(room.colors(), &mut self.rng);
                 (
                     Token::random(&mut self.rng),
@@ -324,8 +363,14 @@ impl Manager {
         if room.publish(counts) > 0 {
             self.metrics.frames_published.inc();
         }
+        let journal = room.take_journal();
         self.census.set(&slug, counts);
+        self.share(&slug, journal);
         self.next_serial += 1;
+        let room = match self.rooms.get(&slug) {
+            Some(room) => room,
+            None => return Err(JoinRefused::Stopped), // Cannot happen: the room was made above.
+        };
         let serial = self.next_serial;
         let (end, end_rx) = oneshot::channel();
         let joined = joined(room, counts, &id, &token, color, blocks, serial, end_rx);
@@ -399,15 +444,26 @@ impl Manager {
         self.mark_dirty(&live.slug);
         let expires = Instant::now() + self.settings.resume_window;
         self.parked.insert(
-            live.token,
+            live.token.clone(),
             Parked {
                 id: id.clone(),
-                slug: live.slug,
+                slug: live.slug.clone(),
                 color: live.color,
                 pos,
                 expires,
             },
         );
+        if let Some(cluster) = &self.settings.cluster {
+            let parked = Outbound::Parked {
+                token: live.token.clone(),
+                id: id.clone(),
+                color: live.color,
+                slug: live.slug.clone(),
+                pos,
+            };
+            // Lost only if Redis is far behind; then a resume elsewhere gets a new ghost.
+            let _ = cluster.try_send(parked);
+        }
         self.metrics.leaves.inc();
         self.metrics.ghosts.set(self.live.len() as i64);
         self.metrics.parked.set(self.parked.len() as i64);
@@ -429,7 +485,7 @@ impl Manager {
         self.metrics.moves_received.inc();
     }
 
-    fn mark_dirty(&mut self, slug: &Slug) {
+    pub(super) fn mark_dirty(&mut self, slug: &Slug) {
         if !self.dirty.contains(slug) {
             self.dirty.push(slug.clone());
         }
@@ -466,7 +522,21 @@ impl Manager {
         if room.publish(counts) > 0 {
             self.metrics.frames_published.inc();
         }
+        let journal = room.take_journal();
         self.census.set(slug, counts);
+        self.share(slug, journal);
+    }
+
+    /// Hands a room's own events of this tick to the cluster task: one
+    /// message per changed room per tick. Never waits: if Redis is so far
+    /// behind that the queue is full, the next snapshot corrects the others.
+    pub(super) fn share(&self, slug: &Slug, events: Vec<WireEvent>) {
+        if let (Some(cluster), false) = (&self.settings.cluster, events.is_empty()) {
+            let _ = cluster.try_send(Outbound::Room {
+                slug: slug.clone(),
+                events,
+            });
+        }
     }
 
     fn counts(&self, slug: &Slug) -> Counts {

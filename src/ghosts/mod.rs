@@ -10,8 +10,9 @@ pub mod ghost;
 mod handle;
 mod manager;
 pub mod published;
+mod remote;
 pub mod room;
 
-pub use ghost::{Color, GhostId, Token};
+pub use ghost::{palette_color, Color, GhostId, Token};
 pub use handle::{Ghosts, JoinRefused, JoinRequest, Resync, Settings, Stopped, StreamEvent};
 pub use published::{Counts, Seat};

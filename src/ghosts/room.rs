@@ -3,6 +3,7 @@
 //! in the order they happened and hands out one shared frame per publish.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use hyper::body::Bytes;
 use serde::Serialize;
@@ -10,6 +11,7 @@ use tokio::sync::broadcast;
 
 use super::ghost::{Color, GhostId};
 use super::published::Counts;
+use crate::cluster::wire::WireEvent;
 use crate::sse::encode_event;
 
 /// Frames a room keeps for readers that are behind. One frame is one tick
@@ -22,6 +24,9 @@ pub const BACKLOG: usize = 256;
 pub struct Member {
     pub color: Color,
     pub pos: f64,
+    /// Which instance holds this ghost's reader: `None` for this one. Only
+    /// this instance's own ghosts are shared with the cluster.
+    pub origin: Option<Arc<str>>,
     /// Whether this member's position waits in `pending`.
     queued: bool,
 }
@@ -35,6 +40,9 @@ pub struct Room {
     outbox: Vec<u8>,
     /// The counts the room's readers last heard.
     heard: Counts,
+    /// In cluster mode, this instance's own events since the last publish,
+    /// in order, for the other instances.
+    journal: Option<Vec<WireEvent>>,
     sender: broadcast::Sender<Bytes>,
 }
 
@@ -87,8 +95,38 @@ impl Room {
             pending: Vec::new(),
             outbox: Vec::new(),
             heard: Counts::default(),
+            journal: None,
             sender,
         }
+    }
+
+    /// A room whose own events are also journaled for the cluster.
+    pub fn shared() -> Room {
+        Room {
+            journal: Some(Vec::new()),
+            ..Room::new()
+        }
+    }
+
+    pub fn contains(&self, id: &GhostId) -> bool {
+        self.members.contains_key(id)
+    }
+
+    pub fn member(&self, id: &GhostId) -> Option<&Member> {
+        self.members.get(id)
+    }
+
+    /// This instance's own ghosts: `(id, color, pos)`.
+    pub fn local_ghosts(&self) -> impl Iterator<Item = (&GhostId, &Member)> {
+        self.members.iter().filter(|(_, m)| m.origin.is_none())
+    }
+
+    /// The events to share with the cluster since the last call.
+    pub fn take_journal(&mut self) -> Vec<WireEvent> {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
@@ -118,7 +156,23 @@ impl Room {
     }
 
     pub fn add(&mut self, id: GhostId, color: Color, pos: f64) {
+        self.insert(id, color, pos, None);
+    }
+
+    /// A ghost whose reader is on instance `origin`.
+    pub fn add_remote(&mut self, id: GhostId, color: Color, pos: f64, origin: Arc<str>) {
+        self.insert(id, color, pos, Some(origin));
+    }
+
+    fn insert(&mut self, id: GhostId, color: Color, pos: f64, origin: Option<Arc<str>>) {
         self.encode_moves();
+        if let (Some(journal), None) = (&mut self.journal, &origin) {
+            journal.push(WireEvent::Join {
+                id: id.to_string(),
+                color: color.to_string(),
+                pos,
+            });
+        }
         encode_event(
             &mut self.outbox,
             "join",
@@ -133,6 +187,7 @@ impl Room {
             Member {
                 color,
                 pos,
+                origin,
                 queued: false,
             },
         );
@@ -143,6 +198,9 @@ impl Room {
         self.encode_moves();
         let member = self.members.remove(id)?;
         encode_event(&mut self.outbox, "leave", &Leave { id: id.as_str() });
+        if let (Some(journal), None) = (&mut self.journal, &member.origin) {
+            journal.push(WireEvent::Leave { id: id.to_string() });
+        }
         Some(member)
     }
 
@@ -230,6 +288,21 @@ impl Room {
             })
             .collect();
         encode_event(&mut self.outbox, "moves", &Moves { moves });
+        if let Some(journal) = &mut self.journal {
+            let local: Vec<(String, f64)> = self
+                .pending
+                .iter()
+                .filter_map(|id| {
+                    self.members
+                        .get(id)
+                        .filter(|m| m.origin.is_none())
+                        .map(|m| (id.to_string(), m.pos))
+                })
+                .collect();
+            if !local.is_empty() {
+                journal.push(WireEvent::Moves { moves: local });
+            }
+        }
         self.pending.clear();
     }
 }
@@ -305,6 +378,33 @@ mod tests {
             text.contains("{\"moves\":[{\"id\":\"b\",\"pos\":2.0},{\"id\":\"a\",\"pos\":4.0}]}")
         );
         assert!(text.contains("data: {\"now\":1,\"total\":2}"));
+    }
+
+    #[test]
+    fn a_shared_room_journals_only_its_own_ghosts_in_order() {
+        let mut room = Room::shared();
+        room.add(id("a"), C, 0.0);
+        room.add_remote(id("r"), C, 1.0, Arc::from("other"));
+        room.moved(&id("a"), 2.0);
+        room.moved(&id("r"), 3.0);
+        room.remove(&id("r"));
+        room.remove(&id("a"));
+        let _ = frame(&mut room, Counts { now: 0, total: 2 });
+        assert_eq!(
+            room.take_journal(),
+            [
+                WireEvent::Join {
+                    id: "a".into(),
+                    color: C.into(),
+                    pos: 0.0
+                },
+                WireEvent::Moves {
+                    moves: vec![("a".into(), 2.0)]
+                },
+                WireEvent::Leave { id: "a".into() },
+            ]
+        );
+        assert!(room.take_journal().is_empty());
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! The manager's side of cluster mode: other instances' ghosts applied to
+//! the rooms as members whose origin is that instance, so local readers see
+//! them through the same events, in the same order, as local ghosts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::ghost::{palette_color, GhostId};
+use super::manager::Manager;
+use super::room::{Moved, Room};
+use crate::blog::Slug;
+use crate::cluster::wire::{Wire, WireEvent, WireRoom};
+
+impl Manager {
+    pub(super) fn apply_remote(&mut self, wire: Wire) {
+        match wire {
+            Wire::Room {
+                instance,
+                slug,
+                events,
+            } => {
+                let Some(slug) = Slug::parse(&slug) else {
+                    return;
+                };
+                let instance: Arc<str> = Arc::from(instance);
+                for event in events {
+                    self.apply_event(&instance, &slug, event);
+                }
+                self.mark_dirty(&slug);
+            }
+            Wire::Snapshot { instance, rooms } => self.apply_snapshot(Arc::from(instance), rooms),
+            Wire::Bye { instance } => self.instance_gone(&instance),
+            Wire::Total { slug, total } => {
+                let entry = self.totals.entry(slug.clone()).or_insert(0);
+                // Counts never go backwards: Redis can only add to ours.
+                if total > *entry {
+                    *entry = total;
+                    if let Some(slug) = Slug::parse(&slug) {
+                        if self.rooms.contains_key(&slug) {
+                            self.mark_dirty(&slug);
+                        } else {
+                            let counts = self.census.get(slug.as_str());
+                            self.census.set(&slug, super::Counts { total, ..counts });
+                        }
+                    }
+                }
+            }
+            Wire::Heartbeat { .. } | Wire::Hello { .. } => {}
+        }
+    }
+
+    fn apply_event(&mut self, instance: &Arc<str>, slug: &Slug, event: WireEvent) {
+        let shared = self.settings.cluster.is_some();
+        match event {
+            WireEvent::Join { id, color, pos } => {
+                let Some(id) = GhostId::parse(&id) else {
+                    return;
+                };
+                let room = self.rooms.entry(slug.clone()).or_insert_with(|| {
+                    if shared {
+                        Room::shared()
+                    } else {
+                        Room::new()
+                    }
+                });
+                if room.contains(&id) {
+                    return; // Already known (a snapshot came first), or an id clash with a local ghost.
+                }
+                room.add_remote(id.clone(), palette_color(&color), pos, instance.clone());
+                self.remote
+                    .entry(instance.clone())
+                    .or_default()
+                    .insert(id, slug.clone());
+            }
+            WireEvent::Leave { id } => {
+                let Some(id) = GhostId::parse(&id) else {
+                    return;
+                };
+                self.remove_remote(instance, slug, &id);
+            }
+            WireEvent::Moves { moves } => {
+                let Some(room) = self.rooms.get_mut(slug) else {
+                    return;
+                };
+                for (id, pos) in moves {
+                    let Some(id) = GhostId::parse(&id) else {
+                        continue;
+                    };
+                    let theirs = room
+                        .member(&id)
+                        .is_some_and(|m| m.origin.as_deref() == Some(&**instance));
+                    if theirs && room.moved(&id, pos) == Moved::Coalesced {
+                        self.metrics.moves_coalesced.inc();
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove_remote(&mut self, instance: &Arc<str>, slug: &Slug, id: &GhostId) {
+        let Some(room) = self.rooms.get_mut(slug) else {
+            return;
+        };
+        if room
+            .member(id)
+            .is_some_and(|m| m.origin.as_deref() == Some(&**instance))
+        {
+            room.remove(id);
+            if let Some(ghosts) = self.remote.get_mut(instance) {
+                ghosts.remove(id);
+            }
+            self.mark_dirty(slug);
+        }
+    }
+
+    /// Makes this instance's view of `instance` match its snapshot: missing
+    /// ghosts leave, new ones join, moved ones move.
+    fn apply_snapshot(&mut self, instance: Arc<str>, rooms: Vec<WireRoom>) {
+        let mut wanted: HashMap<GhostId, (Slug, String, f64)> = HashMap::new();
+        for room in rooms {
+            let Some(slug) = Slug::parse(&room.slug) else {
+                continue;
+            };
+            for (id, color, pos) in room.ghosts {
+                if let Some(id) = GhostId::parse(&id) {
+                    wanted.insert(id, (slug.clone(), color, pos));
+                }
+            }
+        }
+        let known: Vec<(GhostId, Slug)> = self
+            .remote
+            .get(&instance)
+            .map(|g| g.iter().map(|(i, s)| (i.clone(), s.clone())).collect())
+            .unwrap_or_default();
+        for (id, slug) in known {
+            if wanted.get(&id).is_none_or(|(s, _, _)| *s != slug) {
+                self.remove_remote(&instance, &slug, &id);
+            }
+        }
+        for (id, (slug, color, pos)) in wanted {
+            let present = self.rooms.get(&slug).is_some_and(|r| r.contains(&id));
+            let event = if present {
+                WireEvent::Moves {
+                    moves: vec![(id.to_string(), pos)],
+                }
+            } else {
+                WireEvent::Join {
+                    id: id.to_string(),
+                    color,
+                    pos,
+                }
+            };
+            self.apply_event(&instance, &slug, event);
+            self.mark_dirty(&slug);
+        }
+    }
+
+    /// An instance went silent or said goodbye: all its ghosts leave.
+    pub(super) fn instance_gone(&mut self, instance: &str) {
+        let instance: Arc<str> = Arc::from(instance);
+        let Some(ghosts) = self.remote.remove(&instance) else {
+            return;
+        };
+        for (id, slug) in ghosts {
+            if let Some(room) = self.rooms.get_mut(&slug) {
+                room.remove(&id);
+                self.mark_dirty(&slug);
+            }
+        }
+    }
+
+    /// This instance's own ghosts, for a snapshot to the others.
+    pub(super) fn local_snapshot(&self) -> Vec<WireRoom> {
+        self.rooms
+            .iter()
+            .map(|(slug, room)| WireRoom {
+                slug: slug.to_string(),
+                ghosts: room
+                    .local_ghosts()
+                    .map(|(id, m)| (id.to_string(), m.color.to_string(), m.pos))
+                    .collect(),
+            })
+            .filter(|room| !room.ghosts.is_empty())
+            .collect()
+    }
+}

@@ -1,0 +1,214 @@
+//! Cluster mode against a real Redis: readers on different instances see
+//! each other as if on one; counts are shared; an instance that dies, and
+//! Redis itself going away, are survived.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::binary::Running;
+use common::redis::Redis;
+use common::sse::{metric, move_to, open, open_with, Reader};
+use common::{one_post, start_server, wait_until, TempDir, TestServer};
+
+async fn instance(redis: &Redis) -> TestServer {
+    let url = redis.url();
+    start_server(one_post(12), move |c| c.redis = Some(url)).await
+}
+
+/// Waits until `reader` knows ghost `id`: in its snapshot, or by a `join`.
+async fn sees(reader: &mut Reader, id: &str) {
+    let in_snapshot = reader.snapshot.data["ghosts"]
+        .as_array()
+        .is_some_and(|g| g.iter().any(|g| g["id"] == id));
+    if !in_snapshot {
+        reader.wait_for("join", |d| d["id"] == id).await;
+    }
+}
+
+/// Opens a reader on `server` that sees `other`'s ghost, retrying while the
+/// instances are still finding each other through Redis.
+async fn reader_seeing(server: &TestServer, other: &mut Reader) -> Reader {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut reader = open(server.addr, "p").await;
+        let known = reader.snapshot.data["ghosts"]
+            .as_array()
+            .is_some_and(|g| g.iter().any(|g| g["id"] == other.id.as_str()));
+        if known
+            || reader
+                .next_event_within(Duration::from_millis(1500))
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|e| e.name == "join" && e.data["id"] == other.id.as_str())
+        {
+            return reader;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the instances never saw each other through Redis"
+        );
+        drop(reader);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_on_two_instances_see_each_other_join_move_and_leave() {
+    let redis = Redis::start().await;
+    let (a_server, b_server) = (instance(&redis).await, instance(&redis).await);
+    let mut a = open(a_server.addr, "p").await;
+    let b = reader_seeing(&b_server, &mut a).await;
+    sees(&mut a, &b.id).await;
+
+    move_to(b_server.addr, "p", &b, 4.5).await;
+    let (moves, _) = a
+        .wait_for("moves", |d| {
+            d["moves"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["pos"] == 4.5))
+        })
+        .await;
+    assert!(moves.data["moves"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|m| m["id"] == b.id.as_str())));
+    let reading_now = |n: u64| {
+        let addr = a_server.addr;
+        async move {
+            common::get(addr, "/posts/p")
+                .await
+                .text()
+                .contains(&format!("<span data-now>{n}</span>"))
+        }
+    };
+    wait_until("A counts both instances' readers", || reading_now(2)).await;
+
+    let b_id = b.id.clone();
+    b.close();
+    a.wait_for("leave", |d| d["id"] == b_id.as_str()).await;
+    wait_until("A counts one reader", || reading_now(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn total_counts_each_reader_once_and_a_resume_on_another_instance_keeps_the_ghost() {
+    let redis = Redis::start().await;
+    let (a_server, b_server) = (instance(&redis).await, instance(&redis).await);
+    let mut a = open(a_server.addr, "p").await;
+    let b = reader_seeing(&b_server, &mut a).await;
+    // Only readers count: `reader_seeing` may have opened and dropped some
+    // on B while the instances found each other, so read what Redis holds.
+    let total_before = |server: &TestServer| {
+        let addr = server.addr;
+        async move {
+            let page = common::get(addr, "/posts/p").await.text();
+            page.split("data-total>")
+                .nth(1)
+                .and_then(|t| t.split('<').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        }
+    };
+    wait_until("both instances agree on the total", || async {
+        total_before(&a_server).await == total_before(&b_server).await
+            && total_before(&a_server).await >= 2
+    })
+    .await;
+    let total = total_before(&a_server).await;
+
+    let (id, color, token) = (b.id.clone(), b.color.clone(), b.token.clone());
+    b.close();
+    a.wait_for("leave", |d| d["id"] == id.as_str()).await;
+    let key = format!("ghostread:park:{token}");
+    wait_until("the ghost is parked in Redis", || async {
+        redis.exists(&key).await
+    })
+    .await;
+
+    let back = open_with(
+        a_server.addr,
+        "/posts/p/events",
+        &format!("last-event-id: {token}\r\n"),
+    )
+    .await
+    .expect("200");
+    assert_eq!(
+        (back.id.as_str(), back.color.as_str()),
+        (id.as_str(), color.as_str()),
+        "same ghost on the other instance"
+    );
+    assert_eq!(
+        back.snapshot.data["total"], total,
+        "a resume is not a new reader"
+    );
+    assert_eq!(
+        metric(a_server.addr, "ghostread_joins_total").await,
+        1.0,
+        "A counted only its own first reader"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_with_sigkill_loses_its_ghosts_everywhere_within_five_seconds() {
+    let redis = Redis::start().await;
+    let a_server = instance(&redis).await;
+    let posts = TempDir::new("posts");
+    posts.write(
+        "p.md",
+        common::post("P", "2025-01-01", "One.\n\nTwo.\n\nThree."),
+    );
+    let data = TempDir::new("data");
+    let mut b_process = Running::start(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--posts",
+        &posts.path().to_string_lossy(),
+        "--data",
+        &data.path().to_string_lossy(),
+        "--redis",
+        &redis.url(),
+    ]);
+    let b_addr = b_process.addr();
+    b_process.wait_for_line("joined through Redis");
+    let mut a = open(a_server.addr, "p").await;
+    let b = open(b_addr, "p").await;
+    sees(&mut a, &b.id).await;
+    b_process.child.kill().expect("kill -9 B");
+    let killed = Instant::now();
+    a.wait_for("leave", |d| d["id"] == b.id.as_str()).await;
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "gone after {:?}",
+        killed.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_keep_serving_while_redis_is_down_and_resync_when_it_is_back() {
+    let mut redis = Redis::start().await;
+    let (a_server, b_server) = (instance(&redis).await, instance(&redis).await);
+    let mut a = open(a_server.addr, "p").await;
+    let _b = reader_seeing(&b_server, &mut a).await;
+
+    redis.kill();
+    // Each instance still serves its own readers.
+    let mut local = open(a_server.addr, "p").await;
+    move_to(a_server.addr, "p", &a, 3.0).await;
+    local
+        .wait_for("moves", |d| {
+            d["moves"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["pos"] == 3.0))
+        })
+        .await;
+    let total_while_down = local.snapshot.data["total"].as_u64().unwrap_or(0);
+
+    redis.restart().await;
+    // Back: a new reader on B reaches A again, and no count went backwards.
+    let b2 = reader_seeing(&b_server, &mut a).await;
+    sees(&mut a, &b2.id).await;
+    let again = open(a_server.addr, "p").await;
+    assert!(
+        again.snapshot.data["total"].as_u64().unwrap_or(0) > total_while_down,
+        "the total only grows"
+    );
+}
