@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench load -- <scenario> [options]
-//! scenarios: hot-room, blog, idle-crowd, churn, ramp
+//! scenarios: hot-room, blog, idle-crowd, churn, ramp, cluster (two instances and Redis)
 //! options:   --url http://HOST:PORT   drive a running server instead of starting one
 //!            --posts a,b,c            its posts (default: read from its index)
 //!            --readers N --hz F --seconds N --ramp-up N --tick-ms N --seed N
@@ -49,6 +49,8 @@ struct Scenario {
     churn_per_sec: f64,
     tick_ms: u64,
     seed: u64,
+    /// Server instances; more than one share readers through Redis.
+    instances: usize,
 }
 
 fn scenario(name: &str) -> Option<Scenario> {
@@ -64,6 +66,7 @@ fn scenario(name: &str) -> Option<Scenario> {
         churn_per_sec: 0.0,
         tick_ms: 10,
         seed: 1,
+        instances: 1,
     };
     Some(match name {
         "hot-room" => base,
@@ -93,6 +96,14 @@ fn scenario(name: &str) -> Option<Scenario> {
             churn_per_sec: 200.0,
             ..base
         },
+        "cluster" => Scenario {
+            posts: 10,
+            readers: 400,
+            hz: 2.0,
+            ramp_up: 3,
+            instances: 2,
+            ..base
+        },
         "ramp" => Scenario {
             posts: 1000,
             readers: 120_000,
@@ -114,7 +125,7 @@ struct Cli {
 }
 
 fn usage(message: &str) -> ! {
-    eprintln!("{message}\nusage: cargo bench --bench load -- <hot-room|blog|idle-crowd|churn|ramp> [--url URL] [--posts a,b] [--readers N] [--hz F] [--seconds N] [--ramp-up N] [--tick-ms N] [--seed N] [--out DIR]\n       cargo bench --bench load -- --compare a.json b.json");
+    eprintln!("{message}\nusage: cargo bench --bench load -- <hot-room|blog|idle-crowd|churn|ramp|cluster> [--instances N] [--url URL] [--posts a,b] [--readers N] [--hz F] [--seconds N] [--ramp-up N] [--tick-ms N] [--seed N] [--out DIR]\n       cargo bench --bench load -- --compare a.json b.json");
     std::process::exit(2)
 }
 
@@ -163,6 +174,7 @@ fn parse() -> Cli {
             "--ramp-up" => scenario.ramp_up = number(&value).clamp(0.0, 600.0) as u64,
             "--tick-ms" => scenario.tick_ms = number(&value).clamp(1.0, 1000.0) as u64,
             "--seed" => scenario.seed = number(&value) as u64,
+            "--instances" => scenario.instances = number(&value).clamp(1.0, 8.0) as usize,
             other => usage(&format!("unknown option {other}")),
         }
         i += 2;
@@ -220,7 +232,7 @@ async fn run(
 ) -> Report {
     let target = match &url {
         Some(url) => Target::remote(url, posts).await,
-        None => Target::spawn(s.posts, s.tick_ms),
+        None => Target::spawn(s.posts, s.tick_ms, s.instances),
     };
     let ramp = s.name == "ramp";
     // Past the open-file limit, readers ride HTTP/2 streams, 200 to a connection.
@@ -234,14 +246,14 @@ async fn run(
     let total_readers =
         s.readers + (s.churn_per_sec * (s.seconds + s.ramp_up) as f64) as usize + 16;
     let shared = Shared::new(
-        target.addr,
+        target.addrs.clone(),
         target.blocks,
         total_readers,
         64,
         h2.then_some(200),
     );
     println!("{}: {} readers over {} posts at {} Hz for {} s against {} ({}); open-file limit {fd_limit}",
-        s.name, s.readers, target.slugs.len(), s.hz, s.seconds, target.addr, target.mode());
+        s.name, s.readers, target.slugs.len(), s.hz, s.seconds, target.addrs[0], target.mode());
 
     let mut rng = StdRng::seed_from_u64(s.seed);
     let weights: Vec<f64> = (0..target.slugs.len())
@@ -260,13 +272,13 @@ async fn run(
         slugs[slugs.len() - 1].clone()
     };
 
-    let pid = target.pid();
+    let pids = target.pids();
+    let me = ["self".to_string()];
     let started = Instant::now();
     let move_until = started + Duration::from_secs(s.ramp_up + s.seconds);
     let end_at = move_until + Duration::from_secs(1);
-    let (server_cpu0, harness_cpu0) =
-        (pid.as_deref().map_or(0.0, cpu_seconds), cpu_seconds("self"));
-    let rss0 = pid.as_deref().map_or(0, |p| rss_kib(p).0);
+    let (server_cpu0, harness_cpu0) = (cpu_seconds(&pids), cpu_seconds(&me));
+    let rss0 = rss_kib(&pids).0;
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_reader = 0usize;
     let mut timeline: Vec<Sample> = Vec::new();
@@ -324,7 +336,7 @@ async fn run(
                 let t = started.elapsed().as_secs_f64();
                 let histogram = shared.stats.take_second();
                 let q = |q: f64| if histogram.is_empty() { 0.0 } else { histogram.value_at_quantile(q) as f64 / 1000.0 };
-                let (server_cpu, harness_cpu) = (pid.as_deref().map_or(0.0, cpu_seconds), cpu_seconds("self"));
+                let (server_cpu, harness_cpu) = (cpu_seconds(&pids), cpu_seconds(&me));
                 let deliveries = shared.stats.deliveries.load(Ordering::Relaxed);
                 let moves = shared.stats.moves_sent.load(Ordering::Relaxed);
                 let open = shared.stats.open_streams.load(Ordering::Relaxed);
@@ -333,7 +345,7 @@ async fn run(
                     t, open, p50_ms: q(0.5), p99_ms: q(0.99),
                     deliveries: deliveries - last.2, moves: moves - last.3,
                     server_cores: server_cpu - last.0, harness_cores: harness_cpu - last.1,
-                    server_rss_mib: pid.as_deref().map_or(0, |p| rss_kib(p).0) as f64 / 1024.0,
+                    server_rss_mib: rss_kib(&pids).0 as f64 / 1024.0,
                 };
                 last = (server_cpu, harness_cpu, deliveries, moves);
                 eprint!("\r[{t:5.0} s] open {open:>6} | p99 {:>8.2} ms | {:>6} moves/s | {:>8} deliveries/s | server {:.2} core | harness {:.2} core   ",
@@ -376,9 +388,9 @@ async fn run(
         (s.seconds + s.ramp_up) as f64
     };
     let total = shared.stats.total();
-    let server_cpu = pid.as_deref().map_or(0.0, cpu_seconds) - server_cpu0;
-    let harness_cpu = cpu_seconds("self") - harness_cpu0;
-    let peak_rss = pid.as_deref().map_or(0, |p| rss_kib(p).1);
+    let server_cpu = cpu_seconds(&pids) - server_cpu0;
+    let harness_cpu = cpu_seconds(&me) - harness_cpu0;
+    let peak_rss = rss_kib(&pids).1;
     let quantile = |q: f64| {
         if total.is_empty() {
             0.0
@@ -398,7 +410,7 @@ async fn run(
         command: command.to_string(),
         seed: s.seed,
         transport,
-        server: target.mode().to_string(),
+        server: target.mode(),
         posts: target.slugs.len(),
         readers: peak_open,
         hz: s.hz,
@@ -428,6 +440,24 @@ async fn run(
         },
         harness_cpu_cores: harness_cpu / elapsed,
         errors: shared.stats.errors(),
+        cross_instance_staleness_ms: (target.addrs.len() > 1).then(|| {
+            let cross = shared.stats.cross();
+            let q = |q: f64| {
+                if cross.is_empty() {
+                    0.0
+                } else {
+                    cross.value_at_quantile(q) as f64 / 1000.0
+                }
+            };
+            Percentiles {
+                p50: q(0.5),
+                p90: q(0.9),
+                p99: q(0.99),
+                p999: q(0.999),
+                max: cross.max() as f64 / 1000.0,
+                count: cross.len(),
+            }
+        }),
         knee,
         cdf,
         timeline,

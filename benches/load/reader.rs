@@ -60,7 +60,9 @@ pub struct Move {
 /// Everything the readers of one run share.
 pub struct Shared {
     pub start: std::time::Instant,
-    pub addr: SocketAddr,
+    /// The instances; reader `n` uses `addrs[n % len]`, so in cluster mode
+    /// the readers of a post are spread over every instance.
+    pub addrs: Vec<SocketAddr>,
     pub blocks: u32,
     pub stats: Stats,
     sent: Vec<Sent>,
@@ -73,7 +75,7 @@ impl Shared {
     /// Room for `readers` readers; `posters` keep-alive POST connections;
     /// event streams over HTTP/2 with `h2_streams` per connection, if set.
     pub fn new(
-        addr: SocketAddr,
+        addrs: Vec<SocketAddr>,
         blocks: u32,
         readers: usize,
         posters: usize,
@@ -88,7 +90,7 @@ impl Shared {
         }
         let shared = Arc::new(Shared {
             start: std::time::Instant::now(),
-            addr,
+            addrs,
             blocks,
             stats: Stats::default(),
             sent: (0..readers).map(|_| Sent::new()).collect(),
@@ -103,6 +105,11 @@ impl Shared {
             tokio::spawn(poster(shared.clone(), n, rx));
         }
         shared
+    }
+
+    /// The instance reader (or poster) `n` talks to.
+    fn addr(&self, n: usize) -> SocketAddr {
+        self.addrs[n % self.addrs.len()]
     }
 
     fn nanos(&self) -> u64 {
@@ -139,6 +146,7 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
         let session = shared.sent[me].session.fetch_add(1, Ordering::AcqRel) + 1;
         let mut watcher = Watcher {
             me,
+            cross: Vec::new(),
             last_seen: HashMap::new(),
             event: String::new(),
             samples: Vec::new(),
@@ -216,6 +224,8 @@ fn next_delay(rng: &mut StdRng, hz: f64, burst: &mut u32) -> (Duration, bool) {
 /// Reads one stream's events and times the moves it sees.
 struct Watcher {
     me: usize,
+    /// This read's samples that crossed instances (cluster mode).
+    cross: Vec<u64>,
     last_seen: HashMap<usize, u64>,
     event: String,
     samples: Vec<u64>,
@@ -247,7 +257,9 @@ impl Watcher {
         }
         buf.drain(..start);
         shared.stats.record(&self.samples);
+        shared.stats.record_cross(&self.cross);
         self.samples.clear();
+        self.cross.clear();
         token
     }
 
@@ -286,10 +298,15 @@ impl Watcher {
             }
             let from = self.last_seen.get(&ghost).map_or(seq, |seen| seen + 1);
             let sent = &shared.sent[ghost];
+            let instances = shared.addrs.len();
+            let crossed = instances > 1 && ghost % instances != self.me % instances;
             for s in from.max(seq.saturating_sub(RING as u64 - 1))..=seq {
                 let at = sent.times[s as usize % RING].load(Ordering::Acquire);
                 if at > 0 && now >= at {
                     self.samples.push((now - at) / 1000);
+                    if crossed {
+                        self.cross.push((now - at) / 1000);
+                    }
                 }
             }
             if self.last_seen.get(&ghost).is_none_or(|seen| seq > *seen) {
@@ -340,7 +357,7 @@ async fn poster(shared: Arc<Shared>, n: usize, mut moves: mpsc::Receiver<Move>) 
     let mut buf = Vec::with_capacity(1024);
     while let Some(m) = moves.recv().await {
         if connection.is_none() {
-            match connect_from(shared.addr, source(900_000 + n)).await {
+            match connect_from(shared.addr(n), source(900_000 + n)).await {
                 Ok(stream) => connection = Some(stream),
                 Err(error) => {
                     shared
@@ -444,7 +461,7 @@ async fn open(shared: &Shared, me: usize, slug: &str, resume: Option<&str>) -> O
 }
 
 async fn open_h1(shared: &Shared, me: usize, path: &str, resume: Option<&str>) -> Option<Stream> {
-    let mut stream = match connect_from(shared.addr, source(me)).await {
+    let mut stream = match connect_from(shared.addr(me), source(me)).await {
         Ok(stream) => stream,
         Err(error) => {
             shared.stats.error(&connect_error("stream", &error));
@@ -503,7 +520,7 @@ async fn open_h2(
         let mut conns = pool.conns.lock().await;
         while conns.len() <= index {
             let n = conns.len();
-            let stream = match connect_from(shared.addr, source(500_000 + n)).await {
+            let stream = match connect_from(shared.addr(0), source(500_000 + n)).await {
                 Ok(stream) => stream,
                 Err(error) => {
                     shared
@@ -525,7 +542,7 @@ async fn open_h2(
         }
         conns[index].clone()
     };
-    let mut request = hyper::Request::get(format!("http://{}{path}", shared.addr));
+    let mut request = hyper::Request::get(format!("http://{}{path}", shared.addr(0)));
     if let Some(token) = resume {
         request = request.header("last-event-id", token);
     }

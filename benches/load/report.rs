@@ -45,6 +45,9 @@ pub struct Report {
     pub server_bytes_per_reader: f64,
     pub harness_cpu_cores: f64,
     pub errors: std::collections::BTreeMap<String, u64>,
+    /// In cluster mode: staleness of moves seen by readers on another instance.
+    #[serde(default)]
+    pub cross_instance_staleness_ms: Option<Percentiles>,
     /// For `ramp`: the most readers held within the limits, and their moves/s.
     pub knee: Option<(u64, f64)>,
     pub cdf: Vec<(f64, f64)>,
@@ -129,6 +132,15 @@ impl Report {
         ];
         for (name, value) in rows {
             let _ = writeln!(out, "{name:<22} {value}");
+        }
+        let per_move = self.server_cpu_cores * 1000.0 / self.moves_per_sec.max(1e-9);
+        let _ = writeln!(out, "{:<22} {per_move:.3} core-ms per move", "server cost");
+        if let Some(c) = &self.cross_instance_staleness_ms {
+            let _ = writeln!(
+                out,
+                "{:<22} p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+                "cross-instance ms", c.p50, c.p90, c.p99, c.p999, c.max
+            );
         }
         if let Some((readers, moves)) = self.knee {
             let _ = writeln!(

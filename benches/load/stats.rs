@@ -29,6 +29,8 @@ pub struct Stats {
     /// Staleness of the current second, and of the run so far.
     second: Mutex<Option<Histogram<u64>>>,
     total: Mutex<Option<Histogram<u64>>>,
+    /// Staleness of deliveries that crossed from one instance to another.
+    cross: Mutex<Option<Histogram<u64>>>,
 }
 
 impl Stats {
@@ -86,6 +88,23 @@ impl Stats {
         for sample in samples {
             let _ = histogram.record((*sample).max(1));
         }
+    }
+
+    /// Records deliveries that crossed instances (cluster mode); they are
+    /// also in `record`.
+    pub fn record_cross(&self, samples: &[u64]) {
+        if samples.is_empty() {
+            return;
+        }
+        let mut cross = self.cross.lock();
+        let histogram = cross.get_or_insert_with(histogram);
+        for sample in samples {
+            let _ = histogram.record((*sample).max(1));
+        }
+    }
+
+    pub fn cross(&self) -> Histogram<u64> {
+        self.cross.lock().clone().unwrap_or_else(histogram)
     }
 
     /// Ends the current second: its histogram, folded into the run's.

@@ -1,16 +1,18 @@
-//! The server under load: a ghostread child process serving a generated blog
-//! (so its CPU and memory are its own, read from /proc), or a running server
-//! given by `--url`.
+//! The server under load: ghostread child processes serving a generated blog
+//! (one, or several sharing a Redis child in cluster mode), so their CPU and
+//! memory are their own, read from /proc; or a running server (`--url`).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
 pub struct Target {
-    pub addr: SocketAddr,
+    /// Where readers connect: one address per instance.
+    pub addrs: Vec<SocketAddr>,
     pub slugs: Vec<String>,
     pub blocks: u32,
-    child: Option<Child>,
+    /// The ghostread instances, then Redis, if this harness started them.
+    children: Vec<Child>,
     dir: Option<std::path::PathBuf>,
 }
 
@@ -18,8 +20,9 @@ pub struct Target {
 pub const BLOCKS: u32 = 60;
 
 impl Target {
-    /// Starts ghostread on a free port with `posts` generated posts.
-    pub fn spawn(posts: usize, tick_ms: u64) -> Target {
+    /// Starts `instances` ghostread processes on free ports with `posts`
+    /// generated posts; with more than one, they share a Redis it starts too.
+    pub fn spawn(posts: usize, tick_ms: u64, instances: usize) -> Target {
         let dir = std::env::temp_dir().join(format!("ghostread-load-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("posts")).expect("make the posts folder");
@@ -35,53 +38,99 @@ impl Target {
             std::fs::write(dir.join("posts").join(format!("{slug}.md")), text)
                 .expect("write a post");
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ghostread"))
-            .args(["--addr", "127.0.0.1:0", "--log", "info"])
-            .arg("--posts")
-            .arg(dir.join("posts"))
-            .arg("--data")
-            .arg(dir.join("data"))
-            .args(["--tick-ms", &tick_ms.to_string()])
-            .args([
-                "--max-connections",
-                "19500",
-                "--max-readers",
-                "1000000",
-                "--max-readers-per-post",
-                "1000000",
-            ])
-            .args(["--max-streams-per-address", "1000000"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the ghostread binary");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("the server printed its address")
-                .expect("read its log");
-            if let Some(at) = line.find("http://") {
-                break line[at + 7..]
-                    .split_whitespace()
-                    .next()
-                    .expect("address")
-                    .parse()
-                    .expect("socket address");
+        let mut children = Vec::new();
+        let redis = (instances > 1).then(|| {
+            let port = free_port();
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start redis-server for cluster mode (apt-get install redis-server)");
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::net::TcpStream::connect(addr).is_err() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "redis-server did not start"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-        };
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                if line.contains("WARN") || line.contains("ERROR") {
-                    eprintln!("server: {line}");
-                }
-            }
+            (child, format!("redis://127.0.0.1:{port}"))
         });
+        let mut addrs = Vec::new();
+        for n in 0..instances.max(1) {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_ghostread"));
+            command
+                .args(["--addr", "127.0.0.1:0", "--log", "info"])
+                .arg("--posts")
+                .arg(dir.join("posts"))
+                .arg("--data")
+                .arg(dir.join(format!("data-{n}")))
+                .args([
+                    "--tick-ms",
+                    &tick_ms.to_string(),
+                    "--max-connections",
+                    "19500",
+                ])
+                .args([
+                    "--max-readers",
+                    "1000000",
+                    "--max-readers-per-post",
+                    "1000000",
+                ])
+                .args(["--max-streams-per-address", "1000000"])
+                .stderr(Stdio::piped());
+            if let Some((_, url)) = &redis {
+                command.args(["--redis", url]);
+            }
+            let mut child = command.spawn().expect("start the ghostread binary");
+            let stderr = child.stderr.take().expect("piped stderr");
+            let mut lines = BufReader::new(stderr).lines();
+            let addr = loop {
+                let line = lines
+                    .next()
+                    .expect("the server printed its address")
+                    .expect("read its log");
+                if let Some(at) = line.find("http://") {
+                    break line[at + 7..]
+                        .split_whitespace()
+                        .next()
+                        .expect("address")
+                        .parse()
+                        .expect("socket address");
+                }
+            };
+            let cluster = redis.is_some();
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    if line.contains("WARN")
+                        || line.contains("ERROR")
+                        || (cluster && line.contains("joined through Redis"))
+                    {
+                        eprintln!("server {n}: {line}");
+                    }
+                }
+            });
+            addrs.push(addr);
+            children.push(child);
+        }
+        if let Some((child, _)) = redis {
+            children.push(child);
+        }
         Target {
-            addr,
+            addrs,
             slugs,
             blocks: BLOCKS,
-            child: Some(child),
+            children,
             dir: Some(dir),
         }
     }
@@ -118,30 +167,31 @@ impl Target {
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
         Target {
-            addr,
+            addrs: vec![addr],
             slugs,
             blocks,
-            child: None,
+            children: Vec::new(),
             dir: None,
         }
     }
 
-    pub fn pid(&self) -> Option<String> {
-        self.child.as_ref().map(|c| c.id().to_string())
+    /// The processes whose CPU and memory count as the server's.
+    pub fn pids(&self) -> Vec<String> {
+        self.children.iter().map(|c| c.id().to_string()).collect()
     }
 
-    pub fn mode(&self) -> &'static str {
-        if self.child.is_some() {
-            "child process (release build)"
-        } else {
-            "running server (--url)"
+    pub fn mode(&self) -> String {
+        match self.children.len() {
+            0 => "running server (--url)".into(),
+            1 => "child process (release build)".into(),
+            n => format!("{} instances (release build) sharing one Redis", n - 1),
         }
     }
 }
 
 impl Drop for Target {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
+        for child in &mut self.children {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
@@ -153,30 +203,43 @@ impl Drop for Target {
     }
 }
 
-/// CPU seconds (user + system) of a process, from /proc ("self" works).
-pub fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
-        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
-    });
-    ticks / 100.0 // USER_HZ is 100 on Linux.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
-/// Resident memory now and at its peak, in KiB.
-pub fn rss_kib(pid: &str) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+/// CPU seconds (user + system) of processes, from /proc ("self" works).
+pub fn cpu_seconds(pids: &[String]) -> f64 {
+    pids.iter()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let fields: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+                f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+            });
+            ticks / 100.0 // USER_HZ is 100 on Linux.
+        })
+        .sum()
+}
+
+/// Resident memory now and at its peak, in KiB, summed over processes.
+pub fn rss_kib(pids: &[String]) -> (u64, u64) {
+    pids.iter().fold((0, 0), |(now, peak), pid| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (now + field("VmRSS:"), peak + field("VmHWM:"))
+    })
 }
