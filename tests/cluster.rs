@@ -157,16 +157,8 @@ async fn an_instance_killed_with_sigkill_loses_its_ghosts_everywhere_within_five
         common::post("P", "2025-01-01", "One.\n\nTwo.\n\nThree."),
     );
     let data = TempDir::new("data");
-    let mut b_process = Running::start(&[
-        "--addr",
-        "127.0.0.1:0",
-        "--posts",
-        &posts.path().to_string_lossy(),
-        "--data",
-        &data.path().to_string_lossy(),
-        "--redis",
-        &redis.url(),
-    ]);
+    let url = redis.url();
+    let mut b_process = Running::serve_with(&posts, &data, &["--redis", &url]);
     let b_addr = b_process.addr();
     b_process.wait_for_line("joined through Redis");
     let mut a = open(a_server.addr, "p").await;

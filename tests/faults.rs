@@ -29,16 +29,7 @@ async fn kill_9_in_the_middle_of_saving_always_leaves_a_valid_file() {
     let mut last_saved = 0u64;
     for round in 0..12u64 {
         // Saves as often as the counts change: every join, every millisecond.
-        let mut server = Running::start(&[
-            "--addr",
-            "127.0.0.1:0",
-            "--posts",
-            &posts.path().to_string_lossy(),
-            "--data",
-            &data.path().to_string_lossy(),
-            "--save-interval-ms",
-            "1",
-        ]);
+        let mut server = Running::serve_with(&posts, &data, &["--save-interval-ms", "1"]);
         let addr = server.addr();
         let until = Instant::now() + Duration::from_millis(100 + round * 23 % 150);
         let mut readers = Vec::new();

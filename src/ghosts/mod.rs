@@ -6,12 +6,14 @@
 //! - [`published`]: what the manager publishes for handlers to read.
 //! - [`handle`]: the API. [`manager`]: the actor.
 
+mod arrivals;
 pub mod ghost;
 mod handle;
 mod manager;
 pub mod published;
 mod remote;
 pub mod room;
+mod saving;
 
 pub use ghost::{palette_color, Color, GhostId, Token};
 pub use handle::{Ghosts, JoinRefused, JoinRequest, Resync, Settings, Stopped, StreamEvent};

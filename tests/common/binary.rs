@@ -45,9 +45,16 @@ impl Running {
 
     /// The server on a free port with these posts and data folders.
     pub fn serve(posts: &TempDir, data: &TempDir) -> Running {
+        Running::serve_with(posts, data, &[])
+    }
+
+    /// Like `serve`, with more flags.
+    pub fn serve_with(posts: &TempDir, data: &TempDir, flags: &[&str]) -> Running {
         let posts = posts.path().to_string_lossy().into_owned();
         let data = data.path().to_string_lossy().into_owned();
-        Running::start(&["--addr", "127.0.0.1:0", "--posts", &posts, "--data", &data])
+        let mut args = vec!["--addr", "127.0.0.1:0", "--posts", &posts, "--data", &data];
+        args.extend_from_slice(flags);
+        Running::start(&args)
     }
 
     /// Waits (up to 10 s) for a log line containing `needle`.
