@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::browser::{Browser, Driver};
 use common::sse::{metric, move_to, open};
-use common::{sample_blog, start_server, start_server_at};
+use common::{sample_blog, start_server, start_server_at, wait_until};
 use serde_json::Value;
 
 /// One Chromium set at a time: two cores do not run a dozen well.
@@ -324,5 +324,95 @@ async fn no_page_logs_an_error_and_the_ghost_toggle_is_remembered() {
         )
         .await;
     assert_eq!(label, "Show ghosts");
+    browser.close().await;
+}
+
+/// Makes the page believe its tab was hidden or shown again.
+async fn set_hidden(browser: &Browser, hidden: bool) {
+    browser
+        .js(
+            "Object.defineProperty(document, 'hidden', { configurable: true, get: () => arguments[0] });
+             document.dispatchEvent(new Event('visibilitychange'));",
+            vec![serde_json::json!(hidden)],
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_tab_sends_nothing_and_reports_its_position_when_shown() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = start_server(sample_blog(), |_| {}).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser(1280, 900).await;
+    browser
+        .goto(&format!("http://{}/posts/{LONG}", server.addr))
+        .await;
+    let id = own_id(&browser).await;
+    let accepted = "ghostread_position_responses_total{status=\"204\"}";
+    wait_until("the first position arrived", || async {
+        metric(server.addr, accepted).await >= 1.0
+    })
+    .await;
+
+    set_hidden(&browser, true).await;
+    let before = metric(server.addr, accepted).await;
+    for block in [10, 15, 20, 25] {
+        browser.read_block(block, 0.5).await;
+    }
+    let mut watcher = open(server.addr, LONG).await;
+    set_hidden(&browser, false).await;
+    watcher
+        .wait_for("moves", |d| {
+            d["moves"].as_array().is_some_and(|m| {
+                m.iter().any(|m| {
+                    m["id"] == id.as_str()
+                        && m["pos"].as_f64().is_some_and(|p| (25.0..26.0).contains(&p))
+                })
+            })
+        })
+        .await;
+    assert_eq!(
+        metric(server.addr, accepted).await - before,
+        1.0,
+        "one POST, sent on showing, none while hidden"
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_429_the_client_backs_off_and_still_delivers_its_last_position() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = start_server(sample_blog(), |c| c.moves_per_sec = 1).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser(1280, 900).await;
+    browser
+        .goto(&format!("http://{}/posts/{LONG}", server.addr))
+        .await;
+    let id = own_id(&browser).await;
+    let mut watcher = open(server.addr, LONG).await;
+    // Scroll on and on, far faster than one move a second.
+    for block in 5..=20 {
+        browser.read_block(block, 0.5).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    watcher
+        .wait_for("moves", |d| {
+            d["moves"].as_array().is_some_and(|m| {
+                m.iter().any(|m| {
+                    m["id"] == id.as_str()
+                        && m["pos"].as_f64().is_some_and(|p| (20.0..21.0).contains(&p))
+                })
+            })
+        })
+        .await;
+    let limited = metric(
+        server.addr,
+        "ghostread_position_responses_total{status=\"429\"}",
+    )
+    .await;
+    assert!(
+        (1.0..=3.0).contains(&limited),
+        "it backed off after a 429 instead of hammering: {limited} refused"
+    );
     browser.close().await;
 }
