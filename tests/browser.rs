@@ -416,3 +416,34 @@ async fn on_429_the_client_backs_off_and_still_delivers_its_last_position() {
     );
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_javascript_off_the_post_is_a_complete_readable_page() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = start_server(sample_blog(), |_| {}).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser_without_js(1280, 900).await;
+    browser
+        .goto(&format!("http://{}/posts/{LONG}", server.addr))
+        .await;
+    let text = browser.client.source().await.expect("page source");
+    assert!(
+        text.contains("Never wait for a reader"),
+        "the whole article is there"
+    );
+    assert!(
+        text.contains("Total readers:") && text.contains("reading now"),
+        "the counts are there as served"
+    );
+    assert!(
+        !text.contains("ghost-toggle"),
+        "no controls that cannot work"
+    );
+    assert!(console_errors(&browser, &[]).await.is_empty());
+    assert_eq!(
+        metric(server.addr, "ghostread_joins_total").await,
+        0.0,
+        "no stream was opened"
+    );
+    browser.close().await;
+}

@@ -42,6 +42,20 @@ impl Driver {
 
     /// A fresh headless Chromium with its own profile, at `width` × `height`.
     pub async fn browser(&self, width: u32, height: u32) -> Browser {
+        self.browser_with(width, height, json!({})).await
+    }
+
+    /// A browser with JavaScript turned off, as some readers have it.
+    pub async fn browser_without_js(&self, width: u32, height: u32) -> Browser {
+        self.browser_with(
+            width,
+            height,
+            json!({ "profile.managed_default_content_settings.javascript": 2 }),
+        )
+        .await
+    }
+
+    async fn browser_with(&self, width: u32, height: u32, prefs: Value) -> Browser {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let profile = self.profiles.path().join(format!("profile-{n}"));
@@ -59,6 +73,7 @@ impl Driver {
                     format!("--window-size={width},{height}"),
                     format!("--user-data-dir={}", profile.display()),
                 ],
+                "prefs": prefs,
             }),
         );
         capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
