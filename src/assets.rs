@@ -59,20 +59,24 @@ impl Assets {
 
     /// The asset at `name` (the URL path after `/web/`, still percent-encoded),
     /// or `None` for anything that is not a plain file name inside `web/`.
-    pub async fn get(&self, name: &str) -> Option<Asset> {
+    /// `Err` only when a file that exists in the folder cannot be read (a
+    /// permission or disk problem the operator must fix): a 500, not a 404.
+    pub async fn get(&self, name: &str) -> std::io::Result<Option<Asset>> {
         if !is_safe_name(name) {
-            return None;
+            return Ok(None);
         }
         match self {
-            Assets::Embedded(files) => files.get(name).cloned(),
+            Assets::Embedded(files) => Ok(files.get(name).cloned()),
             Assets::Dir(dir) => {
                 let path = dir.join(name);
-                let meta = tokio::fs::metadata(&path).await.ok()?;
-                if !meta.is_file() {
-                    return None;
-                }
-                let bytes = tokio::fs::read(&path).await.ok()?;
-                Some(asset(name, Bytes::from(bytes), DEV_CACHE))
+                match tokio::fs::metadata(&path).await {
+                    Ok(meta) if meta.is_file() => {}
+                    Ok(_) => return Ok(None),
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(error) => return Err(error),
+                };
+                let bytes = tokio::fs::read(&path).await?;
+                Ok(Some(asset(name, Bytes::from(bytes), DEV_CACHE)))
             }
         }
     }

@@ -131,8 +131,15 @@ fn health(app: &App) -> Response<Body> {
 }
 
 async fn asset<B>(app: &App, name: &str, request: &Request<B>) -> Response<Body> {
-    let Some(asset) = app.assets.get(name).await else {
-        return not_found(app);
+    let asset = match app.assets.get(name).await {
+        Ok(Some(asset)) => asset,
+        Ok(None) => return not_found(app),
+        Err(error) => {
+            tracing::error!(
+                "cannot read web/{name}: {error}; check the --web folder's files and permissions"
+            );
+            return server_error(app);
+        }
     };
     let etag = HeaderValue::from_str(&asset.etag).ok();
     let fresh = request
@@ -157,6 +164,17 @@ async fn asset<B>(app: &App, name: &str, request: &Request<B>) -> Response<Body>
         headers.insert(ETAG, etag);
     }
     response
+}
+
+/// Something on the server's side failed; the log says what.
+pub fn server_error(app: &App) -> Response<Body> {
+    let page = pages::render_error(
+        &app.site_title,
+        500,
+        "Something broke on our side",
+        "The server could not answer this request. Please try again in a moment; the operator has the details in the log.",
+    );
+    reply::html(StatusCode::INTERNAL_SERVER_ERROR, page)
 }
 
 pub fn not_found(app: &App) -> Response<Body> {

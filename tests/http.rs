@@ -299,3 +299,28 @@ async fn shutdown_closes_idle_keep_alive_connections_and_returns() {
     let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "the idle connection was closed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asset_that_exists_but_cannot_be_read_is_a_500_page_not_a_404() {
+    let web = TempDir::new("web");
+    // A file the kernel lists but refuses to read from the start (EIO):
+    // what a failing disk or a bad mount looks like to the server.
+    std::os::unix::fs::symlink("/proc/self/mem", web.path().join("broken.css")).expect("symlink");
+    let web_path = web.path().to_path_buf();
+    let server = start_server(TempDir::new("posts"), move |c| {
+        c.web = ghostread::WebSource::Dir(web_path)
+    })
+    .await;
+    let answer = get(server.addr, "/web/broken.css").await;
+    assert_eq!(answer.status, 500);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(answer.text().contains("Something broke on our side"));
+    assert_eq!(
+        get(server.addr, "/healthz").await.status,
+        200,
+        "and the server carries on"
+    );
+}
