@@ -16,6 +16,44 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 const LONG: &str = "one-task-to-own-them-all";
 
+/// One browser test's world: its turn at the browsers, a server on the
+/// sample blog, and chromedriver.
+struct Scene {
+    _one: tokio::sync::MutexGuard<'static, ()>,
+    server: common::TestServer,
+    driver: Driver,
+}
+
+impl Scene {
+    async fn new(configure: impl FnOnce(&mut ghostread::Config)) -> Scene {
+        let one = ONE_AT_A_TIME.lock().await;
+        let server = start_server(sample_blog(), configure).await;
+        Scene {
+            _one: one,
+            server,
+            driver: Driver::start().await,
+        }
+    }
+
+    /// A 1280 × 900 browser reading the long post.
+    async fn reader(&self) -> Browser {
+        let browser = self.driver.browser(1280, 900).await;
+        browser
+            .goto(&format!("http://{}/posts/{LONG}", self.server.addr))
+            .await;
+        browser
+    }
+
+    /// The same with JavaScript off.
+    async fn reader_without_js(&self) -> Browser {
+        let browser = self.driver.browser_without_js(1280, 900).await;
+        browser
+            .goto(&format!("http://{}/posts/{LONG}", self.server.addr))
+            .await;
+        browser
+    }
+}
+
 /// A JavaScript expression: the block that ghost `id` is drawn beside in
 /// this page's own layout, or -1.
 fn block_of(id: &str) -> String {
@@ -159,13 +197,9 @@ async fn two_readers_at_different_widths_see_each_other_at_the_right_paragraph()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_the_readers_ghost_and_colour() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = start_server(sample_blog(), |_| {}).await;
-    let driver = Driver::start().await;
-    let browser = driver.browser(1280, 900).await;
-    browser
-        .goto(&format!("http://{}/posts/{LONG}", server.addr))
-        .await;
+    let scene = Scene::new(|_| {}).await;
+    let server = &scene.server;
+    let browser = scene.reader().await;
     let id = own_id(&browser).await;
     let color = browser
         .js(
@@ -340,13 +374,9 @@ async fn set_hidden(browser: &Browser, hidden: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hidden_tab_sends_nothing_and_reports_its_position_when_shown() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = start_server(sample_blog(), |_| {}).await;
-    let driver = Driver::start().await;
-    let browser = driver.browser(1280, 900).await;
-    browser
-        .goto(&format!("http://{}/posts/{LONG}", server.addr))
-        .await;
+    let scene = Scene::new(|_| {}).await;
+    let server = &scene.server;
+    let browser = scene.reader().await;
     let id = own_id(&browser).await;
     let accepted = "ghostread_position_responses_total{status=\"204\"}";
     wait_until("the first position arrived", || async {
@@ -381,13 +411,9 @@ async fn a_hidden_tab_sends_nothing_and_reports_its_position_when_shown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_429_the_client_backs_off_and_still_delivers_its_last_position() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = start_server(sample_blog(), |c| c.moves_per_sec = 1).await;
-    let driver = Driver::start().await;
-    let browser = driver.browser(1280, 900).await;
-    browser
-        .goto(&format!("http://{}/posts/{LONG}", server.addr))
-        .await;
+    let scene = Scene::new(|c| c.moves_per_sec = 1).await;
+    let server = &scene.server;
+    let browser = scene.reader().await;
     let id = own_id(&browser).await;
     let mut watcher = open(server.addr, LONG).await;
     // Scroll on and on, far faster than one move a second.
@@ -419,13 +445,9 @@ async fn on_429_the_client_backs_off_and_still_delivers_its_last_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_javascript_off_the_post_is_a_complete_readable_page() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = start_server(sample_blog(), |_| {}).await;
-    let driver = Driver::start().await;
-    let browser = driver.browser_without_js(1280, 900).await;
-    browser
-        .goto(&format!("http://{}/posts/{LONG}", server.addr))
-        .await;
+    let scene = Scene::new(|_| {}).await;
+    let server = &scene.server;
+    let browser = scene.reader_without_js().await;
     let text = browser.client.source().await.expect("page source");
     assert!(
         text.contains("Never wait for a reader"),
