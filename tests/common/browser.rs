@@ -93,6 +93,12 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A test that failed before closing its browser leaves Chromium
+        // running without its chromedriver: end whatever uses our profiles.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.profiles.path())
+            .status();
     }
 }
 
