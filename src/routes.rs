@@ -168,23 +168,26 @@ async fn asset<B>(app: &App, name: &str, request: &Request<B>) -> Response<Body>
 
 /// Something on the server's side failed; the log says what.
 pub fn server_error(app: &App) -> Response<Body> {
-    let page = pages::render_error(
-        &app.site_title,
-        500,
+    error_page(
+        app,
+        StatusCode::INTERNAL_SERVER_ERROR,
         "Something broke on our side",
         "The server could not answer this request. Please try again in a moment; the operator has the details in the log.",
-    );
-    reply::html(StatusCode::INTERNAL_SERVER_ERROR, page)
+    )
 }
 
 pub fn not_found(app: &App) -> Response<Body> {
-    let page = pages::render_error(
-        &app.site_title,
-        404,
+    error_page(
+        app,
+        StatusCode::NOT_FOUND,
         "Nothing here",
         "This page does not exist, or the post was moved or unpublished.",
-    );
-    reply::html(StatusCode::NOT_FOUND, page)
+    )
+}
+
+fn error_page(app: &App, status: StatusCode, title: &str, advice: &str) -> Response<Body> {
+    let page = pages::render_error(&app.site_title, status.as_u16(), title, advice);
+    reply::html(status, page)
 }
 
 /// `HEAD` gets `GET`'s headers, including the length of the body it omits.

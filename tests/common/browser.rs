@@ -190,3 +190,93 @@ impl Browser {
         let _ = self.client.close().await;
     }
 }
+
+// --- What the browser tests share ---------------------------------------
+
+/// One Chromium set at a time: two cores do not run a dozen well.
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub const LONG: &str = "one-task-to-own-them-all";
+
+/// One browser test's world: its turn at the browsers, a server on the
+/// sample blog, and chromedriver.
+pub struct Scene {
+    _one: tokio::sync::MutexGuard<'static, ()>,
+    pub server: super::TestServer,
+    pub driver: Driver,
+}
+
+impl Scene {
+    pub async fn new(configure: impl FnOnce(&mut ghostread::Config)) -> Scene {
+        let one = ONE_AT_A_TIME.lock().await;
+        let server = super::start_server(super::sample_blog(), configure).await;
+        Scene {
+            _one: one,
+            server,
+            driver: Driver::start().await,
+        }
+    }
+
+    /// A 1280 × 900 browser reading the long post.
+    pub async fn reader(&self) -> Browser {
+        let browser = self.driver.browser(1280, 900).await;
+        browser
+            .goto(&format!("http://{}/posts/{LONG}", self.server.addr))
+            .await;
+        browser
+    }
+
+    /// The same with JavaScript off.
+    pub async fn reader_without_js(&self) -> Browser {
+        let browser = self.driver.browser_without_js(1280, 900).await;
+        browser
+            .goto(&format!("http://{}/posts/{LONG}", self.server.addr))
+            .await;
+        browser
+    }
+}
+
+/// A JavaScript expression: the block that ghost `id` is drawn beside in
+/// this page's own layout, or -1.
+pub fn block_of(id: &str) -> String {
+    format!(
+        "(() => {{
+            const g = document.querySelector('[data-ghost=\"{id}\"]:not([data-self])');
+            if (!g || !g.style.transform) return -1;
+            const y = parseFloat(g.style.transform.slice('translateY('.length));
+            const top = document.querySelector('.reader').getBoundingClientRect().top;
+            for (const b of document.querySelectorAll('[data-block]')) {{
+                const r = b.getBoundingClientRect();
+                if (y >= r.top - top && y <= r.bottom - top) return Number(b.dataset.block);
+            }}
+            return -1;
+        }})()"
+    )
+}
+
+pub const OWN_ID: &str =
+    "document.querySelector('[data-self]') && document.querySelector('[data-self]').dataset.ghost";
+
+pub async fn own_id(browser: &Browser) -> String {
+    browser
+        .wait_for("the reader's own ghost", OWN_ID)
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Console entries at SEVERE level, except what `allowed` matches.
+pub async fn console_errors(browser: &Browser, allowed: &[&str]) -> Vec<Value> {
+    browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .filter(|entry| {
+            !allowed
+                .iter()
+                .any(|a| entry["message"].as_str().unwrap_or("").contains(a))
+        })
+        .collect()
+}
