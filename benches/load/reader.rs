@@ -1,6 +1,5 @@
-//! One simulated reader: a real event stream (HTTP/1.1, or a stream on a
-//! shared HTTP/2 connection) and real position POSTs, moved by a reading
-//! model. Every position encodes its move's sequence number in its
+//! One simulated reader: a real event stream and real position POSTs (see
+//! `transport`), moved by a reading model. Every position encodes its move's sequence number in its
 //! thousandths, so a watcher can tell which move it sees and how late.
 
 use std::collections::HashMap;
@@ -9,32 +8,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
-use hyper::body::{Bytes, Incoming};
-use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use parking_lot::RwLock;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::http::{connect_from, post, source};
 use crate::stats::Stats;
+use crate::transport::{open, poster, H2Pool};
 
 /// Sends remembered per ghost; positions carry the sequence number modulo
 /// 1,000, and a watcher is never 1,000 moves of one ghost behind.
-const RING: usize = 1024;
+pub(crate) const RING: usize = 1024;
 
 /// When each of one ghost's moves was sent.
 pub struct Sent {
-    count: AtomicU64,
-    times: Box<[AtomicU64]>,
+    pub(crate) count: AtomicU64,
+    pub(crate) times: Box<[AtomicU64]>,
     /// Which stream of this reader is open; moves queued by an earlier one
     /// are dropped, as a closed tab sends nothing.
-    session: AtomicU64,
+    pub(crate) session: AtomicU64,
 }
 
 impl Sent {
@@ -49,12 +42,12 @@ impl Sent {
 
 /// A move for the POST pool.
 pub struct Move {
-    reader: usize,
-    session: u64,
-    seq: u64,
-    pos: f64,
-    token: Arc<str>,
-    slug: Arc<str>,
+    pub(crate) reader: usize,
+    pub(crate) session: u64,
+    pub(crate) seq: u64,
+    pub(crate) pos: f64,
+    pub(crate) token: Arc<str>,
+    pub(crate) slug: Arc<str>,
 }
 
 /// Everything the readers of one run share.
@@ -65,10 +58,10 @@ pub struct Shared {
     pub addrs: Vec<SocketAddr>,
     pub blocks: u32,
     pub stats: Stats,
-    sent: Vec<Sent>,
-    ids: RwLock<HashMap<String, usize>>,
-    posters: Vec<mpsc::Sender<Move>>,
-    h2: Option<H2Pool>,
+    pub(crate) sent: Vec<Sent>,
+    pub(crate) ids: RwLock<HashMap<String, usize>>,
+    pub(crate) posters: Vec<mpsc::Sender<Move>>,
+    pub(crate) h2: Option<H2Pool>,
 }
 
 impl Shared {
@@ -108,11 +101,11 @@ impl Shared {
     }
 
     /// The instance reader (or poster) `n` talks to.
-    fn addr(&self, n: usize) -> SocketAddr {
+    pub(crate) fn addr(&self, n: usize) -> SocketAddr {
         self.addrs[n % self.addrs.len()]
     }
 
-    fn nanos(&self) -> u64 {
+    pub(crate) fn nanos(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
 }
@@ -349,219 +342,4 @@ fn decode_seq(shared: &Shared, ghost: usize, pos: f64) -> Option<u64> {
     let last = count.checked_sub(1)?;
     let back = (last + 1000 - residue) % 1000;
     last.checked_sub(back)
-}
-
-/// One keep-alive POST connection, fed by the readers that hash to it.
-async fn poster(shared: Arc<Shared>, n: usize, mut moves: mpsc::Receiver<Move>) {
-    let mut connection: Option<TcpStream> = None;
-    let mut buf = Vec::with_capacity(1024);
-    while let Some(m) = moves.recv().await {
-        if connection.is_none() {
-            match connect_from(shared.addr(n), source(900_000 + n)).await {
-                Ok(stream) => connection = Some(stream),
-                Err(error) => {
-                    shared
-                        .stats
-                        .error(&connect_error("POST connection", &error));
-                    continue;
-                }
-            }
-        }
-        let Some(stream) = connection.as_mut() else {
-            continue;
-        };
-        let sent = &shared.sent[m.reader];
-        if sent.session.load(Ordering::Acquire) != m.session {
-            continue; // Its stream has closed since: the tab is gone.
-        }
-        sent.times[m.seq as usize % RING].store(shared.nanos().max(1), Ordering::Release);
-        sent.count.fetch_max(m.seq + 1, Ordering::AcqRel);
-        shared.stats.moves_sent.fetch_add(1, Ordering::Relaxed);
-        let body = format!("{{\"token\":\"{}\",\"pos\":{}}}", m.token, m.pos);
-        match post(
-            stream,
-            &mut buf,
-            &format!("/posts/{}/position", m.slug),
-            &body,
-        )
-        .await
-        {
-            Ok(status) => shared.stats.post_answer(status),
-            Err(error) => {
-                shared
-                    .stats
-                    .error(&format!("POST connection lost: {}", error.kind()));
-                connection = None;
-            }
-        }
-    }
-}
-
-/// A reader's event stream, over either protocol.
-enum Stream {
-    H1(TcpStream),
-    H2(Incoming),
-}
-
-impl Stream {
-    /// Appends what arrived; `None` when the stream ended.
-    async fn chunk(&mut self, buf: &mut Vec<u8>) -> Option<usize> {
-        match self {
-            Stream::H1(stream) => {
-                let mut chunk = [0u8; 8192];
-                match stream.read(&mut chunk).await {
-                    Ok(0) | Err(_) => None,
-                    Ok(n) => {
-                        buf.extend_from_slice(&chunk[..n]);
-                        Some(n)
-                    }
-                }
-            }
-            Stream::H2(body) => loop {
-                match body.frame().await {
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            buf.extend_from_slice(&data);
-                            return Some(data.len());
-                        }
-                    }
-                    _ => return None,
-                }
-            },
-        }
-    }
-}
-
-fn connect_error(what: &str, error: &std::io::Error) -> String {
-    if error.raw_os_error() == Some(libc::EMFILE) || error.raw_os_error() == Some(libc::ENFILE) {
-        format!("harness out of file descriptors opening a {what} (the harness, not the server, is the limit)")
-    } else {
-        format!("{what} failed: {}", error.kind())
-    }
-}
-
-async fn open(shared: &Shared, me: usize, slug: &str, resume: Option<&str>) -> Option<Stream> {
-    let path = format!("/posts/{slug}/events");
-    let stream = match &shared.h2 {
-        Some(pool) => open_h2(shared, pool, me, &path, resume).await,
-        None => open_h1(shared, me, &path, resume).await,
-    };
-    match &stream {
-        Some(_) => {
-            shared.stats.opened.fetch_add(1, Ordering::Relaxed);
-            if resume.is_some() {
-                shared.stats.resumed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        None => {
-            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    stream
-}
-
-async fn open_h1(shared: &Shared, me: usize, path: &str, resume: Option<&str>) -> Option<Stream> {
-    let mut stream = match connect_from(shared.addr(me), source(me)).await {
-        Ok(stream) => stream,
-        Err(error) => {
-            shared.stats.error(&connect_error("stream", &error));
-            return None;
-        }
-    };
-    let last_event_id = resume
-        .map(|t| format!("last-event-id: {t}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nhost: load\r\naccept: text/event-stream\r\n{last_event_id}\r\n"
-    );
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        shared.stats.error("stream request failed");
-        return None;
-    }
-    let mut head = Vec::new();
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        match stream.read(&mut byte).await {
-            Ok(1) => head.push(byte[0]),
-            _ => {
-                shared.stats.error("stream closed before its response head");
-                return None;
-            }
-        }
-    }
-    let status = String::from_utf8_lossy(&head)
-        .split(' ')
-        .nth(1)
-        .unwrap_or("")
-        .to_string();
-    if status != "200" {
-        shared.stats.error(&format!("stream answered {status}"));
-        return None;
-    }
-    Some(Stream::H1(stream))
-}
-
-/// Shared HTTP/2 connections, `per` streams each, as browsers share one
-/// connection per origin across tabs.
-pub struct H2Pool {
-    per: usize,
-    conns: tokio::sync::Mutex<Vec<SendRequest<Empty<Bytes>>>>,
-}
-
-async fn open_h2(
-    shared: &Shared,
-    pool: &H2Pool,
-    me: usize,
-    path: &str,
-    resume: Option<&str>,
-) -> Option<Stream> {
-    let index = me / pool.per.max(1);
-    let mut sender = {
-        let mut conns = pool.conns.lock().await;
-        while conns.len() <= index {
-            let n = conns.len();
-            let stream = match connect_from(shared.addr(0), source(500_000 + n)).await {
-                Ok(stream) => stream,
-                Err(error) => {
-                    shared
-                        .stats
-                        .error(&connect_error("HTTP/2 connection", &error));
-                    return None;
-                }
-            };
-            let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
-            builder
-                .initial_stream_window_size(256 * 1024)
-                .max_concurrent_reset_streams(1024);
-            let Ok((sender, connection)) = builder.handshake(TokioIo::new(stream)).await else {
-                shared.stats.error("HTTP/2 handshake failed");
-                return None;
-            };
-            tokio::spawn(connection);
-            conns.push(sender);
-        }
-        conns[index].clone()
-    };
-    let mut request = hyper::Request::get(format!("http://{}{path}", shared.addr(0)));
-    if let Some(token) = resume {
-        request = request.header("last-event-id", token);
-    }
-    let request = request.body(Empty::new()).ok()?;
-    if sender.ready().await.is_err() {
-        shared.stats.error("HTTP/2 connection closed");
-        return None;
-    }
-    match sender.send_request(request).await {
-        Ok(response) if response.status() == 200 => Some(Stream::H2(response.into_body())),
-        Ok(response) => {
-            shared
-                .stats
-                .error(&format!("stream answered {}", response.status().as_u16()));
-            None
-        }
-        Err(_) => {
-            shared.stats.error("HTTP/2 stream failed");
-            None
-        }
-    }
 }

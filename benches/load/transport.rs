@@ -1,0 +1,237 @@
+//! How simulated readers reach the server: an event stream over HTTP/1.1 or
+//! as a stream on a shared HTTP/2 connection, and the pool of keep-alive
+//! connections that carries every reader's POSTs.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::http::{connect_from, post, source};
+use crate::reader::{Move, Shared, RING};
+
+/// One keep-alive POST connection, fed by the readers that hash to it.
+pub(crate) async fn poster(shared: Arc<Shared>, n: usize, mut moves: mpsc::Receiver<Move>) {
+    let mut connection: Option<TcpStream> = None;
+    let mut buf = Vec::with_capacity(1024);
+    while let Some(m) = moves.recv().await {
+        if connection.is_none() {
+            match connect_from(shared.addr(n), source(900_000 + n)).await {
+                Ok(stream) => connection = Some(stream),
+                Err(error) => {
+                    shared
+                        .stats
+                        .error(&connect_error("POST connection", &error));
+                    continue;
+                }
+            }
+        }
+        let Some(stream) = connection.as_mut() else {
+            continue;
+        };
+        let sent = &shared.sent[m.reader];
+        if sent.session.load(Ordering::Acquire) != m.session {
+            continue; // Its stream has closed since: the tab is gone.
+        }
+        sent.times[m.seq as usize % RING].store(shared.nanos().max(1), Ordering::Release);
+        sent.count.fetch_max(m.seq + 1, Ordering::AcqRel);
+        shared.stats.moves_sent.fetch_add(1, Ordering::Relaxed);
+        let body = format!("{{\"token\":\"{}\",\"pos\":{}}}", m.token, m.pos);
+        match post(
+            stream,
+            &mut buf,
+            &format!("/posts/{}/position", m.slug),
+            &body,
+        )
+        .await
+        {
+            Ok(status) => shared.stats.post_answer(status),
+            Err(error) => {
+                shared
+                    .stats
+                    .error(&format!("POST connection lost: {}", error.kind()));
+                connection = None;
+            }
+        }
+    }
+}
+
+/// A reader's event stream, over either protocol.
+pub(crate) enum Stream {
+    H1(TcpStream),
+    H2(Incoming),
+}
+
+impl Stream {
+    /// Appends what arrived; `None` when the stream ended.
+    pub(crate) async fn chunk(&mut self, buf: &mut Vec<u8>) -> Option<usize> {
+        match self {
+            Stream::H1(stream) => {
+                let mut chunk = [0u8; 8192];
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => None,
+                    Ok(n) => {
+                        buf.extend_from_slice(&chunk[..n]);
+                        Some(n)
+                    }
+                }
+            }
+            Stream::H2(body) => loop {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            buf.extend_from_slice(&data);
+                            return Some(data.len());
+                        }
+                    }
+                    _ => return None,
+                }
+            },
+        }
+    }
+}
+
+fn connect_error(what: &str, error: &std::io::Error) -> String {
+    if error.raw_os_error() == Some(libc::EMFILE) || error.raw_os_error() == Some(libc::ENFILE) {
+        format!("harness out of file descriptors opening a {what} (the harness, not the server, is the limit)")
+    } else {
+        format!("{what} failed: {}", error.kind())
+    }
+}
+
+pub(crate) async fn open(
+    shared: &Shared,
+    me: usize,
+    slug: &str,
+    resume: Option<&str>,
+) -> Option<Stream> {
+    let path = format!("/posts/{slug}/events");
+    let stream = match &shared.h2 {
+        Some(pool) => open_h2(shared, pool, me, &path, resume).await,
+        None => open_h1(shared, me, &path, resume).await,
+    };
+    match &stream {
+        Some(_) => {
+            shared.stats.opened.fetch_add(1, Ordering::Relaxed);
+            if resume.is_some() {
+                shared.stats.resumed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        None => {
+            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    stream
+}
+
+async fn open_h1(shared: &Shared, me: usize, path: &str, resume: Option<&str>) -> Option<Stream> {
+    let mut stream = match connect_from(shared.addr(me), source(me)).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            shared.stats.error(&connect_error("stream", &error));
+            return None;
+        }
+    };
+    let last_event_id = resume
+        .map(|t| format!("last-event-id: {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nhost: load\r\naccept: text/event-stream\r\n{last_event_id}\r\n"
+    );
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        shared.stats.error("stream request failed");
+        return None;
+    }
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        match stream.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => {
+                shared.stats.error("stream closed before its response head");
+                return None;
+            }
+        }
+    }
+    let status = String::from_utf8_lossy(&head)
+        .split(' ')
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    if status != "200" {
+        shared.stats.error(&format!("stream answered {status}"));
+        return None;
+    }
+    Some(Stream::H1(stream))
+}
+
+/// Shared HTTP/2 connections, `per` streams each, as browsers share one
+/// connection per origin across tabs.
+pub struct H2Pool {
+    pub(crate) per: usize,
+    pub(crate) conns: tokio::sync::Mutex<Vec<SendRequest<Empty<Bytes>>>>,
+}
+
+async fn open_h2(
+    shared: &Shared,
+    pool: &H2Pool,
+    me: usize,
+    path: &str,
+    resume: Option<&str>,
+) -> Option<Stream> {
+    let index = me / pool.per.max(1);
+    let mut sender = {
+        let mut conns = pool.conns.lock().await;
+        while conns.len() <= index {
+            let n = conns.len();
+            let stream = match connect_from(shared.addr(0), source(500_000 + n)).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    shared
+                        .stats
+                        .error(&connect_error("HTTP/2 connection", &error));
+                    return None;
+                }
+            };
+            let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+            builder
+                .initial_stream_window_size(256 * 1024)
+                .max_concurrent_reset_streams(1024);
+            let Ok((sender, connection)) = builder.handshake(TokioIo::new(stream)).await else {
+                shared.stats.error("HTTP/2 handshake failed");
+                return None;
+            };
+            tokio::spawn(connection);
+            conns.push(sender);
+        }
+        conns[index].clone()
+    };
+    let mut request = hyper::Request::get(format!("http://{}{path}", shared.addr(0)));
+    if let Some(token) = resume {
+        request = request.header("last-event-id", token);
+    }
+    let request = request.body(Empty::new()).ok()?;
+    if sender.ready().await.is_err() {
+        shared.stats.error("HTTP/2 connection closed");
+        return None;
+    }
+    match sender.send_request(request).await {
+        Ok(response) if response.status() == 200 => Some(Stream::H2(response.into_body())),
+        Ok(response) => {
+            shared
+                .stats
+                .error(&format!("stream answered {}", response.status().as_u16()));
+            None
+        }
+        Err(_) => {
+            shared.stats.error("HTTP/2 stream failed");
+            None
+        }
+    }
+}
