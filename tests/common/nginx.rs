@@ -43,7 +43,13 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .expect("start nginx (apt-get install nginx-light, or run bash .ci/test)");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // Owned before any wait, so a failed start still stops nginx on drop.
+        let nginx = Nginx {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: dir,
+        };
+        let addr = nginx.addr;
         super::wait_until("nginx listens", || async {
             tokio::net::TcpStream::connect(addr).await.is_ok()
         })
@@ -53,11 +59,7 @@ impl Nginx {
             200,
             "nginx reaches the server"
         );
-        Nginx {
-            child,
-            addr,
-            _dir: dir,
-        }
+        nginx
     }
 }
 
