@@ -3,6 +3,7 @@
 //! thousandths, so a watcher can tell which move it sees and how late.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,7 +60,7 @@ pub struct Shared {
     pub blocks: u32,
     pub stats: Stats,
     pub(crate) sent: Vec<Sent>,
-    pub(crate) ids: RwLock<HashMap<String, usize>>,
+    pub(crate) ids: RwLock<HashMap<String, usize, Fx>>,
     pub(crate) posters: Vec<mpsc::Sender<Move>>,
     pub(crate) h2: Option<H2Pool>,
 }
@@ -87,7 +88,7 @@ impl Shared {
             blocks,
             stats: Stats::default(),
             sent: (0..readers).map(|_| Sent::new()).collect(),
-            ids: RwLock::new(HashMap::new()),
+            ids: RwLock::new(HashMap::default()),
             posters: senders,
             h2: h2_streams.map(|per| H2Pool {
                 per,
@@ -140,7 +141,7 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
         let mut watcher = Watcher {
             me,
             cross: Vec::new(),
-            last_seen: HashMap::new(),
+            last_seen: HashMap::default(),
             event: String::new(),
             samples: Vec::new(),
         };
@@ -150,6 +151,11 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
         // period, so readers who arrive together do not all move together.
         let first = rng.random_range(0.0..(1.0 / plan.hz).max(0.1));
         let mut next_move = Instant::now() + Duration::from_secs_f64(first);
+        // Two timers made once and reset, not two made per read: the timer
+        // wheel was a tenth of the harness's time at 150,000 reads a second.
+        let end = tokio::time::sleep_until(plan.end_at);
+        let mover = tokio::time::sleep_until(next_move);
+        tokio::pin!(end, mover);
         let leave = loop {
             tokio::select! {
                 read = stream.chunk(&mut buf) => {
@@ -159,12 +165,13 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
                         token = Some(new_token);
                     }
                 }
-                _ = tokio::time::sleep_until(plan.end_at) => break false,
-                _ = tokio::time::sleep_until(next_move) => {
+                _ = &mut end => break false,
+                _ = &mut mover => {
                     let now = Instant::now();
                     if now >= plan.end_at { break false; }
                     if now >= plan.move_until || token.is_none() {
                         next_move = plan.end_at;
+                        mover.as_mut().reset(next_move);
                         continue;
                     }
                     // Read on a little; a thousandth of the block says which move this is.
@@ -178,6 +185,7 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
                     seq += 1;
                     let (delay, burst_over) = next_delay(&mut rng, plan.hz, &mut burst);
                     next_move = now + delay;
+                    mover.as_mut().reset(next_move);
                     if burst_over && rng.random_bool(plan.leave_chance.clamp(0.0, 1.0)) { break true; }
                 }
             }
@@ -219,7 +227,7 @@ struct Watcher {
     me: usize,
     /// This read's samples that crossed instances (cluster mode).
     cross: Vec<u64>,
-    last_seen: HashMap<usize, u64>,
+    last_seen: HashMap<usize, u64, Fx>,
     event: String,
     samples: Vec<u64>,
 }
@@ -281,9 +289,9 @@ impl Watcher {
 
     fn moves(&mut self, shared: &Shared, data: &[u8], now: u64) {
         let ids = shared.ids.read();
-        for (id, pos) in move_entries(data) {
+        for (id, residue) in move_entries(data) {
             let Some(&ghost) = ids.get(id) else { continue };
-            let Some(seq) = decode_seq(shared, ghost, pos) else {
+            let Some(seq) = decode_seq(shared, ghost, residue) else {
                 continue;
             };
             if ghost == self.me {
@@ -309,17 +317,63 @@ impl Watcher {
     }
 }
 
-/// The `(id, pos)` pairs of a `moves` event's data, without allocating:
-/// the harness reads hundreds of thousands a second and must not become
-/// the thing it measures. Expects the server's own compact JSON.
-fn move_entries(data: &[u8]) -> impl Iterator<Item = (&str, f64)> {
+/// The `(id, thousandths)` pairs of a `moves` event's data, without
+/// allocating: the harness reads hundreds of thousands a second and must not
+/// become the thing it measures. Expects the server's own compact JSON.
+fn move_entries(data: &[u8]) -> impl Iterator<Item = (&str, u64)> {
     let text = std::str::from_utf8(data).unwrap_or("");
     text.split("{\"id\":\"").skip(1).filter_map(|entry| {
         let (id, rest) = entry.split_once('"')?;
         let number = rest.strip_prefix(",\"pos\":")?;
         let end = number.find(['}', ',']).unwrap_or(number.len());
-        Some((id, number[..end].parse().ok()?))
+        Some((id, thousandths(&number[..end])?))
     })
+}
+
+/// The thousandths of a position as the server writes it (`12.37` → 370),
+/// read from its digits; anything unusual goes through a float.
+fn thousandths(number: &str) -> Option<u64> {
+    let fraction = number.split_once('.').map_or("", |(_, f)| f);
+    if fraction.len() <= 3 && fraction.bytes().all(|b| b.is_ascii_digit()) {
+        let digits = fraction
+            .bytes()
+            .fold(0, |n, b| n * 10 + u64::from(b - b'0'));
+        return Some(digits * 10u64.pow(3 - fraction.len() as u32));
+    }
+    let pos: f64 = number.parse().ok()?;
+    Some(((pos - pos.floor()) * 1000.0).round() as u64 % 1000)
+}
+
+/// FxHash, as rustc uses it. The keys are the server's random ids and
+/// reader numbers, so SipHash's guard against chosen keys buys nothing here,
+/// and it cost a watcher a fifth of its time.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+pub(crate) type Fx = BuildHasherDefault<FxHasher>;
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -329,15 +383,19 @@ struct Entry {
 }
 
 /// Which reader and which of its moves a position is.
-fn decode(shared: &Shared, ids: &HashMap<String, usize>, entry: &Entry) -> Option<(usize, u64)> {
+fn decode(
+    shared: &Shared,
+    ids: &HashMap<String, usize, Fx>,
+    entry: &Entry,
+) -> Option<(usize, u64)> {
     let ghost = *ids.get(&entry.id)?;
-    Some((ghost, decode_seq(shared, ghost, entry.pos)?))
+    let residue = ((entry.pos - entry.pos.floor()) * 1000.0).round() as u64 % 1000;
+    Some((ghost, decode_seq(shared, ghost, residue)?))
 }
 
-/// Which of ghost `ghost`'s moves put it at `pos`: the newest one sent whose
-/// sequence number matches the position's thousandths.
-fn decode_seq(shared: &Shared, ghost: usize, pos: f64) -> Option<u64> {
-    let residue = ((pos - pos.floor()) * 1000.0).round() as u64 % 1000;
+/// Which of ghost `ghost`'s moves put it at a position with these
+/// thousandths: the newest one sent whose sequence number matches them.
+fn decode_seq(shared: &Shared, ghost: usize, residue: u64) -> Option<u64> {
     let count = shared.sent.get(ghost)?.count.load(Ordering::Acquire);
     let last = count.checked_sub(1)?;
     let back = (last + 1000 - residue) % 1000;

@@ -73,13 +73,12 @@ impl Stream {
     pub(crate) async fn chunk(&mut self, buf: &mut Vec<u8>) -> Option<usize> {
         match self {
             Stream::H1(stream) => {
-                let mut chunk = [0u8; 8192];
-                match stream.read(&mut chunk).await {
+                // Straight into the buffer's spare room: zeroing a scratch
+                // array first cost more than the read's copy.
+                buf.reserve(8192);
+                match stream.read_buf(buf).await {
                     Ok(0) | Err(_) => None,
-                    Ok(n) => {
-                        buf.extend_from_slice(&chunk[..n]);
-                        Some(n)
-                    }
+                    Ok(n) => Some(n),
                 }
             }
             Stream::H2(body) => loop {
