@@ -22,6 +22,7 @@ pub mod blog;
 pub mod cluster;
 pub mod config;
 pub mod ghosts;
+pub mod h1_events;
 pub mod metrics;
 pub mod pages;
 pub mod position;

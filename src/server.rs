@@ -16,8 +16,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
-use crate::routes;
 use crate::shutdown::Trigger;
+use crate::{h1_events, routes};
 
 /// HTTP/2 streams one connection may open at once. Browsers open one stream
 /// per tab's event source, so a reader with many tabs fits comfortably.
@@ -92,13 +92,24 @@ pub async fn run(
             // hyper's own header timeout starts only once it has decided
             // between HTTP/1 and HTTP/2, which needs a first byte. Wait for it
             // here, bounded, so a silent socket cannot stay open for ever.
-            let mut first = [0u8; 1];
-            tokio::select! {
-                peeked = tokio::time::timeout(app.config.header_timeout, stream.peek(&mut first)) => {
-                    if !matches!(peeked, Ok(Ok(n)) if n > 0) { return; }
+            let mut peeked = vec![0u8; h1_events::PEEK];
+            let length = tokio::select! {
+                peeked = tokio::time::timeout(app.config.header_timeout, stream.peek(&mut peeked)) => {
+                    match peeked {
+                        Ok(Ok(n)) if n > 0 => n,
+                        _ => return,
+                    }
                 }
                 _ = stopping.wait() => return,
+            };
+            // Most connections are event streams that only write: they
+            // skip hyper's buffers (see `h1_events`).
+            if let Some((head, request)) = h1_events::parse(&peeked[..length]) {
+                drop(peeked);
+                h1_events::serve(app, stream, peer, head, request).await;
+                return;
             }
+            drop(peeked);
             let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(PeerAddr(peer));
                 let app = app.clone();

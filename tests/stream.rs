@@ -6,8 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::sse::{metric, move_to, open, open_with};
+use common::sse::{metric, move_to, open, open_on, open_with};
 use common::{one_post, start_server, wait_until};
+use tokio::io::AsyncWriteExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_starts_with_retry_hello_and_a_snapshot_that_holds_the_reader() {
@@ -339,4 +340,54 @@ async fn the_index_and_the_post_page_show_live_and_total_readers() {
         index.contains("<span data-now>2</span> reading now"),
         "{index}"
     );
+}
+
+/// A stream opened as a connection's first request skips hyper (see
+/// `h1_events`); one opened after a page on a kept-alive connection goes
+/// through hyper. Readers must not be able to tell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_after_a_page_on_the_same_connection_is_the_same_stream() {
+    let server = start_server(one_post(12), |_| {}).await;
+    let addr = server.addr;
+    let mut first = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    first
+        .write_all(b"GET /posts/p HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .expect("send");
+    assert_eq!(common::read_response(&mut first, false).await.status, 200);
+    let mut kept = open_on(first, "/posts/p/events", "")
+        .await
+        .expect("a stream on the kept-alive connection");
+    let mut fresh = open(addr, "p").await;
+    for name in ["content-type", "cache-control", "x-accel-buffering"] {
+        assert_eq!(kept.header(name), fresh.header(name), "{name}");
+    }
+    assert_eq!(fresh.header("transfer-encoding"), Some("chunked"));
+    assert!(fresh.header("date").is_some());
+
+    move_to(addr, "p", &kept, 3.5).await;
+    fresh
+        .wait_for("moves", |m| m["moves"][0]["id"] == kept.id.as_str())
+        .await;
+    move_to(addr, "p", &fresh, 7.25).await;
+    kept.wait_for("moves", |m| m["moves"][0]["id"] == fresh.id.as_str())
+        .await;
+    let fresh_id = fresh.id.clone();
+    fresh.close();
+    kept.wait_for("leave", |l| l["id"] == fresh_id.as_str())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_keeps_talking_on_its_stream_is_cut_off_and_its_ghost_leaves() {
+    let server = start_server(one_post(3), |_| {}).await;
+    let mut watcher = open(server.addr, "p").await;
+    let talker = open(server.addr, "p").await;
+    let id = talker.id.clone();
+    let mut socket = talker.into_stream();
+    let noise = vec![b'x'; 64 * 1024];
+    // The server stops reading once it has cut the client off, so the
+    // write may fail part-way; either way the ghost must go.
+    let _ = tokio::time::timeout(Duration::from_secs(5), socket.write_all(&noise)).await;
+    watcher.wait_for("leave", |l| l["id"] == id.as_str()).await;
 }

@@ -262,6 +262,11 @@ impl Reader {
         drop(self);
     }
 
+    /// The connection itself, for a test that misbehaves on it.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     fn dechunk(&mut self) {
         loop {
             let Some(line_end) = find(&self.raw, b"\r\n") else {

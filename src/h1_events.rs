@@ -1,0 +1,348 @@
+//! HTTP/1.1 connections that open with an event stream, served without
+//! hyper's per-connection machinery.
+//!
+//! Event streams are nearly every connection a busy server holds, and all
+//! they do is write. Through hyper each one keeps an 8 KiB read buffer, an
+//! 8 KiB header buffer and a dispatcher: 27 KiB per reader, measured, for a
+//! ghost that itself takes a few hundred bytes. So a connection whose first
+//! request is a plain `GET /posts/{slug}/events` is answered here instead:
+//!
+//! - its head is parsed from a peek with httparse (the parser hyper uses), so
+//!   anything unusual goes to hyper untouched, nothing having been consumed;
+//! - the same [`routes::handle`] makes the response, so limits, resumes and
+//!   errors are decided in one place;
+//! - this module writes it: chunked, one write per batch of ready frames, and
+//!   reads only to notice the peer leaving.
+//!
+//! The connection closes when the response ends, as an event stream's does.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http_body_util::Empty;
+use hyper::body::{Body as _, Bytes};
+use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use hyper::{Method, Request, Response, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::app::App;
+use crate::reply::Body;
+use crate::routes;
+use crate::server::PeerAddr;
+
+/// How much of a connection's first bytes are looked at. An event stream's
+/// request is a few hundred bytes; a longer head goes to hyper, whose limits
+/// and `431` then apply.
+pub const PEEK: usize = 4096;
+
+/// Headers a head handled here may have; more goes to hyper.
+const MAX_HEADERS: usize = 32;
+
+/// Most bytes gathered into one write, so a reader that fell far behind does
+/// not make one huge buffer.
+const MAX_BATCH: usize = 64 * 1024;
+
+/// Bytes a client may send after its request before it is cut off: it has
+/// nothing more to say on this connection.
+const MAX_IGNORED: usize = 16 * 1024;
+
+/// A request head this module serves: its length in the peeked bytes, and
+/// the request. `None` leaves the connection to hyper: not a complete
+/// `GET .../events` over HTTP/1.1, or anything a plain one would not have
+/// (a body, an upgrade, `Expect`, a header hyper would refuse).
+pub fn parse(peeked: &[u8]) -> Option<(usize, Request<Empty<Bytes>>)> {
+    if !peeked.starts_with(b"GET /posts/") {
+        return None;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut headers);
+    let httparse::Status::Complete(length) = head.parse(peeked).ok()? else {
+        return None;
+    };
+    let path = head.path?;
+    if head.method != Some("GET") || head.version != Some(1) || !is_events_path(path) {
+        return None;
+    }
+    let mut request = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .version(Version::HTTP_11);
+    for header in head.headers.iter() {
+        let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
+        if [
+            CONTENT_LENGTH,
+            TRANSFER_ENCODING,
+            hyper::header::UPGRADE,
+            hyper::header::EXPECT,
+        ]
+        .contains(&name)
+        {
+            return None;
+        }
+        request = request.header(name, HeaderValue::from_bytes(header.value).ok()?);
+    }
+    Some((length, request.body(Empty::new()).ok()?))
+}
+
+/// `/posts/{slug}/events`, with or without a query.
+fn is_events_path(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or("");
+    let mut segments = path.split('/');
+    matches!(
+        (segments.next(), segments.next(), segments.next(), segments.next(), segments.next()),
+        (Some(""), Some("posts"), Some(slug), Some("events"), None) if !slug.is_empty()
+    )
+}
+
+/// Answers the request `parse` found (its head, `length` bytes, is still
+/// unread) and keeps writing the response until it ends or the peer leaves.
+pub async fn serve(
+    app: Arc<App>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    length: usize,
+    mut request: Request<Empty<Bytes>>,
+) {
+    let mut head = vec![0u8; length];
+    if stream.read_exact(&mut head).await.is_err() {
+        return;
+    }
+    drop(head);
+    request.extensions_mut().insert(PeerAddr(peer));
+    let response = routes::handle(&app, request).await;
+    let (head, mut body, chunked) = response_head(response);
+    if stream.write_all(&head).await.is_err() {
+        return;
+    }
+    drop(head);
+    let mut state = Writing {
+        pending: Vec::new(),
+        ignored: 0,
+        finished: false,
+        chunked,
+    };
+    let ended = std::future::poll_fn(|cx| state.poll(cx, &stream, &mut body)).await;
+    if let Err(error) = ended {
+        tracing::debug!("event stream connection ended: {error}");
+        return;
+    }
+    // Every byte is out: say so with a FIN. The peer may be gone already.
+    let _ = stream.shutdown().await;
+}
+
+/// The status line and headers, with the framing this module writes:
+/// `Content-Length` for a body of known size, else chunked; and `close`.
+fn response_head(response: Response<Body>) -> (Vec<u8>, Body, bool) {
+    let (parts, body) = response.into_parts();
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(parts.status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if [CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION].contains(name) {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"date: ");
+    head.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    head.extend_from_slice(b"\r\nconnection: close\r\n");
+    let chunked = match body.size_hint().exact() {
+        Some(length) => {
+            head.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
+            false
+        }
+        None => {
+            head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            true
+        }
+    };
+    head.extend_from_slice(b"\r\n");
+    (head, body, chunked)
+}
+
+/// A response body on its way out. Holds no buffer while the socket keeps
+/// up, which is nearly always.
+struct Writing {
+    /// Bytes the socket has not taken yet; the body is not polled until
+    /// they are out, so a reader that stops reading falls behind in the
+    /// broadcast channel (and later gets a snapshot), not in memory here.
+    pending: Vec<u8>,
+    /// Bytes the client sent after its request, thrown away.
+    ignored: usize,
+    /// The body ended; its last bytes are in `pending` or out.
+    finished: bool,
+    chunked: bool,
+}
+
+impl Writing {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &TcpStream,
+        body: &mut Body,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            if let Poll::Ready(gone) = self.poll_peer(cx, stream) {
+                return Poll::Ready(Err(gone));
+            }
+            if !self.pending.is_empty() {
+                std::task::ready!(stream.poll_write_ready(cx))?;
+                match stream.try_write(&self.pending) {
+                    Ok(n) => drop(self.pending.drain(..n)),
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(error) => return Poll::Ready(Err(error)),
+                }
+                continue;
+            }
+            if self.finished {
+                return Poll::Ready(Ok(()));
+            }
+            let batch = self.gather(cx, body);
+            if batch.is_empty() {
+                return Poll::Pending;
+            }
+            match stream.try_write(&batch) {
+                Ok(n) if n == batch.len() => {}
+                Ok(n) => self.pending = batch[n..].to_vec(),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.pending = batch,
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+
+    /// Every frame the body has ready, framed, up to [`MAX_BATCH`]: a
+    /// reader behind by several ticks catches up in one write.
+    fn gather(&mut self, cx: &mut Context<'_>, body: &mut Body) -> Vec<u8> {
+        let mut batch = Vec::new();
+        while batch.len() < MAX_BATCH {
+            match std::pin::Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if batch.is_empty() {
+                        batch.reserve(data.len() + 16);
+                    }
+                    if self.chunked {
+                        batch.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                        batch.extend_from_slice(&data);
+                        batch.extend_from_slice(b"\r\n");
+                    } else {
+                        batch.extend_from_slice(&data);
+                    }
+                }
+                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(None) => {
+                    if self.chunked {
+                        batch.extend_from_slice(b"0\r\n\r\n");
+                    }
+                    self.finished = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        batch
+    }
+
+    /// Ready when the peer closed, reset, or talks too much: hyper would end
+    /// the response then too, and a ghost's stream ending is what makes it
+    /// leave promptly.
+    fn poll_peer(&mut self, cx: &mut Context<'_>, stream: &TcpStream) -> Poll<io::Error> {
+        loop {
+            if let Err(error) = std::task::ready!(stream.poll_read_ready(cx)) {
+                return Poll::Ready(error);
+            }
+            let mut scratch = [0u8; 512];
+            match stream.try_read(&mut scratch) {
+                Ok(0) => return Poll::Ready(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    self.ignored += n;
+                    if self.ignored > MAX_IGNORED {
+                        return Poll::Ready(io::Error::other("the client kept sending"));
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => return Poll::Ready(error),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn taken(head: &str) -> bool {
+        parse(head.as_bytes()).is_some()
+    }
+
+    #[test]
+    fn a_plain_event_stream_request_is_taken_with_its_headers() {
+        let head =
+            "GET /posts/hello/events?resume=abc HTTP/1.1\r\nhost: x\r\nlast-event-id: t0k\r\n\r\n";
+        let (length, request) = parse(head.as_bytes()).expect("taken");
+        assert_eq!(length, head.len());
+        assert_eq!(request.uri().path(), "/posts/hello/events");
+        assert_eq!(request.uri().query(), Some("resume=abc"));
+        assert_eq!(request.headers()["last-event-id"], "t0k");
+    }
+
+    #[test]
+    fn anything_else_is_left_to_hyper() {
+        for head in [
+            "GET /posts/hello HTTP/1.1\r\nhost: x\r\n\r\n",
+            "GET /posts/hello/position HTTP/1.1\r\nhost: x\r\n\r\n",
+            "GET /posts//events HTTP/1.1\r\nhost: x\r\n\r\n",
+            "GET /posts/a/events/more HTTP/1.1\r\nhost: x\r\n\r\n",
+            "HEAD /posts/hello/events HTTP/1.1\r\nhost: x\r\n\r\n",
+            "GET /posts/hello/events HTTP/1.0\r\nhost: x\r\n\r\n",
+            "GET /posts/hello/events HTTP/1.1\r\nhost: x\r\n",
+            "GET /posts/hello/events HTTP/1.1\r\ncontent-length: 5\r\n\r\nhello",
+            "GET /posts/hello/events HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+            "GET /posts/hello/events HTTP/1.1\r\nupgrade: websocket\r\n\r\n",
+            "GET /posts/hello/events HTTP/1.1\r\nexpect: 100-continue\r\n\r\n",
+            "GET /posts/hello/events HTTP/1.1\r\nbad header: x\r\n\r\n",
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        ] {
+            assert!(!taken(head), "{head:?}");
+        }
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("x-{i}: y\r\n"))
+            .collect();
+        assert!(!taken(&format!(
+            "GET /posts/a/events HTTP/1.1\r\n{many}\r\n"
+        )));
+    }
+
+    #[test]
+    fn a_full_body_gets_a_length_and_every_answer_closes() {
+        let message = "No such post.";
+        let (head, _, chunked) = response_head(crate::reply::json_error(
+            hyper::StatusCode::NOT_FOUND,
+            message,
+        ));
+        let head = String::from_utf8(head).expect("ascii");
+        let length = format!("{{\"error\":\"{message}\"}}").len();
+        assert!(!chunked);
+        assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("\r\ncontent-length: {length}\r\n")),
+            "{head}"
+        );
+        assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"));
+    }
+}
