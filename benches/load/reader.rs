@@ -147,9 +147,17 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
         };
         let mut buf = Vec::with_capacity(8192);
         let mut burst = 0u32;
-        // A reader reads a while before it first scrolls: spread over one
-        // period, so readers who arrive together do not all move together.
-        let first = rng.random_range(0.0..(1.0 / plan.hz).max(0.1));
+        // A reader reads a while before it first scrolls, for a random part
+        // of one cycle of the reading model (a burst of 5 moves on average,
+        // then a pause), so that over any window readers move at `hz` on
+        // average. Drawn from one period instead, every reader of a 30 s
+        // idle-crowd run burst within its first 10 s: 0.17 Hz, not 0.1.
+        let cycle = if plan.hz >= 10.0 {
+            1.0 / plan.hz
+        } else {
+            AVERAGE_BURST / plan.hz
+        };
+        let first = rng.random_range(0.0..cycle.max(0.1));
         let mut next_move = Instant::now() + Duration::from_secs_f64(first);
         // Two timers made once and reset, not two made per read: the timer
         // wheel was a tenth of the harness's time at 150,000 reads a second.
@@ -203,6 +211,9 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
         tokio::time::sleep(Duration::from_millis(rng.random_range(1000..4000))).await;
     }
 }
+
+/// Moves in one burst of scrolling, on average (2 to 8).
+const AVERAGE_BURST: f64 = 5.0;
 
 /// The reading model's next pause: bursts of 2–8 moves at 10 Hz, then a
 /// pause long enough that the average is `hz`.
