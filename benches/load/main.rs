@@ -143,9 +143,14 @@ async fn run(
         s.readers
     };
     let mut step_started = started;
+    // When every reader of the step was in; a step is judged from 2 s
+    // after that, on the readers it holds, not on the rush of their joining.
+    let mut step_settled: Option<Instant> = None;
+    let mut step_joining_worst = 0.0f64;
     let mut step_worst = 0.0f64;
     let mut step_errors = 0u64;
-    let mut step_moves = 0u64;
+    // Moves sent when the held part of the step began, and when.
+    let mut step_hold: Option<(u64, Instant)> = None;
     let mut second = tokio::time::interval(Duration::from_secs(1));
     let spawn_every =
         Duration::from_secs_f64((s.ramp_up as f64 / s.readers.max(1) as f64).max(0.000_01));
@@ -162,7 +167,11 @@ async fn run(
         tokio::select! {
             _ = spawn_tick.tick(), if next_reader < ramp_target && next_reader < total_readers => {
                 // Spawn as many as are due, so a short ramp-up is honoured.
-                let due = if s.ramp_up == 0 { ramp_target } else {
+                let due = if ramp {
+                    // A step's readers arrive over 2 s, not all in one instant.
+                    let base = ramp_target.saturating_sub(5_000);
+                    base + (step_started.elapsed().as_secs_f64() / 2.0 * 5_000.0).ceil() as usize
+                } else if s.ramp_up == 0 { ramp_target } else {
                     ((started.elapsed().as_secs_f64() / s.ramp_up as f64) * s.readers as f64).ceil() as usize
                 };
                 while next_reader < due.min(ramp_target) {
@@ -204,25 +213,34 @@ async fn run(
                     sample.p99_ms, sample.moves, sample.deliveries, sample.server_cores, sample.harness_cores);
                 timeline.push(sample.clone());
                 if ramp {
-                    // Judge a step once its readers have settled in.
-                    if step_started.elapsed() >= Duration::from_secs(2) && next_reader >= ramp_target {
+                    if step_settled.is_none() && open as usize >= ramp_target * 99 / 100 {
+                        step_settled = Some(Instant::now());
+                    }
+                    let held = step_settled.map_or(Duration::ZERO, |at| at.elapsed());
+                    if held >= Duration::from_secs(2) {
+                        step_hold.get_or_insert((moves, Instant::now()));
                         step_worst = step_worst.max(sample.p99_ms);
+                    } else {
+                        step_joining_worst = step_joining_worst.max(sample.p99_ms);
                     }
                     let errors = shared.stats.failed.load(Ordering::Relaxed) + shared.stats.posts_not_204();
-                    let step_done = step_started.elapsed() >= Duration::from_secs(s.seconds) && next_reader >= ramp_target && open as usize >= ramp_target * 99 / 100;
+                    let step_done = held >= Duration::from_secs(2 + s.seconds);
                     let stuck = step_started.elapsed() >= Duration::from_secs(s.seconds * 6);
                     if errors > step_errors || step_worst > 250.0 || stuck {
-                        eprintln!("\nramp: stopping at {ramp_target} readers (p99 {step_worst:.1} ms, {} new errors{})",
+                        eprintln!("\nramp: stopping at {ramp_target} readers (p99 {step_worst:.1} ms held, {step_joining_worst:.1} ms while joining, {} new errors{})",
                             errors - step_errors, if stuck { ", readers did not all connect" } else { "" });
                         break;
                     }
                     if step_done {
-                        let step_secs = step_started.elapsed().as_secs_f64().max(1e-9);
-                        knee = Some((open, (moves - step_moves) as f64 / step_secs));
+                        let (moves_then, since) = step_hold.unwrap_or((moves, Instant::now()));
+                        knee = Some((open, (moves - moves_then) as f64 / since.elapsed().as_secs_f64().max(1e-9)));
                         if ramp_target >= s.readers { break; }
+                        eprintln!("\nramp: {ramp_target} readers held at p99 {step_worst:.1} ms ({step_joining_worst:.1} ms while they joined)");
                         ramp_target = (ramp_target + 5_000).min(s.readers);
                         step_started = Instant::now();
-                        step_moves = moves;
+                        step_settled = None;
+                        step_joining_worst = 0.0;
+                        step_hold = None;
                         step_worst = 0.0;
                         step_errors = errors;
                     }
