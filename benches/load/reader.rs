@@ -142,7 +142,7 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
             me,
             cross: Vec::new(),
             last_seen: HashMap::default(),
-            event: String::new(),
+            event: Kind::Other,
             samples: Vec::new(),
         };
         let mut buf = Vec::with_capacity(8192);
@@ -233,13 +233,22 @@ fn next_delay(rng: &mut StdRng, hz: f64, burst: &mut u32) -> (Duration, bool) {
     (Duration::from_secs_f64(pause), true)
 }
 
+/// The events a watcher tells apart.
+#[derive(Clone, Copy)]
+enum Kind {
+    Hello,
+    Snapshot,
+    Moves,
+    Other,
+}
+
 /// Reads one stream's events and times the moves it sees.
 struct Watcher {
     me: usize,
     /// This read's samples that crossed instances (cluster mode).
     cross: Vec<u64>,
     last_seen: HashMap<usize, u64, Fx>,
-    event: String,
+    event: Kind,
     samples: Vec<u64>,
 }
 
@@ -257,13 +266,18 @@ impl Watcher {
             let line = &buf[start..end];
             start = end + 1;
             if let Some(name) = line.strip_prefix(b"event: ") {
-                self.event = String::from_utf8_lossy(name).into_owned();
+                self.event = match name {
+                    b"moves" => Kind::Moves,
+                    b"snapshot" => Kind::Snapshot,
+                    b"hello" => Kind::Hello,
+                    _ => Kind::Other,
+                };
             } else if let Some(data) = line.strip_prefix(b"data: ") {
-                match self.event.as_str() {
-                    "moves" => self.moves(shared, data, now),
-                    "snapshot" => self.snapshot(shared, data),
-                    "hello" => token = self.hello(shared, data),
-                    _ => {}
+                match self.event {
+                    Kind::Moves => self.moves(shared, data, now),
+                    Kind::Snapshot => self.snapshot(shared, data),
+                    Kind::Hello => token = self.hello(shared, data),
+                    Kind::Other => {}
                 }
             }
         }
@@ -308,7 +322,8 @@ impl Watcher {
             if ghost == self.me {
                 continue;
             }
-            let from = self.last_seen.get(&ghost).map_or(seq, |seen| seen + 1);
+            let seen = self.last_seen.entry(ghost).or_insert(u64::MAX);
+            let from = if *seen == u64::MAX { seq } else { *seen + 1 };
             let sent = &shared.sent[ghost];
             let instances = shared.addrs.len();
             let crossed = instances > 1 && ghost % instances != self.me % instances;
@@ -321,23 +336,29 @@ impl Watcher {
                     }
                 }
             }
-            if self.last_seen.get(&ghost).is_none_or(|seen| seq > *seen) {
-                self.last_seen.insert(ghost, seq);
+            if *seen == u64::MAX || seq > *seen {
+                *seen = seq;
             }
         }
     }
 }
 
-/// The `(id, thousandths)` pairs of a `moves` event's data, without
-/// allocating: the harness reads hundreds of thousands a second and must not
-/// become the thing it measures. Expects the server's own compact JSON.
+/// The `(id, thousandths)` pairs of a `moves` event's data, read straight
+/// through without searching or allocating: the harness reads hundreds of
+/// thousands a second and must not become the thing it measures. Expects the
+/// server's own compact JSON, `{"moves":[{"id":"…","pos":1.5},…]}`, and stops
+/// at anything else.
 fn move_entries(data: &[u8]) -> impl Iterator<Item = (&str, u64)> {
-    let text = std::str::from_utf8(data).unwrap_or("");
-    text.split("{\"id\":\"").skip(1).filter_map(|entry| {
-        let (id, rest) = entry.split_once('"')?;
-        let number = rest.strip_prefix(",\"pos\":")?;
-        let end = number.find(['}', ',']).unwrap_or(number.len());
-        Some((id, thousandths(&number[..end])?))
+    let mut rest = data.strip_prefix(b"{\"moves\":[").unwrap_or(b"");
+    std::iter::from_fn(move || {
+        let entry = rest.strip_prefix(b"{\"id\":\"")?;
+        let quote = entry.iter().position(|b| *b == b'"')?;
+        let (id, after) = entry.split_at(quote);
+        let number = after.strip_prefix(b"\",\"pos\":")?;
+        let end = number.iter().position(|b| *b == b'}')?;
+        let thousandths = thousandths(std::str::from_utf8(&number[..end]).ok()?)?;
+        rest = number[end + 1..].strip_prefix(b",").unwrap_or(b"");
+        Some((std::str::from_utf8(id).ok()?, thousandths))
     })
 }
 
