@@ -16,7 +16,7 @@
 //!
 //! The connection closes when the response ends, as an event stream's does.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -232,11 +232,10 @@ impl Writing {
                     if data.is_empty() {
                         continue;
                     }
-                    if batch.is_empty() {
-                        batch.reserve(data.len() + 16);
-                    }
+                    batch.reserve(data.len() + 16);
                     if self.chunked {
-                        batch.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                        // Into the batch directly: no String per frame.
+                        let _ = write!(batch, "{:x}\r\n", data.len());
                         batch.extend_from_slice(&data);
                         batch.extend_from_slice(b"\r\n");
                     } else {
