@@ -112,7 +112,9 @@ pub async fn serve(
     }
     drop(head);
     request.extensions_mut().insert(PeerAddr(peer));
-    let response = routes::handle(&app, request).await;
+    // Boxed: a task is as big as its largest state, for its whole life, and
+    // the handler's state is far bigger than the writer's.
+    let response = Box::pin(routes::handle(&app, request)).await;
     let (head, mut body, chunked) = response_head(response);
     if stream.write_all(&head).await.is_err() {
         return;

@@ -116,7 +116,9 @@ pub async fn run(
                 async move { Ok::<_, Infallible>(routes::handle(&app, request).await) }
             });
             let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection.into_owned()).await {
+            // Boxed, so the tasks of event streams served by `h1_events` are
+            // not sized for hyper's connection state.
+            if let Err(error) = Box::pin(watcher.watch(connection.into_owned())).await {
                 tracing::debug!("connection ended with an error: {error}");
             }
         });
