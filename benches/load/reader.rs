@@ -60,7 +60,8 @@ pub struct Shared {
     pub blocks: u32,
     pub stats: Stats,
     pub(crate) sent: Vec<Sent>,
-    pub(crate) ids: RwLock<HashMap<String, usize, Fx>>,
+    /// Ghost ids (see [`id_key`]) to the readers they belong to.
+    pub(crate) ids: RwLock<HashMap<u64, usize, Fx>>,
     pub(crate) posters: Vec<mpsc::Sender<Move>>,
     pub(crate) h2: Option<H2Pool>,
 }
@@ -247,7 +248,8 @@ struct Watcher {
     me: usize,
     /// This read's samples that crossed instances (cluster mode).
     cross: Vec<u64>,
-    last_seen: HashMap<usize, u64, Fx>,
+    /// The newest move seen of each ghost, by reader number.
+    last_seen: HashMap<u32, u64, Fx>,
     event: Kind,
     samples: Vec<u64>,
 }
@@ -292,7 +294,7 @@ impl Watcher {
     fn hello(&mut self, shared: &Shared, data: &[u8]) -> Option<Arc<str>> {
         let hello: serde_json::Value = serde_json::from_slice(data).ok()?;
         let id = hello["id"].as_str()?.to_string();
-        shared.ids.write().insert(id, self.me);
+        shared.ids.write().insert(id_key(id.as_bytes()), self.me);
         hello["token"].as_str().map(Arc::from)
     }
 
@@ -307,7 +309,7 @@ impl Watcher {
         let ids = shared.ids.read();
         for entry in snapshot.ghosts {
             if let Some((ghost, seq)) = decode(shared, &ids, &entry) {
-                self.last_seen.insert(ghost, seq);
+                self.last_seen.insert(ghost as u32, seq);
             }
         }
     }
@@ -315,14 +317,16 @@ impl Watcher {
     fn moves(&mut self, shared: &Shared, data: &[u8], now: u64) {
         let ids = shared.ids.read();
         for (id, residue) in move_entries(data) {
-            let Some(&ghost) = ids.get(id) else { continue };
+            let Some(&ghost) = ids.get(&id_key(id)) else {
+                continue;
+            };
             let Some(seq) = decode_seq(shared, ghost, residue) else {
                 continue;
             };
             if ghost == self.me {
                 continue;
             }
-            let seen = self.last_seen.entry(ghost).or_insert(u64::MAX);
+            let seen = self.last_seen.entry(ghost as u32).or_insert(u64::MAX);
             let from = if *seen == u64::MAX { seq } else { *seen + 1 };
             let sent = &shared.sent[ghost];
             let instances = shared.addrs.len();
@@ -348,7 +352,7 @@ impl Watcher {
 /// thousands a second and must not become the thing it measures. Expects the
 /// server's own compact JSON, `{"moves":[{"id":"…","pos":1.5},…]}`, and stops
 /// at anything else.
-fn move_entries(data: &[u8]) -> impl Iterator<Item = (&str, u64)> {
+fn move_entries(data: &[u8]) -> impl Iterator<Item = (&[u8], u64)> {
     let mut rest = data.strip_prefix(b"{\"moves\":[").unwrap_or(b"");
     std::iter::from_fn(move || {
         let entry = rest.strip_prefix(b"{\"id\":\"")?;
@@ -358,7 +362,7 @@ fn move_entries(data: &[u8]) -> impl Iterator<Item = (&str, u64)> {
         let end = number.iter().position(|b| *b == b'}')?;
         let thousandths = thousandths(std::str::from_utf8(&number[..end]).ok()?)?;
         rest = number[end + 1..].strip_prefix(b",").unwrap_or(b"");
-        Some((std::str::from_utf8(id).ok()?, thousandths))
+        Some((id, thousandths))
     })
 }
 
@@ -374,6 +378,20 @@ fn thousandths(number: &str) -> Option<u64> {
     }
     let pos: f64 = number.parse().ok()?;
     Some(((pos - pos.floor()) * 1000.0).round() as u64 % 1000)
+}
+
+/// A ghost id as a number: its bytes when it has at most 8 (the server's
+/// have 6), else a hash of them (63 bits: a clash among 100,000 ids is a one
+/// in a billion chance). No string to hash or compare per delivery.
+fn id_key(id: &[u8]) -> u64 {
+    if id.len() <= 8 {
+        let mut word = [0u8; 8];
+        word[..id.len()].copy_from_slice(id);
+        return u64::from_le_bytes(word);
+    }
+    let mut hasher = FxHasher::default();
+    hasher.write(id);
+    hasher.finish() | 1 << 63
 }
 
 /// FxHash, as rustc uses it. The keys are the server's random ids and
@@ -415,12 +433,8 @@ struct Entry {
 }
 
 /// Which reader and which of its moves a position is.
-fn decode(
-    shared: &Shared,
-    ids: &HashMap<String, usize, Fx>,
-    entry: &Entry,
-) -> Option<(usize, u64)> {
-    let ghost = *ids.get(&entry.id)?;
+fn decode(shared: &Shared, ids: &HashMap<u64, usize, Fx>, entry: &Entry) -> Option<(usize, u64)> {
+    let ghost = *ids.get(&id_key(entry.id.as_bytes()))?;
     let residue = ((entry.pos - entry.pos.floor()) * 1000.0).round() as u64 % 1000;
     Some((ghost, decode_seq(shared, ghost, residue)?))
 }
