@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +60,11 @@ pub struct Shared {
     pub blocks: u32,
     pub stats: Stats,
     pub(crate) sent: Vec<Sent>,
+    /// Each reader's seat in its post's room: 0, 1, 2… in the order readers
+    /// of that post arrived, so a watcher keeps what it saw of each other
+    /// reader in a small dense array instead of a hash map.
+    pub(crate) seats: Vec<AtomicU32>,
+    next_seat: parking_lot::Mutex<HashMap<Arc<str>, u32>>,
     /// Ghost ids (see [`id_key`]) to the readers they belong to.
     pub(crate) ids: RwLock<HashMap<u64, usize, Fx>>,
     pub(crate) posters: Vec<mpsc::Sender<Move>>,
@@ -89,6 +94,8 @@ impl Shared {
             blocks,
             stats: Stats::default(),
             sent: (0..readers).map(|_| Sent::new()).collect(),
+            seats: (0..readers).map(|_| AtomicU32::new(0)).collect(),
+            next_seat: parking_lot::Mutex::new(HashMap::new()),
             ids: RwLock::new(HashMap::default()),
             posters: senders,
             h2: h2_streams.map(|per| H2Pool {
@@ -105,6 +112,14 @@ impl Shared {
     /// The instance reader (or poster) `n` talks to.
     pub(crate) fn addr(&self, n: usize) -> SocketAddr {
         self.addrs[n % self.addrs.len()]
+    }
+
+    /// Gives reader `me` the next seat in the room of `slug`.
+    fn seat(&self, me: usize, slug: &Arc<str>) {
+        let mut next = self.next_seat.lock();
+        let seat = next.entry(slug.clone()).or_insert(0);
+        self.seats[me].store(*seat, Ordering::Release);
+        *seat += 1;
     }
 
     pub(crate) fn nanos(&self) -> u64 {
@@ -128,6 +143,7 @@ pub struct Plan {
 
 /// Runs one reader until its plan ends.
 pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
+    shared.seat(me, &plan.slug);
     let mut rng = StdRng::seed_from_u64(plan.seed);
     let mut token: Option<Arc<str>> = None;
     let mut seq = 0u64;
@@ -142,7 +158,7 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
         let mut watcher = Watcher {
             me,
             cross: Vec::new(),
-            last_seen: HashMap::default(),
+            last_seen: Vec::new(),
             event: Kind::Other,
             samples: Vec::new(),
         };
@@ -243,13 +259,23 @@ enum Kind {
     Other,
 }
 
+/// What a watcher saw last of ghost `ghost`, in its `last_seen`.
+fn seen<'a>(last_seen: &'a mut Vec<u64>, shared: &Shared, ghost: usize) -> &'a mut u64 {
+    let seat = shared.seats[ghost].load(Ordering::Acquire) as usize;
+    if seat >= last_seen.len() {
+        last_seen.resize(seat + 1, u64::MAX);
+    }
+    &mut last_seen[seat]
+}
+
 /// Reads one stream's events and times the moves it sees.
 struct Watcher {
     me: usize,
     /// This read's samples that crossed instances (cluster mode).
     cross: Vec<u64>,
-    /// The newest move seen of each ghost, by reader number.
-    last_seen: HashMap<u32, u64, Fx>,
+    /// The newest move seen of each ghost of the room, by seat
+    /// (`u64::MAX`: none yet).
+    last_seen: Vec<u64>,
     event: Kind,
     samples: Vec<u64>,
 }
@@ -309,7 +335,7 @@ impl Watcher {
         let ids = shared.ids.read();
         for entry in snapshot.ghosts {
             if let Some((ghost, seq)) = decode(shared, &ids, &entry) {
-                self.last_seen.insert(ghost as u32, seq);
+                *seen(&mut self.last_seen, shared, ghost) = seq;
             }
         }
     }
@@ -326,7 +352,7 @@ impl Watcher {
             if ghost == self.me {
                 continue;
             }
-            let seen = self.last_seen.entry(ghost as u32).or_insert(u64::MAX);
+            let seen = seen(&mut self.last_seen, shared, ghost);
             let from = if *seen == u64::MAX { seq } else { *seen + 1 };
             let sent = &shared.sent[ghost];
             let instances = shared.addrs.len();
