@@ -192,10 +192,11 @@ impl Writing {
         stream: &TcpStream,
         body: &mut Body,
     ) -> Poll<io::Result<()>> {
+        // Once per wake-up: nothing below touches the read side.
+        if let Poll::Ready(gone) = self.poll_peer(cx, stream) {
+            return Poll::Ready(Err(gone));
+        }
         loop {
-            if let Poll::Ready(gone) = self.poll_peer(cx, stream) {
-                return Poll::Ready(Err(gone));
-            }
             if !self.pending.is_empty() {
                 std::task::ready!(stream.poll_write_ready(cx))?;
                 match stream.try_write(&self.pending) {
