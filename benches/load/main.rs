@@ -35,6 +35,21 @@ use report::{Percentiles, Report, Sample};
 use scenario::{parse, Scenario};
 use target::{cpu_seconds, rss_kib, Target};
 
+/// Event-stream frames the server has written, summed over its instances,
+/// from `ghostread_frames_sent_total`; 0 where `/metrics` does not say.
+async fn frames_written(addrs: &[std::net::SocketAddr]) -> f64 {
+    let mut total = 0.0;
+    for addr in addrs {
+        let page = http::get(*addr, "/metrics").await;
+        total += page
+            .lines()
+            .find_map(|l| l.strip_prefix("ghostread_frames_sent_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    total
+}
+
 /// Raises this process's open-file limit as far as it may go, and says how
 /// far that is.
 fn raise_fd_limit() -> u64 {
@@ -131,6 +146,7 @@ async fn run(
     let end_at = move_until + Duration::from_secs(1);
     let (server_cpu0, harness_cpu0) = (cpu_seconds(&pids), cpu_seconds(&me));
     let rss0 = rss_kib(&pids).0;
+    let frames0 = frames_written(&target.addrs).await;
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_reader = 0usize;
     let mut timeline: Vec<Sample> = Vec::new();
@@ -275,6 +291,9 @@ async fn run(
         })
         .collect();
     let moves = shared.stats.moves_sent.load(Ordering::Relaxed);
+    let frames = frames_written(&target.addrs).await - frames0;
+    let open_samples: Vec<u64> = timeline.iter().map(|t| t.open).filter(|n| *n > 0).collect();
+    let mean_open = open_samples.iter().sum::<u64>() as f64 / open_samples.len().max(1) as f64;
     let report = Report {
         scenario: s.name.clone(),
         command: command.to_string(),
@@ -293,6 +312,8 @@ async fn run(
         moves_per_sec: moves as f64 / window,
         deliveries_per_sec: total.len() as f64 / window,
         bytes_per_sec: shared.stats.bytes.load(Ordering::Relaxed) as f64 / window,
+        frames_per_sec: frames / elapsed,
+        frames_per_reader_per_sec: frames / elapsed / mean_open.max(1.0),
         staleness_ms: Percentiles {
             p50: quantile(0.5),
             p90: quantile(0.9),

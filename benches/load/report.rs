@@ -39,6 +39,12 @@ pub struct Report {
     pub moves_per_sec: f64,
     pub deliveries_per_sec: f64,
     pub bytes_per_sec: f64,
+    /// Event-stream frames the server wrote (its `/metrics`), a second, and
+    /// a second per reader: at most one per tick each, whatever the room.
+    #[serde(default)]
+    pub frames_per_sec: f64,
+    #[serde(default)]
+    pub frames_per_reader_per_sec: f64,
     pub staleness_ms: Percentiles,
     pub server_cpu_cores: f64,
     pub server_peak_rss_mib: f64,
@@ -90,6 +96,13 @@ impl Report {
             (
                 "moves",
                 format!("{} sent, {:.0}/s", self.moves_sent, self.moves_per_sec),
+            ),
+            (
+                "frames written",
+                format!(
+                    "{:.0}/s, {:.1} a second per reader",
+                    self.frames_per_sec, self.frames_per_reader_per_sec
+                ),
             ),
             (
                 "positions delivered",
@@ -255,6 +268,7 @@ pub fn compare(a: &Path, b: &Path) -> String {
         ("staleness max ms", a.staleness_ms.max, b.staleness_ms.max),
         ("deliveries/s", a.deliveries_per_sec, b.deliveries_per_sec),
         ("moves/s", a.moves_per_sec, b.moves_per_sec),
+        ("frames written/s", a.frames_per_sec, b.frames_per_sec),
         ("server CPU cores", a.server_cpu_cores, b.server_cpu_cores),
         (
             "server bytes/reader",
