@@ -92,16 +92,18 @@ pub async fn run(
             // hyper's own header timeout starts only once it has decided
             // between HTTP/1 and HTTP/2, which needs a first byte. Wait for it
             // here, bounded, so a silent socket cannot stay open for ever.
-            let mut peeked = vec![0u8; h1_events::PEEK];
-            let length = tokio::select! {
-                peeked = tokio::time::timeout(app.config.header_timeout, stream.peek(&mut peeked)) => {
-                    match peeked {
-                        Ok(Ok(n)) if n > 0 => n,
-                        _ => return,
-                    }
+            let mut first = [0u8; 1];
+            tokio::select! {
+                peeked = tokio::time::timeout(app.config.header_timeout, stream.peek(&mut first)) => {
+                    if !matches!(peeked, Ok(Ok(n)) if n > 0) { return; }
                 }
                 _ = stopping.wait() => return,
-            };
+            }
+            // Only now a buffer to look at the head with: a socket that never
+            // sends must not cost 4 KiB while it waits. Data is there, so this
+            // peek does not wait.
+            let mut peeked = vec![0u8; h1_events::PEEK];
+            let length = stream.peek(&mut peeked).await.unwrap_or(0);
             // Most connections are event streams that only write: they
             // skip hyper's buffers (see `h1_events`).
             if let Some((head, request)) = h1_events::parse(&peeked[..length]) {
