@@ -21,6 +21,7 @@ mod scenario;
 mod stats;
 mod target;
 mod transport;
+mod watcher;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -1,9 +1,9 @@
 //! One simulated reader: a real event stream and real position POSTs (see
-//! `transport`), moved by a reading model. Every position encodes its move's sequence number in its
-//! thousandths, so a watcher can tell which move it sees and how late.
+//! `transport`), moved by a reading model. Every position encodes its move's
+//! sequence number in its thousandths, so its `watcher` can tell which move
+//! another reader sees and how late.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::stats::Stats;
 use crate::transport::{open, poster, H2Pool};
+use crate::watcher::{Fx, Watcher};
 
 /// Sends remembered per ghost; positions carry the sequence number modulo
 /// 1,000, and a watcher is never 1,000 moves of one ghost behind.
@@ -155,13 +156,7 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
         };
         shared.stats.open_streams.fetch_add(1, Ordering::Relaxed);
         let session = shared.sent[me].session.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut watcher = Watcher {
-            me,
-            cross: Vec::new(),
-            last_seen: Vec::new(),
-            event: Kind::Other,
-            samples: Vec::new(),
-        };
+        let mut watcher = Watcher::new(me);
         let mut buf = Vec::with_capacity(8192);
         let mut burst = 0u32;
         // A reader reads a while before it first scrolls, for a random part
@@ -248,228 +243,4 @@ fn next_delay(rng: &mut StdRng, hz: f64, burst: &mut u32) -> (Duration, bool) {
     let k = rng.random_range(2..=8) as f64;
     let pause = (k / hz - k * 0.1).max(0.1) * rng.random_range(0.5..1.5);
     (Duration::from_secs_f64(pause), true)
-}
-
-/// The events a watcher tells apart.
-#[derive(Clone, Copy)]
-enum Kind {
-    Hello,
-    Snapshot,
-    Moves,
-    Other,
-}
-
-/// What a watcher saw last of ghost `ghost`, in its `last_seen`.
-fn seen<'a>(last_seen: &'a mut Vec<u64>, shared: &Shared, ghost: usize) -> &'a mut u64 {
-    let seat = shared.seats[ghost].load(Ordering::Acquire) as usize;
-    if seat >= last_seen.len() {
-        last_seen.resize(seat + 1, u64::MAX);
-    }
-    &mut last_seen[seat]
-}
-
-/// Reads one stream's events and times the moves it sees.
-struct Watcher {
-    me: usize,
-    /// This read's samples that crossed instances (cluster mode).
-    cross: Vec<u64>,
-    /// The newest move seen of each ghost of the room, by seat
-    /// (`u64::MAX`: none yet).
-    last_seen: Vec<u64>,
-    event: Kind,
-    samples: Vec<u64>,
-}
-
-impl Watcher {
-    /// Consumes whole lines from `buf`; returns the token if `hello` came.
-    fn consume(&mut self, shared: &Shared, buf: &mut Vec<u8>) -> Option<Arc<str>> {
-        let mut token = None;
-        let mut start = 0;
-        let now = shared.nanos();
-        while let Some(end) = buf[start..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map(|p| start + p)
-        {
-            let line = &buf[start..end];
-            start = end + 1;
-            if let Some(name) = line.strip_prefix(b"event: ") {
-                self.event = match name {
-                    b"moves" => Kind::Moves,
-                    b"snapshot" => Kind::Snapshot,
-                    b"hello" => Kind::Hello,
-                    _ => Kind::Other,
-                };
-            } else if let Some(data) = line.strip_prefix(b"data: ") {
-                match self.event {
-                    Kind::Moves => self.moves(shared, data, now),
-                    Kind::Snapshot => self.snapshot(shared, data),
-                    Kind::Hello => token = self.hello(shared, data),
-                    Kind::Other => {}
-                }
-            }
-        }
-        buf.drain(..start);
-        shared.stats.record(&self.samples);
-        shared.stats.record_cross(&self.cross);
-        self.samples.clear();
-        self.cross.clear();
-        token
-    }
-
-    fn hello(&mut self, shared: &Shared, data: &[u8]) -> Option<Arc<str>> {
-        let hello: serde_json::Value = serde_json::from_slice(data).ok()?;
-        let id = hello["id"].as_str()?.to_string();
-        shared.ids.write().insert(id_key(id.as_bytes()), self.me);
-        hello["token"].as_str().map(Arc::from)
-    }
-
-    fn snapshot(&mut self, shared: &Shared, data: &[u8]) {
-        #[derive(serde::Deserialize)]
-        struct Snapshot {
-            ghosts: Vec<Entry>,
-        }
-        let Ok(snapshot) = serde_json::from_slice::<Snapshot>(data) else {
-            return;
-        };
-        let ids = shared.ids.read();
-        for entry in snapshot.ghosts {
-            if let Some((ghost, seq)) = decode(shared, &ids, &entry) {
-                *seen(&mut self.last_seen, shared, ghost) = seq;
-            }
-        }
-    }
-
-    fn moves(&mut self, shared: &Shared, data: &[u8], now: u64) {
-        let ids = shared.ids.read();
-        for (id, residue) in move_entries(data) {
-            let Some(&ghost) = ids.get(&id_key(id)) else {
-                continue;
-            };
-            let Some(seq) = decode_seq(shared, ghost, residue) else {
-                continue;
-            };
-            if ghost == self.me {
-                continue;
-            }
-            let seen = seen(&mut self.last_seen, shared, ghost);
-            let from = if *seen == u64::MAX { seq } else { *seen + 1 };
-            let sent = &shared.sent[ghost];
-            let instances = shared.addrs.len();
-            let crossed = instances > 1 && ghost % instances != self.me % instances;
-            for s in from.max(seq.saturating_sub(RING as u64 - 1))..=seq {
-                let at = sent.times[s as usize % RING].load(Ordering::Acquire);
-                if at > 0 && now >= at {
-                    self.samples.push((now - at) / 1000);
-                    if crossed {
-                        self.cross.push((now - at) / 1000);
-                    }
-                }
-            }
-            if *seen == u64::MAX || seq > *seen {
-                *seen = seq;
-            }
-        }
-    }
-}
-
-/// The `(id, thousandths)` pairs of a `moves` event's data, read straight
-/// through without searching or allocating: the harness reads hundreds of
-/// thousands a second and must not become the thing it measures. Expects the
-/// server's own compact JSON, `{"moves":[{"id":"…","pos":1.5},…]}`, and stops
-/// at anything else.
-fn move_entries(data: &[u8]) -> impl Iterator<Item = (&[u8], u64)> {
-    let mut rest = data.strip_prefix(b"{\"moves\":[").unwrap_or(b"");
-    std::iter::from_fn(move || {
-        let entry = rest.strip_prefix(b"{\"id\":\"")?;
-        let quote = entry.iter().position(|b| *b == b'"')?;
-        let (id, after) = entry.split_at(quote);
-        let number = after.strip_prefix(b"\",\"pos\":")?;
-        let end = number.iter().position(|b| *b == b'}')?;
-        let thousandths = thousandths(std::str::from_utf8(&number[..end]).ok()?)?;
-        rest = number[end + 1..].strip_prefix(b",").unwrap_or(b"");
-        Some((id, thousandths))
-    })
-}
-
-/// The thousandths of a position as the server writes it (`12.37` → 370),
-/// read from its digits; anything unusual goes through a float.
-fn thousandths(number: &str) -> Option<u64> {
-    let fraction = number.split_once('.').map_or("", |(_, f)| f);
-    if fraction.len() <= 3 && fraction.bytes().all(|b| b.is_ascii_digit()) {
-        let digits = fraction
-            .bytes()
-            .fold(0, |n, b| n * 10 + u64::from(b - b'0'));
-        return Some(digits * 10u64.pow(3 - fraction.len() as u32));
-    }
-    let pos: f64 = number.parse().ok()?;
-    Some(((pos - pos.floor()) * 1000.0).round() as u64 % 1000)
-}
-
-/// A ghost id as a number: its bytes when it has at most 8 (the server's
-/// have 6), else a hash of them (63 bits: a clash among 100,000 ids is a one
-/// in a billion chance). No string to hash or compare per delivery.
-fn id_key(id: &[u8]) -> u64 {
-    if id.len() <= 8 {
-        let mut word = [0u8; 8];
-        word[..id.len()].copy_from_slice(id);
-        return u64::from_le_bytes(word);
-    }
-    let mut hasher = FxHasher::default();
-    hasher.write(id);
-    hasher.finish() | 1 << 63
-}
-
-/// FxHash, as rustc uses it. The keys are the server's random ids and
-/// reader numbers, so SipHash's guard against chosen keys buys nothing here,
-/// and it cost a watcher a fifth of its time.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-pub(crate) type Fx = BuildHasherDefault<FxHasher>;
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct Entry {
-    id: String,
-    pos: f64,
-}
-
-/// Which reader and which of its moves a position is.
-fn decode(shared: &Shared, ids: &HashMap<u64, usize, Fx>, entry: &Entry) -> Option<(usize, u64)> {
-    let ghost = *ids.get(&id_key(entry.id.as_bytes()))?;
-    let residue = ((entry.pos - entry.pos.floor()) * 1000.0).round() as u64 % 1000;
-    Some((ghost, decode_seq(shared, ghost, residue)?))
-}
-
-/// Which of ghost `ghost`'s moves put it at a position with these
-/// thousandths: the newest one sent whose sequence number matches them.
-fn decode_seq(shared: &Shared, ghost: usize, residue: u64) -> Option<u64> {
-    let count = shared.sent.get(ghost)?.count.load(Ordering::Acquire);
-    let last = count.checked_sub(1)?;
-    let back = (last + 1000 - residue) % 1000;
-    last.checked_sub(back)
 }
