@@ -359,6 +359,7 @@ async fn a_stream_after_a_page_on_the_same_connection_is_the_same_stream() {
         .await
         .expect("a stream on the kept-alive connection");
     let mut fresh = open(addr, "p").await;
+    assert_eq!(kept.header("content-type"), Some("text/event-stream"));
     for name in ["content-type", "cache-control", "x-accel-buffering"] {
         assert_eq!(kept.header(name), fresh.header(name), "{name}");
     }

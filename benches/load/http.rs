@@ -29,14 +29,19 @@ pub fn source(n: usize) -> Ipv4Addr {
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr)
+    try_get(addr, path)
         .await
-        .expect("connect to the server");
+        .unwrap_or_else(|| panic!("cannot GET {path} from {addr}: is the server running?"))
+}
+
+/// A GET that may fail: at the end of a run the server may have gone.
+pub async fn try_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nhost: load\r\nconnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
+    stream.write_all(request.as_bytes()).await.ok()?;
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out).await;
-    String::from_utf8_lossy(&out).into_owned()
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Sends one POST on a keep-alive connection and returns the status.

@@ -37,11 +37,12 @@ use scenario::{parse, Scenario};
 use target::{cpu_seconds, rss_kib, Target};
 
 /// Event-stream frames the server has written, summed over its instances,
-/// from `ghostread_frames_sent_total`; 0 where `/metrics` does not say.
+/// from `ghostread_frames_sent_total`; 0 where `/metrics` does not say (a
+/// server that is gone must not cost the run its report).
 async fn frames_written(addrs: &[std::net::SocketAddr]) -> f64 {
     let mut total = 0.0;
     for addr in addrs {
-        let page = http::get(*addr, "/metrics").await;
+        let page = http::try_get(*addr, "/metrics").await.unwrap_or_default();
         total += page
             .lines()
             .find_map(|l| l.strip_prefix("ghostread_frames_sent_total "))
@@ -50,6 +51,10 @@ async fn frames_written(addrs: &[std::net::SocketAddr]) -> f64 {
     }
     total
 }
+
+/// Readers a ramp step adds; they arrive over `RAMP_ARRIVAL`.
+const RAMP_STEP: usize = 5_000;
+const RAMP_ARRIVAL: f64 = 2.0;
 
 /// Raises this process's open-file limit as far as it may go, and says how
 /// far that is.
@@ -155,7 +160,7 @@ async fn run(
     let mut knee = None;
     let mut last = (server_cpu0, harness_cpu0, 0u64, 0u64);
     let mut ramp_target = if ramp {
-        5_000.min(s.readers)
+        RAMP_STEP.min(s.readers)
     } else {
         s.readers
     };
@@ -185,9 +190,9 @@ async fn run(
             _ = spawn_tick.tick(), if next_reader < ramp_target && next_reader < total_readers => {
                 // Spawn as many as are due, so a short ramp-up is honoured.
                 let due = if ramp {
-                    // A step's readers arrive over 2 s, not all in one instant.
-                    let base = ramp_target.saturating_sub(5_000);
-                    base + (step_started.elapsed().as_secs_f64() / 2.0 * 5_000.0).ceil() as usize
+                    // A step's readers arrive over a while, not all in one instant.
+                    let base = ramp_target.saturating_sub(RAMP_STEP);
+                    base + (step_started.elapsed().as_secs_f64() / RAMP_ARRIVAL * RAMP_STEP as f64).ceil() as usize
                 } else if s.ramp_up == 0 { ramp_target } else {
                     ((started.elapsed().as_secs_f64() / s.ramp_up as f64) * s.readers as f64).ceil() as usize
                 };
@@ -253,7 +258,7 @@ async fn run(
                         knee = Some((open, (moves - moves_then) as f64 / since.elapsed().as_secs_f64().max(1e-9)));
                         if ramp_target >= s.readers { break; }
                         eprintln!("\nramp: {ramp_target} readers held at p99 {step_worst:.1} ms ({step_joining_worst:.1} ms while they joined)");
-                        ramp_target = (ramp_target + 5_000).min(s.readers);
+                        ramp_target = (ramp_target + RAMP_STEP).min(s.readers);
                         step_started = Instant::now();
                         step_settled = None;
                         step_joining_worst = 0.0;
