@@ -173,6 +173,8 @@ async fn run(
     let mut step_errors = 0u64;
     // Moves sent when the held part of the step began, and when.
     let mut step_hold: Option<(u64, Instant)> = None;
+    // The seconds that began with every reader in (see `Report`).
+    let mut held = (!ramp).then(stats::histogram);
     let mut second = tokio::time::interval(Duration::from_secs(1));
     let spawn_every =
         Duration::from_secs_f64((s.ramp_up as f64 / s.readers.max(1) as f64).max(0.000_01));
@@ -218,6 +220,9 @@ async fn run(
             _ = second.tick() => {
                 let t = started.elapsed().as_secs_f64();
                 let histogram = shared.stats.take_second();
+                if let Some(held) = held.as_mut().filter(|_| t - 1.0 >= s.ramp_up as f64) {
+                    let _ = held.add(&histogram);
+                }
                 let q = |q: f64| if histogram.is_empty() { 0.0 } else { histogram.value_at_quantile(q) as f64 / 1000.0 };
                 let (server_cpu, harness_cpu) = (cpu_seconds(&pids), cpu_seconds(&me));
                 let deliveries = shared.stats.deliveries.load(Ordering::Relaxed);
@@ -320,14 +325,8 @@ async fn run(
         bytes_per_sec: shared.stats.bytes.load(Ordering::Relaxed) as f64 / window,
         frames_per_sec: frames / elapsed,
         frames_per_reader_per_sec: frames / elapsed / mean_open.max(1.0),
-        staleness_ms: Percentiles {
-            p50: quantile(0.5),
-            p90: quantile(0.9),
-            p99: quantile(0.99),
-            p999: quantile(0.999),
-            max: total.max() as f64 / 1000.0,
-            count: total.len(),
-        },
+        staleness_ms: Percentiles::of(&total),
+        held_staleness_ms: held.as_ref().map(Percentiles::of),
         server_cpu_cores: server_cpu / elapsed,
         server_peak_rss_mib: peak_rss as f64 / 1024.0,
         server_bytes_per_reader: if peak_open > 0 {
@@ -337,24 +336,8 @@ async fn run(
         },
         harness_cpu_cores: harness_cpu / elapsed,
         errors: shared.stats.errors(),
-        cross_instance_staleness_ms: (target.addrs.len() > 1).then(|| {
-            let cross = shared.stats.cross();
-            let q = |q: f64| {
-                if cross.is_empty() {
-                    0.0
-                } else {
-                    cross.value_at_quantile(q) as f64 / 1000.0
-                }
-            };
-            Percentiles {
-                p50: q(0.5),
-                p90: q(0.9),
-                p99: q(0.99),
-                p999: q(0.999),
-                max: cross.max() as f64 / 1000.0,
-                count: cross.len(),
-            }
-        }),
+        cross_instance_staleness_ms: (target.addrs.len() > 1)
+            .then(|| Percentiles::of(&shared.stats.cross())),
         knee,
         cdf,
         timeline,

@@ -46,6 +46,11 @@ pub struct Report {
     #[serde(default)]
     pub frames_per_reader_per_sec: f64,
     pub staleness_ms: Percentiles,
+    /// Staleness over the seconds when every reader was in: after the
+    /// ramp-up, so without the cost of readers arriving. Not for `ramp`,
+    /// whose steps report their own.
+    #[serde(default)]
+    pub held_staleness_ms: Option<Percentiles>,
     pub server_cpu_cores: f64,
     pub server_peak_rss_mib: f64,
     pub server_bytes_per_reader: f64,
@@ -70,10 +75,37 @@ pub struct Percentiles {
     pub count: u64,
 }
 
+impl Percentiles {
+    /// A histogram of microseconds, in milliseconds.
+    pub fn of(histogram: &hdrhistogram::Histogram<u64>) -> Percentiles {
+        let q = |q: f64| {
+            if histogram.is_empty() {
+                0.0
+            } else {
+                histogram.value_at_quantile(q) as f64 / 1000.0
+            }
+        };
+        Percentiles {
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: histogram.max() as f64 / 1000.0,
+            count: histogram.len(),
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            self.p50, self.p90, self.p99, self.p999, self.max
+        )
+    }
+}
+
 impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let s = &self.staleness_ms;
         let rows: Vec<(&str, String)> = vec![
             (
                 "scenario",
@@ -112,12 +144,12 @@ impl Report {
                     self.bytes_per_sec / 1024.0
                 ),
             ),
+            ("staleness ms", self.staleness_ms.line()),
             (
-                "staleness ms",
-                format!(
-                    "p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
-                    s.p50, s.p90, s.p99, s.p999, s.max
-                ),
+                "  once all were in",
+                self.held_staleness_ms
+                    .as_ref()
+                    .map_or_else(|| "–".into(), Percentiles::line),
             ),
             (
                 "server CPU",
@@ -149,11 +181,7 @@ impl Report {
         let per_move = self.server_cpu_cores * 1000.0 / self.moves_per_sec.max(1e-9);
         let _ = writeln!(out, "{:<22} {per_move:.3} core-ms per move", "server cost");
         if let Some(c) = &self.cross_instance_staleness_ms {
-            let _ = writeln!(
-                out,
-                "{:<22} p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
-                "cross-instance ms", c.p50, c.p90, c.p99, c.p999, c.max
-            );
+            let _ = writeln!(out, "{:<22} {}", "cross-instance ms", c.line());
         }
         if let Some((readers, moves)) = self.knee {
             let _ = writeln!(
@@ -249,6 +277,10 @@ fn chart(title: &str, x_label: &str, y_label: &str, series: &[(&str, &Vec<(f64, 
     }
 }
 
+fn held_p99(report: &Report) -> f64 {
+    report.held_staleness_ms.as_ref().map_or(0.0, |h| h.p99)
+}
+
 /// `--compare a.json b.json`: the change from a to b in what matters.
 pub fn compare(a: &Path, b: &Path) -> String {
     let load = |p: &Path| -> Report {
@@ -266,6 +298,7 @@ pub fn compare(a: &Path, b: &Path) -> String {
             b.staleness_ms.p999,
         ),
         ("staleness max ms", a.staleness_ms.max, b.staleness_ms.max),
+        ("p99 once all were in", held_p99(&a), held_p99(&b)),
         ("deliveries/s", a.deliveries_per_sec, b.deliveries_per_sec),
         ("moves/s", a.moves_per_sec, b.moves_per_sec),
         ("frames written/s", a.frames_per_sec, b.frames_per_sec),
