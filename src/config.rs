@@ -33,7 +33,9 @@ pub struct Config {
     /// `stat` calls per interval.
     pub reload_interval: Duration,
     /// How long a client may take to send a request's headers. Cuts off
-    /// slowloris connections that dribble bytes to hold a socket.
+    /// slowloris connections that dribble bytes to hold a socket, and (as
+    /// hyper starts it while a keep-alive connection waits for its next
+    /// request) closes keep-alive connections left idle that long.
     pub header_timeout: Duration,
     /// How long graceful shutdown waits for in-flight requests before it
     /// closes what is left.

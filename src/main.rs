@@ -30,7 +30,8 @@ struct Args {
     /// The blog's name, shown in every page's header.
     #[arg(long, env = "GHOSTREAD_TITLE", default_value = "ghostread")]
     title: String,
-    /// Seconds a client may take to send a request's headers.
+    /// Seconds a client may take to send a request's headers, and that an
+    /// idle keep-alive connection stays open.
     #[arg(long, env = "GHOSTREAD_HEADER_TIMEOUT_SECS", default_value_t = 10)]
     header_timeout_secs: u64,
     /// Most connections open at once; more are answered 503.

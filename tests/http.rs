@@ -269,6 +269,28 @@ async fn slow_headers_and_silent_sockets_are_cut_off_by_the_header_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_closes_after_the_header_timeout() {
+    let server = start_server(TempDir::new("posts"), |c| {
+        c.header_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let mut idle = TcpStream::connect(server.addr).await.expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .expect("write");
+    let first = common::read_response(&mut idle, false).await;
+    assert_eq!(first.status, 200);
+    assert_ne!(first.header("connection"), Some("close"));
+    // Kept alive, then closed once it has sat idle past the timeout: the
+    // README's flag table says so, and hyper starts its header timer while a
+    // kept-alive connection waits for its next request.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle connection was closed");
+    assert!(rest.is_empty(), "closed without another answer: {rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_limit_get_503_with_retry_after() {
     let server = start_server(TempDir::new("posts"), |c| c.max_connections = 2).await;
     let _held: Vec<TcpStream> = vec![

@@ -44,7 +44,8 @@ pub async fn try_get(addr: SocketAddr, path: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Sends one POST on a keep-alive connection and returns the status.
+/// Sends one POST on a keep-alive connection and returns the status. On an
+/// error, `buf` holds whatever of the answer came (empty: none did).
 pub async fn post(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
@@ -55,8 +56,8 @@ pub async fn post(
         "POST {path} HTTP/1.1\r\nhost: load\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).await?;
     buf.clear();
+    stream.write_all(request.as_bytes()).await?;
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();

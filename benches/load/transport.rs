@@ -43,14 +43,22 @@ pub(crate) async fn poster(shared: Arc<Shared>, n: usize, mut moves: mpsc::Recei
         sent.count.fetch_max(m.seq + 1, Ordering::AcqRel);
         shared.stats.moves_sent.fetch_add(1, Ordering::Relaxed);
         let body = format!("{{\"token\":\"{}\",\"pos\":{}}}", m.token, m.pos);
-        match post(
-            stream,
-            &mut buf,
-            &format!("/posts/{}/position", m.slug),
-            &body,
-        )
-        .await
-        {
+        let path = format!("/posts/{}/position", m.slug);
+        let mut answer = post(stream, &mut buf, &path, &body).await;
+        if answer.as_ref().is_err_and(|_| buf.is_empty()) {
+            // The server closed the connection while it sat idle (its
+            // header timeout) just as this request went out: nothing was
+            // answered, so send it once more on a fresh connection, as
+            // browsers do with a reused connection that turns out closed.
+            answer = match connect_from(shared.addr(n), source(900_000 + n)).await {
+                Ok(fresh) => {
+                    let stream = connection.insert(fresh);
+                    post(stream, &mut buf, &path, &body).await
+                }
+                Err(error) => Err(error),
+            };
+        }
+        match answer {
             Ok(status) => shared.stats.post_answer(status),
             Err(error) => {
                 shared
