@@ -39,18 +39,23 @@ use target::{cpu_seconds, rss_kib, Target};
 /// Event-stream frames the server has written, summed over its instances,
 /// from `ghostread_frames_sent_total`; 0 where `/metrics` does not say (a
 /// server that is gone must not cost the run its report).
-async fn frames_written(addrs: &[std::net::SocketAddr]) -> f64 {
+/// A counter from the servers' `/metrics`, summed over the instances; 0
+/// where one cannot be read.
+async fn server_counter(addrs: &[std::net::SocketAddr], name: &str) -> f64 {
     let mut total = 0.0;
     for addr in addrs {
         let page = http::try_get(*addr, "/metrics").await.unwrap_or_default();
         total += page
             .lines()
-            .find_map(|l| l.strip_prefix("ghostread_frames_sent_total "))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse::<f64>().ok())
             .unwrap_or(0.0);
     }
     total
 }
+
+const FRAMES: &str = "ghostread_frames_sent_total";
+const LAG_SNAPSHOTS: &str = "ghostread_lag_snapshots_total";
 
 /// Readers a ramp step adds; they arrive over `RAMP_ARRIVAL`.
 const RAMP_STEP: usize = 5_000;
@@ -152,7 +157,8 @@ async fn run(
     let end_at = move_until + Duration::from_secs(1);
     let (server_cpu0, harness_cpu0) = (cpu_seconds(&pids), cpu_seconds(&me));
     let rss0 = rss_kib(&pids).0;
-    let frames0 = frames_written(&target.addrs).await;
+    let frames0 = server_counter(&target.addrs, FRAMES).await;
+    let lag0 = server_counter(&target.addrs, LAG_SNAPSHOTS).await;
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_reader = 0usize;
     let mut timeline: Vec<Sample> = Vec::new();
@@ -302,7 +308,8 @@ async fn run(
         })
         .collect();
     let moves = shared.stats.moves_sent.load(Ordering::Relaxed);
-    let frames = frames_written(&target.addrs).await - frames0;
+    let frames = server_counter(&target.addrs, FRAMES).await - frames0;
+    let lag_snapshots = server_counter(&target.addrs, LAG_SNAPSHOTS).await - lag0;
     let open_samples: Vec<u64> = timeline.iter().map(|t| t.open).filter(|n| *n > 0).collect();
     let mean_open = open_samples.iter().sum::<u64>() as f64 / open_samples.len().max(1) as f64;
     let report = Report {
@@ -325,6 +332,7 @@ async fn run(
         bytes_per_sec: shared.stats.bytes.load(Ordering::Relaxed) as f64 / window,
         frames_per_sec: frames / elapsed,
         frames_per_reader_per_sec: frames / elapsed / mean_open.max(1.0),
+        lag_snapshots: lag_snapshots as u64,
         staleness_ms: Percentiles::of(&total),
         held_staleness_ms: held.as_ref().map(Percentiles::of),
         server_cpu_cores: server_cpu / elapsed,

@@ -45,6 +45,10 @@ pub struct Report {
     pub frames_per_sec: f64,
     #[serde(default)]
     pub frames_per_reader_per_sec: f64,
+    /// Snapshots the server sent to readers that fell so far behind that it
+    /// dropped frames for them: their staleness is not in the figures.
+    #[serde(default)]
+    pub lag_snapshots: u64,
     pub staleness_ms: Percentiles,
     /// Staleness over the seconds when every reader was in: after the
     /// ramp-up, so without the cost of readers arriving. Not for `ramp`,
@@ -132,8 +136,8 @@ impl Report {
             (
                 "frames written",
                 format!(
-                    "{:.0}/s, {:.1} a second per reader",
-                    self.frames_per_sec, self.frames_per_reader_per_sec
+                    "{:.0}/s, {:.1} a second per reader; {} snapshots to readers behind",
+                    self.frames_per_sec, self.frames_per_reader_per_sec, self.lag_snapshots
                 ),
             ),
             (
