@@ -248,21 +248,48 @@ async fn http2_with_prior_knowledge_serves_pages_on_the_same_port() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_headers_and_silent_sockets_are_cut_off_by_the_header_timeout() {
-    let server = start_server(TempDir::new("posts"), |c| {
+/// A server that allows 300 ms for a request's headers.
+async fn quick_to_hang_up() -> common::TestServer {
+    start_server(TempDir::new("posts"), |c| {
         c.header_timeout = Duration::from_millis(300)
     })
-    .await;
+    .await
+}
+
+/// A kept-alive connection that has had one `200` answer.
+async fn kept_alive(server: &common::TestServer) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .expect("write");
+    let first = common::read_response(&mut stream, false).await;
+    assert_eq!(first.status, 200);
+    assert_ne!(first.header("connection"), Some("close"));
+    stream
+}
+
+/// What the server sent before it closed `stream`; `None` if it was still
+/// open after `secs` seconds.
+async fn until_closed(stream: &mut TcpStream, secs: u64) -> Option<Vec<u8>> {
+    let mut rest = Vec::new();
+    let within = Duration::from_secs(secs);
+    let closed = tokio::time::timeout(within, stream.read_to_end(&mut rest)).await;
+    closed.ok().map(|_| rest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_silent_sockets_are_cut_off_by_the_header_timeout() {
+    let server = quick_to_hang_up().await;
     // One socket says nothing; another dribbles half a request line.
     let mut silent = TcpStream::connect(server.addr).await.expect("connect");
     let mut dribbling = TcpStream::connect(server.addr).await.expect("connect");
     dribbling.write_all(b"GET / HT").await.expect("write");
     for stream in [&mut silent, &mut dribbling] {
-        let mut buf = Vec::new();
-        let closed =
-            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
-        assert!(closed.is_ok(), "the server closed the connection");
+        assert!(
+            until_closed(stream, 10).await.is_some(),
+            "the server closed the connection"
+        );
     }
     // Meanwhile the server still serves everyone else.
     assert_eq!(get(server.addr, "/healthz").await.status, 200);
@@ -270,24 +297,13 @@ async fn slow_headers_and_silent_sockets_are_cut_off_by_the_header_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_keep_alive_connection_closes_after_the_header_timeout() {
-    let server = start_server(TempDir::new("posts"), |c| {
-        c.header_timeout = Duration::from_millis(300)
-    })
-    .await;
-    let mut idle = TcpStream::connect(server.addr).await.expect("connect");
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n")
-        .await
-        .expect("write");
-    let first = common::read_response(&mut idle, false).await;
-    assert_eq!(first.status, 200);
-    assert_ne!(first.header("connection"), Some("close"));
+    let server = quick_to_hang_up().await;
+    let mut idle = kept_alive(&server).await;
     // Kept alive, then closed once it has sat idle past the timeout: the
     // README's flag table says so, and hyper starts its header timer while a
     // kept-alive connection waits for its next request.
-    let mut rest = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut rest)).await;
-    assert!(closed.is_ok(), "the idle connection was closed");
-    assert!(rest.is_empty(), "closed without another answer: {rest:?}");
+    let rest = until_closed(&mut idle, 10).await;
+    assert_eq!(rest, Some(Vec::new()), "closed, without another answer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,19 +323,14 @@ async fn connections_over_the_limit_get_503_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_idle_keep_alive_connections_and_returns() {
     let server = start_server(TempDir::new("posts"), |_| {}).await;
-    let mut idle = TcpStream::connect(server.addr).await.expect("connect");
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n")
-        .await
-        .expect("write");
-    let first = common::read_response(&mut idle, false).await;
-    assert_eq!(first.status, 200);
+    let mut idle = kept_alive(&server).await;
     tokio::time::timeout(Duration::from_secs(5), server.stop())
         .await
         .expect("shutdown within 5 s")
         .expect("serve returned Ok");
-    let mut rest = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest)).await;
-    assert!(closed.is_ok(), "the idle connection was closed");
+    // Well within the 10 s header timeout, which would close it too.
+    let closed = until_closed(&mut idle, 5).await;
+    assert!(closed.is_some(), "the idle connection was closed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
