@@ -99,6 +99,11 @@ fn main() {
         Ok((json, html)) => println!("report: {} and {}", json.display(), html.display()),
         Err(error) => eprintln!("cannot write the report in {}: {error}", cli.out.display()),
     }
+    let problems = report.problems();
+    if cli.expect_clean && !problems.is_empty() {
+        eprintln!("not a clean run: {}", problems.join("; "));
+        std::process::exit(1);
+    }
 }
 
 async fn run(

@@ -108,6 +108,32 @@ impl Percentiles {
 }
 
 impl Report {
+    /// What keeps this run from being clean: failed connections, errors,
+    /// POSTs not answered 204, or no move seen by anyone. Empty when clean;
+    /// `--expect-clean` exits with status 1 otherwise.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.connections_failed > 0 {
+            problems.push(format!("{} connections failed", self.connections_failed));
+        }
+        if !self.errors.is_empty() {
+            problems.push(format!("errors {:?}", self.errors));
+        }
+        let refused: u64 = self
+            .post_answers
+            .iter()
+            .filter(|(status, _)| *status != "204")
+            .map(|(_, n)| n)
+            .sum();
+        if refused > 0 {
+            problems.push(format!("{refused} POSTs not answered 204"));
+        }
+        if self.moves_sent == 0 || self.staleness_ms.count == 0 {
+            problems.push("no move was sent and seen".to_string());
+        }
+        problems
+    }
+
     pub fn table(&self) -> String {
         let mut out = String::new();
         let rows: Vec<(&str, String)> = vec![

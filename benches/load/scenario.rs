@@ -93,10 +93,12 @@ pub struct Cli {
     pub posts: Option<Vec<String>>,
     pub out: PathBuf,
     pub command: String,
+    /// Exit with status 1 unless the run was clean (see `Report::problems`).
+    pub expect_clean: bool,
 }
 
 fn usage(message: &str) -> ! {
-    eprintln!("{message}\nusage: cargo bench --bench load -- <hot-room|blog|idle-crowd|churn|ramp|cluster> [--instances N] [--url URL] [--posts a,b] [--readers N] [--hz F] [--seconds N] [--ramp-up N] [--tick-ms N] [--seed N] [--out DIR]\n       cargo bench --bench load -- --compare a.json b.json");
+    eprintln!("{message}\nusage: cargo bench --bench load -- <hot-room|blog|idle-crowd|churn|ramp|cluster> [--instances N] [--url URL] [--posts a,b] [--readers N] [--hz F] [--seconds N] [--ramp-up N] [--tick-ms N] [--seed N] [--out DIR] [--expect-clean]\n       cargo bench --bench load -- --compare a.json b.json");
     std::process::exit(2)
 }
 
@@ -124,9 +126,15 @@ pub fn parse() -> Cli {
         posts: None,
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ghostread-load"),
         command: format!("cargo bench --bench load -- {}", args.join(" ")),
+        expect_clean: false,
     };
     let mut i = 1;
     while i < args.len() {
+        if args[i] == "--expect-clean" {
+            cli.expect_clean = true;
+            i += 1;
+            continue;
+        }
         let value = args
             .get(i + 1)
             .cloned()
