@@ -150,14 +150,22 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
     let mut seq = 0u64;
     let mut block = rng.random_range(0..shared.blocks.max(1)) as f64;
     while Instant::now() < plan.end_at {
-        let Some(mut stream) = open(&shared, me, &plan.slug, token.as_deref()).await else {
+        let Some((mut stream, mut buf)) = open(&shared, me, &plan.slug, token.as_deref()).await
+        else {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
         shared.stats.open_streams.fetch_add(1, Ordering::Relaxed);
         let session = shared.sent[me].session.fetch_add(1, Ordering::AcqRel) + 1;
         let mut watcher = Watcher::new(me);
-        let mut buf = Vec::with_capacity(8192);
+        // The first bytes may have come with the response head.
+        shared
+            .stats
+            .bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        if let Some(new_token) = watcher.consume(&shared, &mut buf) {
+            token = Some(new_token);
+        }
         let mut burst = 0u32;
         let first = already_reading(&mut rng, plan.hz, &mut burst);
         let mut next_move = Instant::now() + first;

@@ -112,15 +112,19 @@ fn connect_error(what: &str, error: &std::io::Error) -> String {
     }
 }
 
+/// Opens reader `me`'s event stream: the stream, and its first bytes if
+/// they came with the response head.
 pub(crate) async fn open(
     shared: &Shared,
     me: usize,
     slug: &str,
     resume: Option<&str>,
-) -> Option<Stream> {
+) -> Option<(Stream, Vec<u8>)> {
     let path = format!("/posts/{slug}/events");
     let stream = match &shared.h2 {
-        Some(pool) => open_h2(shared, pool, me, &path, resume).await,
+        Some(pool) => open_h2(shared, pool, me, &path, resume)
+            .await
+            .map(|stream| (stream, Vec::with_capacity(8192))),
         None => open_h1(shared, me, &path, resume).await,
     };
     match &stream {
@@ -137,7 +141,12 @@ pub(crate) async fn open(
     stream
 }
 
-async fn open_h1(shared: &Shared, me: usize, path: &str, resume: Option<&str>) -> Option<Stream> {
+async fn open_h1(
+    shared: &Shared,
+    me: usize,
+    path: &str,
+    resume: Option<&str>,
+) -> Option<(Stream, Vec<u8>)> {
     let mut stream = match connect_from(shared.addr(me), source(me)).await {
         Ok(stream) => stream,
         Err(error) => {
@@ -155,18 +164,23 @@ async fn open_h1(shared: &Shared, me: usize, path: &str, resume: Option<&str>) -
         shared.stats.error("stream request failed");
         return None;
     }
-    let mut head = Vec::new();
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        match stream.read(&mut byte).await {
-            Ok(1) => head.push(byte[0]),
+    // Read in chunks, not a byte per call: 1,200 readers a second arrive in
+    // idle-crowd, and the head is 200 bytes. What follows the head is the
+    // stream's first bytes, handed on with it.
+    let mut head = Vec::with_capacity(8192);
+    let end = loop {
+        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match stream.read_buf(&mut head).await {
+            Ok(n) if n > 0 => {}
             _ => {
                 shared.stats.error("stream closed before its response head");
                 return None;
             }
         }
-    }
-    let status = String::from_utf8_lossy(&head)
+    };
+    let status = String::from_utf8_lossy(&head[..end])
         .split(' ')
         .nth(1)
         .unwrap_or("")
@@ -175,7 +189,8 @@ async fn open_h1(shared: &Shared, me: usize, path: &str, resume: Option<&str>) -
         shared.stats.error(&format!("stream answered {status}"));
         return None;
     }
-    Some(Stream::H1(stream))
+    head.drain(..end);
+    Some((Stream::H1(stream), head))
 }
 
 /// Shared HTTP/2 connections, `per` streams each, as browsers share one
