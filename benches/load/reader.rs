@@ -169,11 +169,12 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
         let mut burst = 0u32;
         let first = already_reading(&mut rng, plan.hz, &mut burst);
         let mut next_move = Instant::now() + first;
-        // Two timers made once and reset, not two made per read: the timer
-        // wheel was a tenth of the harness's time at 150,000 reads a second.
-        let end = tokio::time::sleep_until(plan.end_at);
-        let mover = tokio::time::sleep_until(next_move);
-        tokio::pin!(end, mover);
+        // One timer, made once and reset, for the next move or the end,
+        // whichever comes first: the timer wheel was a tenth of the harness's
+        // time at 150,000 reads a second when timers were made per read, and
+        // every timer in the select is polled on every read.
+        let timer = tokio::time::sleep_until(next_move.min(plan.end_at));
+        tokio::pin!(timer);
         let leave = loop {
             tokio::select! {
                 read = stream.chunk(&mut buf) => {
@@ -183,34 +184,29 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
                         token = Some(new_token);
                     }
                 }
-                _ = &mut end => break false,
-                _ = &mut mover => {
+                _ = &mut timer => {
                     let now = Instant::now();
                     if now >= plan.end_at { break false; }
                     if now >= plan.move_until {
                         next_move = plan.end_at;
-                        mover.as_mut().reset(next_move);
-                        continue;
-                    }
-                    if token.is_none() {
+                    } else if token.is_none() {
                         // No hello yet: look again shortly rather than skip a move.
                         next_move = now + Duration::from_millis(10);
-                        mover.as_mut().reset(next_move);
-                        continue;
+                    } else {
+                        // Read on a little; a thousandth of the block says which move this is.
+                        block = (block + rng.random_range(0.05..0.4)) % f64::from(shared.blocks.max(1));
+                        let pos = block.floor() + (seq % 1000) as f64 / 1000.0;
+                        if let Some(token) = &token {
+                            let poster = &shared.posters[me % shared.posters.len()];
+                            let queued = poster.try_send(Move { reader: me, session, seq, pos, token: token.clone(), slug: plan.slug.clone() });
+                            if queued.is_err() { shared.stats.error("harness: POST queue full (the harness is the limit)"); }
+                        }
+                        seq += 1;
+                        let (delay, burst_over) = next_delay(&mut rng, plan.hz, &mut burst);
+                        next_move = now + delay;
+                        if burst_over && rng.random_bool(plan.leave_chance.clamp(0.0, 1.0)) { break true; }
                     }
-                    // Read on a little; a thousandth of the block says which move this is.
-                    block = (block + rng.random_range(0.05..0.4)) % f64::from(shared.blocks.max(1));
-                    let pos = block.floor() + (seq % 1000) as f64 / 1000.0;
-                    if let Some(token) = &token {
-                        let poster = &shared.posters[me % shared.posters.len()];
-                        let queued = poster.try_send(Move { reader: me, session, seq, pos, token: token.clone(), slug: plan.slug.clone() });
-                        if queued.is_err() { shared.stats.error("harness: POST queue full (the harness is the limit)"); }
-                    }
-                    seq += 1;
-                    let (delay, burst_over) = next_delay(&mut rng, plan.hz, &mut burst);
-                    next_move = now + delay;
-                    mover.as_mut().reset(next_move);
-                    if burst_over && rng.random_bool(plan.leave_chance.clamp(0.0, 1.0)) { break true; }
+                    timer.as_mut().reset(next_move.min(plan.end_at));
                 }
             }
         };
