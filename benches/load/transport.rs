@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::http::{connect_from, post, source};
-use crate::reader::{Move, Shared, RING};
+use crate::reader::{Move, Shared};
 
 /// One keep-alive POST connection, fed by the readers that hash to it.
 pub(crate) async fn poster(shared: Arc<Shared>, n: usize, mut moves: mpsc::Receiver<Move>) {
@@ -39,7 +39,7 @@ pub(crate) async fn poster(shared: Arc<Shared>, n: usize, mut moves: mpsc::Recei
         if sent.session.load(Ordering::Acquire) != m.session {
             continue; // Its stream has closed since: the tab is gone.
         }
-        sent.times[m.seq as usize % RING].store(shared.nanos().max(1), Ordering::Release);
+        sent.sending(m.seq, shared.nanos() / 1000);
         sent.count.fetch_max(m.seq + 1, Ordering::AcqRel);
         shared.stats.moves_sent.fetch_add(1, Ordering::Relaxed);
         let body = format!("{{\"token\":\"{}\",\"pos\":{}}}", m.token, m.pos);

@@ -1,7 +1,6 @@
 //! What one simulated reader sees: its stream's events, parsed without
 //! allocating, and the staleness of every other reader's move in them.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,7 +18,7 @@ enum Kind {
 
 /// What a watcher saw last of ghost `ghost`, in its `last_seen`.
 fn seen<'a>(last_seen: &'a mut Vec<u64>, shared: &Shared, ghost: usize) -> &'a mut u64 {
-    let seat = shared.seats[ghost].load(Ordering::Acquire) as usize;
+    let seat = shared.sent[ghost].seat.load(Ordering::Acquire) as usize;
     if seat >= last_seen.len() {
         last_seen.resize(seat + 1, u64::MAX);
     }
@@ -53,7 +52,7 @@ impl Watcher {
     pub(crate) fn consume(&mut self, shared: &Shared, buf: &mut Vec<u8>) -> Option<Arc<str>> {
         let mut token = None;
         let mut start = 0;
-        let now = shared.nanos();
+        let now = shared.nanos() / 1000;
         while let Some(end) = buf[start..]
             .iter()
             .position(|b| *b == b'\n')
@@ -88,7 +87,7 @@ impl Watcher {
     fn hello(&mut self, shared: &Shared, data: &[u8]) -> Option<Arc<str>> {
         let hello: serde_json::Value = serde_json::from_slice(data).ok()?;
         let id = hello["id"].as_str()?.to_string();
-        shared.ids.write().insert(id_key(id.as_bytes()), self.me);
+        shared.learn_id(id_key(id.as_bytes()), self.me);
         hello["token"].as_str().map(Arc::from)
     }
 
@@ -100,18 +99,17 @@ impl Watcher {
         let Ok(snapshot) = serde_json::from_slice::<Snapshot>(data) else {
             return;
         };
-        let ids = shared.ids.read();
         for entry in snapshot.ghosts {
-            if let Some((ghost, seq)) = decode(shared, &ids, &entry) {
+            if let Some((ghost, seq)) = decode(shared, &entry) {
                 *seen(&mut self.last_seen, shared, ghost) = seq;
             }
         }
     }
 
+    /// Times the moves in a `moves` event seen `now` (µs since the start).
     fn moves(&mut self, shared: &Shared, data: &[u8], now: u64) {
-        let ids = shared.ids.read();
         for (id, residue) in move_entries(data) {
-            let Some(&ghost) = ids.get(&id_key(id)) else {
+            let Some(ghost) = shared.reader_of(id_key(id)) else {
                 continue;
             };
             let Some(seq) = decode_seq(shared, ghost, residue) else {
@@ -126,12 +124,12 @@ impl Watcher {
             let instances = shared.addrs.len();
             let crossed = instances > 1 && ghost % instances != self.me % instances;
             for s in from.max(seq.saturating_sub(RING as u64 - 1))..=seq {
-                let at = sent.times[s as usize % RING].load(Ordering::Acquire);
-                if at > 0 && now >= at {
-                    self.samples.push((now - at) / 1000);
-                    if crossed {
-                        self.cross.push((now - at) / 1000);
-                    }
+                let Some(at) = sent.sent_at(s).filter(|at| now >= *at) else {
+                    continue;
+                };
+                self.samples.push(now - at);
+                if crossed {
+                    self.cross.push(now - at);
                 }
             }
             if *seen == u64::MAX || seq > *seen {
@@ -227,8 +225,8 @@ struct Entry {
 }
 
 /// Which reader and which of its moves a position is.
-fn decode(shared: &Shared, ids: &HashMap<u64, usize, Fx>, entry: &Entry) -> Option<(usize, u64)> {
-    let ghost = *ids.get(&id_key(entry.id.as_bytes()))?;
+fn decode(shared: &Shared, entry: &Entry) -> Option<(usize, u64)> {
+    let ghost = shared.reader_of(id_key(entry.id.as_bytes()))?;
     let residue = ((entry.pos - entry.pos.floor()) * 1000.0).round() as u64 % 1000;
     Some((ghost, decode_seq(shared, ghost, residue)?))
 }
