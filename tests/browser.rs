@@ -166,16 +166,7 @@ async fn after_a_server_restart_a_410_reconnects_the_reader_by_itself() {
 
     let mut watcher = open(addr, LONG).await;
     browser.read_block(20, 0.5).await;
-    watcher
-        .wait_for("moves", |d| {
-            d["moves"].as_array().is_some_and(|m| {
-                m.iter().any(|m| {
-                    m["id"] == new_id.as_str()
-                        && m["pos"].as_f64().is_some_and(|p| (20.0..21.0).contains(&p))
-                })
-            })
-        })
-        .await;
+    watcher.wait_for_ghost_in_block(&new_id, 20).await;
     drop(server);
     browser.close().await;
 }

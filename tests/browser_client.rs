@@ -91,16 +91,7 @@ async fn a_hidden_tab_sends_nothing_and_reports_its_position_when_shown() {
     }
     let mut watcher = open(server.addr, LONG).await;
     set_hidden(&browser, false).await;
-    watcher
-        .wait_for("moves", |d| {
-            d["moves"].as_array().is_some_and(|m| {
-                m.iter().any(|m| {
-                    m["id"] == id.as_str()
-                        && m["pos"].as_f64().is_some_and(|p| (25.0..26.0).contains(&p))
-                })
-            })
-        })
-        .await;
+    watcher.wait_for_ghost_in_block(&id, 25).await;
     assert_eq!(
         metric(server.addr, accepted).await - before,
         1.0,
@@ -121,16 +112,7 @@ async fn on_429_the_client_backs_off_and_still_delivers_its_last_position() {
         browser.read_block(block, 0.5).await;
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
-    watcher
-        .wait_for("moves", |d| {
-            d["moves"].as_array().is_some_and(|m| {
-                m.iter().any(|m| {
-                    m["id"] == id.as_str()
-                        && m["pos"].as_f64().is_some_and(|p| (20.0..21.0).contains(&p))
-                })
-            })
-        })
-        .await;
+    watcher.wait_for_ghost_in_block(&id, 20).await;
     let limited = metric(
         server.addr,
         "ghostread_position_responses_total{status=\"429\"}",

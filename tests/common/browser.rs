@@ -219,16 +219,16 @@ impl Scene {
 
     /// A 1280 × 900 browser reading the long post.
     pub async fn reader(&self) -> Browser {
-        let browser = self.driver.browser(1280, 900).await;
-        browser
-            .goto(&format!("http://{}/posts/{LONG}", self.server.addr))
-            .await;
-        browser
+        self.reading(self.driver.browser(1280, 900).await).await
     }
 
     /// The same with JavaScript off.
     pub async fn reader_without_js(&self) -> Browser {
-        let browser = self.driver.browser_without_js(1280, 900).await;
+        self.reading(self.driver.browser_without_js(1280, 900).await)
+            .await
+    }
+
+    async fn reading(&self, browser: Browser) -> Browser {
         browser
             .goto(&format!("http://{}/posts/{LONG}", self.server.addr))
             .await;

@@ -242,6 +242,22 @@ impl Reader {
         }
     }
 
+    /// Waits until `moves` puts ghost `id` somewhere in block `block`.
+    pub async fn wait_for_ghost_in_block(&mut self, id: &str, block: u32) {
+        let block = f64::from(block);
+        self.wait_for("moves", |d| {
+            d["moves"].as_array().is_some_and(|m| {
+                m.iter().any(|m| {
+                    m["id"] == id
+                        && m["pos"]
+                            .as_f64()
+                            .is_some_and(|p| (block..block + 1.0).contains(&p))
+                })
+            })
+        })
+        .await;
+    }
+
     /// Reads until the server closes the stream; fails after 10 s.
     pub async fn wait_closed(&mut self) {
         while self.next_event().await.is_some() {}
