@@ -14,7 +14,7 @@ use tokio_stream::StreamExt;
 
 use super::wire::{RemoteParked, Wire, CHANNEL};
 use super::Outbound;
-use crate::ghosts::{Ghosts, Token};
+use crate::ghosts::{base36, Ghosts, Token};
 use crate::shutdown::Shutdown;
 
 /// How often each instance says it is alive.
@@ -50,15 +50,7 @@ impl Cluster {
         shutdown: Shutdown,
     ) -> redis::RedisResult<Cluster> {
         let client = redis::Client::open(url)?;
-        let instance: String = {
-            use rand::Rng;
-            let mut rng = rand::rng();
-            (0..10)
-                .map(|_| {
-                    char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[rng.random_range(0..36)])
-                })
-                .collect()
-        };
+        let instance = base36(&mut rand::rng(), 10);
         let (lookups, lookup_rx) = mpsc::channel(LOOKUP_CAPACITY);
         let link = Link {
             client,

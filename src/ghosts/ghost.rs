@@ -22,12 +22,17 @@ pub type Color = &'static str;
 
 const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
+/// `len` random base-36 characters: short public names (ghost ids, and
+/// cluster instances' names).
+pub fn base36(rng: &mut impl Rng, len: usize) -> String {
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..36)] as char)
+        .collect()
+}
+
 impl GhostId {
     pub fn random(rng: &mut impl Rng) -> GhostId {
-        let id: String = (0..6)
-            .map(|_| ALPHABET[rng.random_range(0..36)] as char)
-            .collect();
-        GhostId(Arc::from(id))
+        GhostId(Arc::from(base36(rng, 6)))
     }
 
     pub fn as_str(&self) -> &str {

@@ -15,6 +15,6 @@ mod remote;
 pub mod room;
 mod saving;
 
-pub use ghost::{palette_color, Color, GhostId, Token};
+pub use ghost::{base36, palette_color, Color, GhostId, Token};
 pub use handle::{Ghosts, JoinRefused, JoinRequest, Resync, Settings, Stopped, StreamEvent};
 pub use published::{Counts, Seat};
