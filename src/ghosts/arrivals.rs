@@ -75,13 +75,10 @@ impl Manager {
             }
         });
         let shared = self.settings.cluster.is_some();
-        let room = self.rooms.entry(slug.clone()).or_insert_with(|| {
-            if shared {
-                Room::shared()
-            } else {
-                Room::new()
-            }
-        });
+        let room = self
+            .rooms
+            .entry(slug.clone())
+            .or_insert_with(|| Room::in_cluster(shared));
         let (token, id, color, pos) = match resumed {
             Some((token, parked)) => {
                 self.metrics.resumes.inc();

@@ -56,13 +56,10 @@ impl Manager {
                 let Some(id) = GhostId::parse(&id) else {
                     return;
                 };
-                let room = self.rooms.entry(slug.clone()).or_insert_with(|| {
-                    if shared {
-                        Room::shared()
-                    } else {
-                        Room::new()
-                    }
-                });
+                let room = self
+                    .rooms
+                    .entry(slug.clone())
+                    .or_insert_with(|| Room::in_cluster(shared));
                 if room.contains(&id) {
                     return; // Already known (a snapshot came first), or an id clash with a local ghost.
                 }
@@ -138,17 +135,18 @@ impl Manager {
             }
         }
         for (id, (slug, color, pos)) in wanted {
-            let present = self.rooms.get(&slug).is_some_and(|r| r.contains(&id));
-            let event = if present {
-                WireEvent::Moves {
+            // Most ghosts are where this instance already has them: those
+            // cost nothing, so a snapshot every 10 s republishes no room.
+            let event = match self.rooms.get(&slug).and_then(|r| r.pos(&id)) {
+                Some(here) if here == pos => continue,
+                Some(_) => WireEvent::Moves {
                     moves: vec![(id.to_string(), pos)],
-                }
-            } else {
-                WireEvent::Join {
+                },
+                None => WireEvent::Join {
                     id: id.to_string(),
                     color,
                     pos,
-                }
+                },
             };
             self.apply_event(&instance, &slug, event);
             self.mark_dirty(&slug);

@@ -100,6 +100,15 @@ impl Room {
         }
     }
 
+    /// A room for a server in cluster mode (`shared`) or not.
+    pub fn in_cluster(shared: bool) -> Room {
+        if shared {
+            Room::shared()
+        } else {
+            Room::new()
+        }
+    }
+
     /// A room whose own events are also journaled for the cluster.
     pub fn shared() -> Room {
         Room {
