@@ -94,6 +94,39 @@ async fn kill_9_loses_at_most_the_last_second_of_counts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_that_start_failing_later_are_logged_once_and_so_is_the_recovery() {
+    let posts = TempDir::new("posts");
+    posts.write("p.md", post("P", "2025-01-01", "Text."));
+    let data = TempDir::new("data");
+    let mut server = Running::serve_with(&posts, &data, &["--save-interval-ms", "20"]);
+    let addr = server.addr();
+    let counts = data.path().join("counts.json");
+    let saved = |n: u32| {
+        let counts = counts.clone();
+        async move { std::fs::read_to_string(&counts).is_ok_and(|t| t.contains(&format!("\"p\": {n}"))) }
+    };
+    let _first = common::sse::open(addr, "p").await;
+    common::wait_until("a first save", || saved(1)).await;
+    // Now the save's temp file path is taken by a folder, as a full or
+    // read-only disk would refuse it (root ignores permissions).
+    let blocker = data
+        .path()
+        .join(format!(".counts.json.tmp-{}", server.child.id()));
+    std::fs::create_dir_all(&blocker).expect("block saves");
+    let _second = common::sse::open(addr, "p").await;
+    common::wait_until("several saves failed", || async {
+        common::sse::metric(addr, "ghostread_counts_save_errors_total").await >= 3.0
+    })
+    .await;
+    server.wait_for_line("cannot save the reader counts");
+    std::fs::remove_dir(&blocker).expect("unblock saves");
+    server.wait_for_line("the reader counts are saved in");
+    common::wait_until("the counts reach the disk", || saved(2)).await;
+    let warnings = server.lines_containing("cannot save the reader counts");
+    assert_eq!(warnings, 1, "one warning for the run of failures");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_thousand_open_streams_exits_within_five_seconds_and_saves() {
     // A thousand readers over twenty posts, as on a real blog.
     let posts = TempDir::new("posts");

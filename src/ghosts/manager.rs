@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,6 +94,9 @@ pub(super) struct Manager {
     pub(super) save_at: Option<Instant>,
     pub(super) last_save: Instant,
     pub(super) saving: Option<JoinHandle<()>>,
+    /// Whether the last save failed, so a run of failures is logged once
+    /// and the recovery too. Set by the save on the blocking pool.
+    pub(super) save_failing: Arc<AtomicBool>,
     pub(super) directory: Arc<Directory>,
     pub(super) census: Arc<Census>,
     pub(super) metrics: Arc<Metrics>,
@@ -142,6 +146,7 @@ impl Manager {
             save_at: None,
             last_save: Instant::now(),
             saving: None,
+            save_failing: Arc::default(),
             directory,
             census,
             metrics,

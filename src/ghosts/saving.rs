@@ -1,6 +1,7 @@
 //! The manager's saves of the all-time counts: on time, off its own thread,
 //! and a last one at shutdown.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -13,6 +14,12 @@ impl Manager {
     /// Starts a save if one is due and none is running; a save still running
     /// (a slow disk) pushes the next one back a little instead of piling up.
     pub(super) fn save_if_due(&mut self, now: Instant) {
+        let idle = self.saving.as_ref().is_none_or(|s| s.is_finished());
+        if self.save_at.is_none() && idle && self.save_failing.load(Ordering::Relaxed) {
+            // The last save failed and nothing new has asked for one: try
+            // again anyway, or counts would wait on disk for the next reader.
+            self.save_at = Some((self.last_save + self.settings.save_interval).max(now));
+        }
         if self.save_at.is_none_or(|at| at > now) {
             return;
         }
@@ -34,11 +41,17 @@ impl Manager {
         let totals = self.totals.clone();
         let dir = self.settings.data_dir.clone();
         let metrics = self.metrics.clone();
+        let failing = self.save_failing.clone();
         tokio::task::spawn_blocking(move || match save_counts(&dir, &totals) {
-            Ok(()) => metrics.counts_saved.inc(),
+            Ok(()) => {
+                metrics.counts_saved.inc();
+                if failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the reader counts are saved in {} again", dir.display());
+                }
+            }
             Err(error) => {
-                // Log the first failure of a run of failures, not every second.
-                if metrics.counts_save_errors.get() == metrics.counts_saved.get() {
+                // The first failure of a run of failures, not every second.
+                if !failing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         "cannot save the reader counts in {}: {error}; keeping them in memory and retrying",
                         dir.display()

@@ -72,6 +72,12 @@ impl Running {
         }
     }
 
+    /// How many log lines so far contain `needle`.
+    pub fn lines_containing(&mut self, needle: &str) -> usize {
+        self.seen.extend(self.lines.try_iter());
+        self.seen.iter().filter(|l| l.contains(needle)).count()
+    }
+
     pub fn addr(&mut self) -> SocketAddr {
         let line = self.wait_for_line("listening on http://");
         let start = line.find("http://").expect("url") + "http://".len();
