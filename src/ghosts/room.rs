@@ -100,19 +100,11 @@ impl Room {
         }
     }
 
-    /// A room for a server in cluster mode (`shared`) or not.
+    /// A room for a server in cluster mode (`shared`: its own events are
+    /// also journaled for the other instances) or not.
     pub fn in_cluster(shared: bool) -> Room {
-        if shared {
-            Room::shared()
-        } else {
-            Room::new()
-        }
-    }
-
-    /// A room whose own events are also journaled for the cluster.
-    pub fn shared() -> Room {
         Room {
-            journal: Some(Vec::new()),
+            journal: shared.then(Vec::new),
             ..Room::new()
         }
     }
@@ -391,7 +383,7 @@ mod tests {
 
     #[test]
     fn a_shared_room_journals_only_its_own_ghosts_in_order() {
-        let mut room = Room::shared();
+        let mut room = Room::in_cluster(true);
         room.add(id("a"), C, 0.0);
         room.add_remote(id("r"), C, 1.0, Arc::from("other"));
         room.moved(&id("a"), 2.0);
