@@ -15,6 +15,7 @@
 //! post, the time until it sees that position or a newer one of the ghost.
 
 mod http;
+mod ramp;
 mod reader;
 mod report;
 mod scenario;
@@ -56,10 +57,6 @@ async fn server_counter(addrs: &[std::net::SocketAddr], name: &str) -> f64 {
 
 const FRAMES: &str = "ghostread_frames_sent_total";
 const LAG_SNAPSHOTS: &str = "ghostread_lag_snapshots_total";
-
-/// Readers a ramp step adds; they arrive over `RAMP_ARRIVAL`.
-const RAMP_STEP: usize = 5_000;
-const RAMP_ARRIVAL: f64 = 2.0;
 
 /// Raises this process's open-file limit as far as it may go, and says how
 /// far that is.
@@ -117,9 +114,9 @@ async fn run(
         Some(url) => Target::remote(url, posts).await,
         None => Target::spawn(s.posts, s.tick_ms, s.instances),
     };
-    let ramp = s.name == "ramp";
+    let ramping = s.name == "ramp";
     // Past the open-file limit, readers ride HTTP/2 streams, 200 to a connection.
-    let h2 = ramp || s.readers as u64 + 300 > fd_limit;
+    let h2 = ramping || s.readers as u64 + 300 > fd_limit;
     let transport = if h2 {
         "HTTP/2, 200 reader streams per connection (as a browser shares one per origin)".to_string()
     } else {
@@ -168,24 +165,10 @@ async fn run(
     let mut next_reader = 0usize;
     let mut timeline: Vec<Sample> = Vec::new();
     let mut peak_open = 0u64;
-    let mut knee = None;
     let mut last = (server_cpu0, harness_cpu0, 0u64, 0u64);
-    let mut ramp_target = if ramp {
-        RAMP_STEP.min(s.readers)
-    } else {
-        s.readers
-    };
-    let mut step_started = started;
-    // When every reader of the step was in; a step is judged from 2 s
-    // after that, on the readers it holds, not on the rush of their joining.
-    let mut step_settled: Option<Instant> = None;
-    let mut step_joining_worst = 0.0f64;
-    let mut step_worst = 0.0f64;
-    let mut step_errors = 0u64;
-    // Moves sent when the held part of the step began, and when.
-    let mut step_hold: Option<(u64, Instant)> = None;
+    let mut ramp = ramping.then(|| ramp::Ramp::new(s.readers, s.seconds));
     // The seconds that began with every reader in (see `Report`).
-    let mut held = (!ramp).then(stats::histogram);
+    let mut held = (!ramping).then(stats::histogram);
     let mut second = tokio::time::interval(Duration::from_secs(1));
     let spawn_every =
         Duration::from_secs_f64((s.ramp_up as f64 / s.readers.max(1) as f64).max(0.000_01));
@@ -200,23 +183,21 @@ async fn run(
     let mut spawn_tick = tokio::time::interval(spawn_every.max(Duration::from_micros(50)));
     loop {
         tokio::select! {
-            _ = spawn_tick.tick(), if next_reader < ramp_target && next_reader < total_readers => {
+            _ = spawn_tick.tick(), if next_reader < ramp.as_ref().map_or(s.readers, |r| r.target) && next_reader < total_readers => {
                 // Spawn as many as are due, so a short ramp-up is honoured.
-                let due = if ramp {
-                    // A step's readers arrive over a while, not all in one instant.
-                    let base = ramp_target.saturating_sub(RAMP_STEP);
-                    base + (step_started.elapsed().as_secs_f64() / RAMP_ARRIVAL * RAMP_STEP as f64).ceil() as usize
-                } else if s.ramp_up == 0 { ramp_target } else {
-                    ((started.elapsed().as_secs_f64() / s.ramp_up as f64) * s.readers as f64).ceil() as usize
+                let due = match &ramp {
+                    Some(ramp) => ramp.due(),
+                    None if s.ramp_up == 0 => s.readers,
+                    None => (((started.elapsed().as_secs_f64() / s.ramp_up as f64) * s.readers as f64).ceil() as usize).min(s.readers),
                 };
-                while next_reader < due.min(ramp_target) {
+                while next_reader < due {
                     let life_end = if s.churn_per_sec > 0.0 {
                         // The first crowd leaves evenly over one lifetime after the ramp-up,
                         // as the newcomers arrive, so the population holds steady.
                         started + Duration::from_secs(s.ramp_up) + churn_life.mul_f64(rng.random_range(0.0..1.0))
-                    } else if ramp { Instant::now() + Duration::from_secs(3600) } else { end_at };
+                    } else if ramping { Instant::now() + Duration::from_secs(3600) } else { end_at };
                     let plan = Plan { slug: pick(&mut rng), hz: s.hz, leave_chance: s.leave_chance,
-                        move_until: if ramp { life_end } else { move_until }, end_at: life_end.min(if ramp { life_end } else { end_at }), seed: rng.random() };
+                        move_until: if ramping { life_end } else { move_until }, end_at: life_end.min(if ramping { life_end } else { end_at }), seed: rng.random() };
                     tasks.spawn(reader::run(shared.clone(), next_reader, plan));
                     next_reader += 1;
                 }
@@ -250,37 +231,10 @@ async fn run(
                 eprint!("\r[{t:5.0} s] open {open:>6} | p99 {:>8.2} ms | {:>6} moves/s | {:>8} deliveries/s | server {:.2} core | harness {:.2} core   ",
                     sample.p99_ms, sample.moves, sample.deliveries, sample.server_cores, sample.harness_cores);
                 timeline.push(sample.clone());
-                if ramp {
-                    if step_settled.is_none() && open as usize >= ramp_target * 99 / 100 {
-                        step_settled = Some(Instant::now());
-                    }
-                    let held = step_settled.map_or(Duration::ZERO, |at| at.elapsed());
-                    if held >= Duration::from_secs(2) {
-                        step_hold.get_or_insert((moves, Instant::now()));
-                        step_worst = step_worst.max(sample.p99_ms);
-                    } else {
-                        step_joining_worst = step_joining_worst.max(sample.p99_ms);
-                    }
+                if let Some(ramp) = ramp.as_mut() {
                     let errors = shared.stats.failed.load(Ordering::Relaxed) + shared.stats.posts_not_204();
-                    let step_done = held >= Duration::from_secs(2 + s.seconds);
-                    let stuck = step_started.elapsed() >= Duration::from_secs(s.seconds * 6);
-                    if errors > step_errors || step_worst > 250.0 || stuck {
-                        eprintln!("\nramp: stopping at {ramp_target} readers (p99 {step_worst:.1} ms held, {step_joining_worst:.1} ms while joining, {} new errors{})",
-                            errors - step_errors, if stuck { ", readers did not all connect" } else { "" });
+                    if !ramp.second(sample.p99_ms, open, moves, errors) {
                         break;
-                    }
-                    if step_done {
-                        let (moves_then, since) = step_hold.unwrap_or((moves, Instant::now()));
-                        knee = Some((open, (moves - moves_then) as f64 / since.elapsed().as_secs_f64().max(1e-9)));
-                        if ramp_target >= s.readers { break; }
-                        eprintln!("\nramp: {ramp_target} readers held at p99 {step_worst:.1} ms ({step_joining_worst:.1} ms while they joined)");
-                        ramp_target = (ramp_target + RAMP_STEP).min(s.readers);
-                        step_started = Instant::now();
-                        step_settled = None;
-                        step_joining_worst = 0.0;
-                        step_hold = None;
-                        step_worst = 0.0;
-                        step_errors = errors;
                     }
                 } else if Instant::now() >= end_at {
                     break;
@@ -290,7 +244,7 @@ async fn run(
     }
     eprintln!();
     let elapsed = started.elapsed().as_secs_f64();
-    let window = if ramp {
+    let window = if ramping {
         elapsed
     } else {
         (s.seconds + s.ramp_up) as f64
@@ -351,7 +305,7 @@ async fn run(
         errors: shared.stats.errors(),
         cross_instance_staleness_ms: (target.addrs.len() > 1)
             .then(|| Percentiles::of(&shared.stats.cross())),
-        knee,
+        knee: ramp.and_then(|r| r.knee),
         cdf,
         timeline,
     };
