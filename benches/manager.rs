@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ghostread::blog::Slug;
-use ghostread::ghosts::{Ghosts, JoinRequest, Settings};
-use ghostread::metrics::Metrics;
-use ghostread::sse::{EventStream, StreamParts};
-use ghostread::store::Totals;
+use ghostread::Metrics;
+use ghostread::Slug;
+use ghostread::Totals;
+use ghostread::{EventStream, StreamParts};
+use ghostread::{Ghosts, JoinRequest, Settings};
 
 fn settings(tick: Duration, dir: &std::path::Path) -> Settings {
     Settings {

@@ -1,37 +1,30 @@
 //! ghostread: a blog server where every reader sees the other readers of a
-//! post as ghosts in the margin, live. See `ARCHITECTURE.md` for the map.
+//! post as ghosts in the margin, live. See `ARCHITECTURE.md` for the map and
+//! `docs/PROTOCOL.md` for the wire contract.
 //!
-//! - [`config`]: every knob, with defaults.
-//! - [`server`]: the accept loop, limits and graceful shutdown.
-//! - [`routes`]: request → handler; [`reply`]: how answers are built.
-//! - [`blog`]: posts folder → rendered posts, reloaded on change.
-//! - [`pages`]: HTML templates. [`assets`]: the `web/` files.
-//! - [`ghosts`]: the manager actor that owns every live reader, and its handle.
-//! - [`api`]: the event stream and position endpoints; [`position`] parses
-//!   the POST body; [`sse`] encodes events and is the stream body.
-//! - [`store`]: the all-time counts on disk. [`metrics`]: `/metrics`.
-//! - [`shutdown`]: the stop signal every long-lived task listens to.
+//! Four parts, and dependencies run one way, from the top of this list down:
+//! - `http`: the HTTP edge (accept loop, routes, the two API handlers, the
+//!   event stream body, assets).
+//! - `cluster`: the Redis link of cluster mode.
+//! - `ghosts`: the engine, one manager actor that owns every live reader;
+//!   `blog`: posts folder → rendered posts and pages, reloaded on change.
+//! - `events`: every event's name and JSON shape, and their SSE encoding.
 //!
-//! [`run`] and [`serve`] are the whole public surface that `main`, the tests
-//! and the benches use.
+//! Beside them: `config` (every knob), `store` (the all-time counts on disk),
+//! `metrics` (`/metrics`), `shutdown` (the stop signal).
+//!
+//! [`run`] and [`serve`] are what `main` and the tests use; the rest of the
+//! public surface is what the benches and the parser tests reach.
 
-pub mod api;
-pub mod app;
-pub mod assets;
-pub mod blog;
-pub mod cluster;
-pub mod config;
-pub mod ghosts;
-pub mod h1_events;
-pub mod metrics;
-pub mod pages;
-pub mod position;
-pub mod reply;
-pub mod routes;
-pub mod server;
-pub mod shutdown;
-pub mod sse;
-pub mod store;
+mod blog;
+mod cluster;
+mod config;
+mod events;
+mod ghosts;
+mod http;
+mod metrics;
+mod shutdown;
+mod store;
 
 use std::future::Future;
 use std::io;
@@ -39,7 +32,13 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+pub use blog::{FrontMatter, Slug};
 pub use config::{Config, WebSource};
+pub use ghosts::{Ghosts, JoinRequest, Settings, StreamParts};
+pub use http::position::parse_position;
+pub use http::stream::EventStream;
+pub use metrics::Metrics;
+pub use store::Totals;
 
 /// Binds `config.addr` and serves until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
@@ -91,7 +90,7 @@ pub async fn serve(
     // Cluster mode: the manager hands its rooms' events to the Redis link.
     let (cluster_tx, cluster_rx) = match &config.redis {
         Some(_) => {
-            let (tx, rx) = tokio::sync::mpsc::channel(cluster::OUTBOUND_CAPACITY);
+            let (tx, rx) = tokio::sync::mpsc::channel(ghosts::messages::OUTBOUND_CAPACITY);
             (Some(tx), Some(rx))
         }
         None => (None, None),
@@ -135,8 +134,8 @@ pub async fn serve(
         "ghostread listening on http://{addr} ({posts} posts from {})",
         config.posts_dir.display()
     );
-    let app = Arc::new(app::App {
-        assets: assets::Assets::new(&config.web),
+    let app = Arc::new(http::App {
+        assets: http::Assets::new(&config.web),
         site_title,
         blog,
         ghosts,
@@ -145,7 +144,7 @@ pub async fn serve(
         shutdown: stopping,
         config,
     });
-    server::run(listener, app, trigger, shutdown).await;
+    http::run(listener, app, trigger, shutdown).await;
     tracing::info!("ghostread stopped");
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The event stream as PROTOCOL.md describes it, over real sockets: what a
+//! The event stream as docs/PROTOCOL.md describes it, over real sockets: what a
 //! reader receives, in what order, and what happens when streams end, resume,
 //! take over, or fall behind.
 

@@ -1,6 +1,6 @@
 // ghostread's browser client: the other readers of this post as ghosts in
 // the margin, live. Plain JavaScript, no dependencies, loaded with `defer`.
-// The wire contract is PROTOCOL.md; this file only speaks it.
+// The wire contract is docs/PROTOCOL.md; this file only speaks it.
 //
 // Reads and writes of layout are kept apart: block positions are measured
 // in one pass when the layout changes (resize, fonts, images), scrolling
@@ -22,7 +22,7 @@
   /** The fastest this client reports its position. */
   const SEND_EVERY_MS = 100;
   /** More ghosts than this are drawn as a density band per block. */
-  const CROWD = Number(lane.dataset.crowd) || 50;
+  const CROWD = 50;
   const TOKEN_KEY = "ghostread:token:" + slug;
   const HIDDEN_KEY = "ghostread:hidden";
   const eventsUrl = "/posts/" + encodeURIComponent(slug) + "/events";
@@ -117,7 +117,7 @@
     return tops[i] + (pos - i) * heights[i];
   }
 
-  /** The reading line → block position, per PROTOCOL.md. */
+  /** The reading line → block position, per docs/PROTOCOL.md. */
   function readingPosition() {
     if (!tops.length) return 0;
     const line = window.scrollY + window.innerHeight * READING_LINE - readerTop;

@@ -1,11 +1,12 @@
-//! Reading post files from disk. The only part of `blog` that does IO.
+//! Reading post files from disk. With `reload.rs`, which watches the
+//! folder, the only part of `blog` that does IO.
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use super::{FrontMatterError, Library, Post, Slug};
+use super::front_matter::FrontMatterError;
+use super::post::{Post, Slug};
 
 /// Why one post file was skipped. Always names the file.
 #[derive(Debug)]
@@ -62,21 +63,4 @@ pub fn load_post(path: &Path) -> Result<Post, PostError> {
     let bytes = std::fs::read(path).map_err(|e| fail(Problem::Io(e)))?;
     let text = String::from_utf8(bytes).map_err(|_| fail(Problem::NotUtf8))?;
     Post::parse(slug, &text).map_err(|e| fail(Problem::FrontMatter(e)))
-}
-
-/// Loads every post in `dir` once, logging a warning for each file skipped.
-/// Used by tools that need a library without the reload task (benches).
-pub fn load_library(dir: &Path, site_title: &str) -> io::Result<Library> {
-    let mut posts = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if !is_post_file(&path) {
-            continue;
-        }
-        match load_post(&path) {
-            Ok(post) => posts.push(Arc::new(post)),
-            Err(error) => tracing::warn!("{error}"),
-        }
-    }
-    Ok(Library::from_posts(posts, site_title))
 }

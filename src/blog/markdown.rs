@@ -1,6 +1,6 @@
 //! Markdown to article HTML, once per post load. Every top-level block gets
 //! `data-block="<index>"` so the browser can anchor ghost positions to
-//! paragraphs rather than pixels (see PROTOCOL.md, "Positions").
+//! paragraphs rather than pixels (see `docs/PROTOCOL.md`, "Positions").
 
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
 

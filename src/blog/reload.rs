@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::library::{Blog, Library};
 use super::load::{is_post_file, load_post};
-use super::{Blog, Library, Post};
+use super::post::Post;
 use crate::shutdown::Shutdown;
 
 /// What was last seen of each post file.

@@ -12,8 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
 
-use super::wire::{RemoteParked, Wire, CHANNEL};
-use super::Outbound;
+use crate::ghosts::messages::{Outbound, RemoteParked, Wire, CHANNEL};
 use crate::ghosts::{base36, Ghosts, Token};
 use crate::shutdown::Shutdown;
 
@@ -37,7 +36,6 @@ const TOTALS: &str = "ghostread:totals";
 #[derive(Clone, Debug)]
 pub struct Cluster {
     lookups: mpsc::Sender<(Token, oneshot::Sender<Option<RemoteParked>>)>,
-    pub instance: String,
 }
 
 impl Cluster {
@@ -55,7 +53,7 @@ impl Cluster {
         let link = Link {
             client,
             shown: url.rsplit('@').next().unwrap_or(url).to_string(),
-            instance: instance.clone(),
+            instance,
             ghosts,
             outbound,
             lookups: lookup_rx,
@@ -65,7 +63,7 @@ impl Cluster {
             shutdown,
         };
         tokio::spawn(link.run());
-        Ok(Cluster { lookups, instance })
+        Ok(Cluster { lookups })
     }
 
     /// The ghost this token parked on any instance, taken (so it resumes

@@ -1,22 +1,19 @@
 //! The only way into the manager: a cheap, cloneable handle whose methods
 //! send commands and await the answers.
 
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper::body::Bytes;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use super::census::{Census, Counts};
+use super::commands::{
+    Command, JoinRefused, JoinRequest, Settings, Stopped, StreamEvent, StreamParts,
+};
+use super::directory::{Directory, Seat};
 use super::ghost::{GhostId, Token};
 use super::manager::Manager;
-use super::published::{Census, Counts, Directory, Seat};
-use crate::blog::Slug;
-use crate::cluster::wire::{RemoteParked, Wire, WireRoom};
-use crate::cluster::Outbound;
+use super::messages::{Wire, WireRoom};
 use crate::metrics::Metrics;
-use crate::sse::StreamParts;
 use crate::store::Totals;
 
 /// Commands waiting for the manager. A command costs the manager well under
@@ -24,102 +21,6 @@ use crate::store::Totals;
 /// to ride out a burst, small enough that a full queue means overload and
 /// slows the senders (backpressure) instead of growing memory.
 pub const COMMAND_CAPACITY: usize = 4096;
-
-/// The manager's rules, from the config.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub tick: Duration,
-    pub resume_window: Duration,
-    pub moves_per_sec: u32,
-    pub max_readers: usize,
-    pub max_readers_per_post: usize,
-    pub max_streams_per_address: usize,
-    pub data_dir: PathBuf,
-    pub save_interval: Duration,
-    /// In cluster mode, where this instance's own events go to be shared.
-    pub cluster: Option<mpsc::Sender<Outbound>>,
-}
-
-/// A reader asking for a stream.
-#[derive(Debug)]
-pub struct JoinRequest {
-    pub slug: Slug,
-    /// The post's block count, for `hello`.
-    pub blocks: u32,
-    /// The token of a ghost to resume or take over.
-    pub resume: Option<Token>,
-    /// Where the stream comes from, for the per-address limit. Held only
-    /// while the stream is open.
-    pub peer: IpAddr,
-    /// In cluster mode, the ghost this token parked on another instance.
-    pub remote_parked: Option<RemoteParked>,
-}
-
-pub(super) enum Command {
-    Join {
-        request: JoinRequest,
-        respond_to: oneshot::Sender<Result<Joined, JoinRefused>>,
-    },
-    Move {
-        ghost: GhostId,
-        pos: f64,
-    },
-    Shutdown {
-        respond_to: oneshot::Sender<()>,
-    },
-    /// A message from another instance (cluster mode).
-    Remote(Wire),
-    /// An instance stopped sending heartbeats: its ghosts are gone.
-    InstanceGone(String),
-    /// This instance's own ghosts, for a cluster snapshot.
-    LocalSnapshot {
-        respond_to: oneshot::Sender<Vec<WireRoom>>,
-    },
-}
-
-/// What a stream tells the manager. Sent on an unbounded channel because a
-/// stream's `Drop` cannot wait; each stream sends at most one `Left` and has
-/// at most one `Lagged` outstanding, so the channel never holds more than
-/// two messages per open stream.
-pub enum StreamEvent {
-    Left {
-        ghost: GhostId,
-        serial: u64,
-    },
-    Lagged {
-        ghost: GhostId,
-        serial: u64,
-        respond_to: oneshot::Sender<Resync>,
-    },
-}
-
-/// A fresh start for a reader that fell behind: the room now, and a receiver
-/// that gets exactly the frames published after it.
-pub struct Resync {
-    pub snapshot: Bytes,
-    pub events: broadcast::Receiver<Bytes>,
-}
-
-pub(super) struct Joined {
-    pub ghost: GhostId,
-    pub serial: u64,
-    pub first: Bytes,
-    pub events: broadcast::Receiver<Bytes>,
-    pub end: oneshot::Receiver<()>,
-}
-
-/// Why a stream was not opened.
-#[derive(Debug, PartialEq, Eq)]
-pub enum JoinRefused {
-    ServerFull,
-    PostFull,
-    AddressFull,
-    Stopped,
-}
-
-/// The manager has stopped (the server is shutting down).
-#[derive(Debug, PartialEq, Eq)]
-pub struct Stopped;
 
 /// The handle. Clones share one manager.
 #[derive(Clone, Debug)]
@@ -129,19 +30,6 @@ pub struct Ghosts {
     directory: Arc<Directory>,
     census: Arc<Census>,
     metrics: Arc<Metrics>,
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Command::Join { .. } => "Join",
-            Command::Move { .. } => "Move",
-            Command::Shutdown { .. } => "Shutdown",
-            Command::Remote(_) => "Remote",
-            Command::InstanceGone(_) => "InstanceGone",
-            Command::LocalSnapshot { .. } => "LocalSnapshot",
-        })
-    }
 }
 
 impl Ghosts {

@@ -1,30 +1,28 @@
 //! The actor: one task that owns every ghost, room and count. It never awaits
 //! a reader: frames go out through each room's broadcast channel, and each
 //! reader's stream copies them to its own socket at its own pace. Its joins
-//! and leaves are in `arrivals.rs`, its saves in `saving.rs`, and its side
-//! of cluster mode in `remote.rs`.
+//! and leaves are in `joins.rs`, its side of cluster mode in `remote.rs`;
+//! who is live is kept by `Roster`, and when to save by `Saver`.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Bytes;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::ghost::{Color, GhostId, Token};
-use super::handle::{Command, Resync, Settings, StreamEvent};
-use super::published::{Census, Counts, Directory};
-use super::room::{Moved, Room};
+use super::census::{Census, Counts};
+use super::commands::{Command, Resync, Settings, StreamEvent};
+use super::directory::Directory;
+use super::ghost::GhostId;
+use super::messages::{Outbound, WireEvent};
+use super::room::{Moved, Room, Sharing};
+use super::roster::Roster;
+use super::saving::Saver;
 use crate::blog::Slug;
-use crate::cluster::wire::WireEvent;
-use crate::cluster::Outbound;
 use crate::metrics::Metrics;
 use crate::store::Totals;
 
@@ -35,69 +33,25 @@ const BATCH: usize = 256;
 /// How often expired resume tokens are forgotten.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
-/// A ghost with an open stream.
-pub(super) struct Live {
-    pub(super) token: Token,
-    pub(super) slug: Slug,
-    pub(super) color: Color,
-    /// The address the ghost's first stream came from, counted in
-    /// `per_address` until the ghost leaves.
-    pub(super) peer: IpAddr,
-    /// Which stream of this ghost is current.
-    pub(super) serial: u64,
-    /// Dropping this ends the current stream.
-    pub(super) end: oneshot::Sender<()>,
-}
-
-/// A ghost whose stream ended, resumable by its token until `expires`.
-pub(super) struct Parked {
-    pub(super) id: GhostId,
-    pub(super) slug: Slug,
-    pub(super) color: Color,
-    pub(super) pos: f64,
-    pub(super) expires: Instant,
-}
-
-#[derive(Serialize)]
-pub(super) struct Hello<'a> {
-    pub(super) id: &'a str,
-    pub(super) token: &'a str,
-    pub(super) color: &'a str,
-    pub(super) blocks: u32,
-}
-
 pub(super) struct Manager {
     pub(super) settings: Settings,
-    pub(super) commands: mpsc::Receiver<Command>,
-    pub(super) stream_events: mpsc::UnboundedReceiver<StreamEvent>,
-    pub(super) live: HashMap<GhostId, Live>,
-    pub(super) live_tokens: HashMap<Token, GhostId>,
-    /// Live ghosts per client address, for the per-address limit. An address
-    /// is forgotten as soon as its last ghost leaves.
-    pub(super) per_address: HashMap<IpAddr, usize>,
-    pub(super) parked: HashMap<Token, Parked>,
+    commands: mpsc::Receiver<Command>,
+    stream_events: mpsc::UnboundedReceiver<StreamEvent>,
+    /// Live and parked ghosts, their tokens and addresses, kept in step.
+    pub(super) roster: Roster,
     pub(super) rooms: HashMap<Slug, Room>,
     pub(super) totals: Totals,
     /// Other instances' ghosts, by instance (cluster mode), so an instance
     /// that dies can be removed whole.
     pub(super) remote: HashMap<Arc<str>, HashMap<GhostId, Slug>>,
     /// Rooms with something to publish at the next tick.
-    pub(super) dirty: Vec<Slug>,
+    dirty: Vec<Slug>,
     /// When the next tick is due; `None` while nothing waits, so an idle
     /// server does not wake up at all.
-    pub(super) flush_at: Option<Instant>,
-    pub(super) last_flush: Instant,
-    pub(super) next_serial: u64,
-    /// When the changed counts are next saved; `None` while nothing changed.
-    /// At most `save_interval` after the first unsaved change, so kill -9
-    /// loses at most that much.
-    pub(super) save_at: Option<Instant>,
-    pub(super) last_save: Instant,
-    pub(super) saving: Option<JoinHandle<()>>,
-    /// Whether the last save failed, so a run of failures is logged once
-    /// and the recovery too. Set by the save on the blocking pool.
-    pub(super) save_failing: Arc<AtomicBool>,
-    pub(super) directory: Arc<Directory>,
+    flush_at: Option<Instant>,
+    last_flush: Instant,
+    next_serial: u64,
+    pub(super) saver: Saver,
     pub(super) census: Arc<Census>,
     pub(super) metrics: Arc<Metrics>,
     /// ChaCha12 seeded from the operating system: a CSPRNG, as tokens need,
@@ -129,13 +83,15 @@ impl Manager {
             .collect();
         census.set_all(census_now);
         Manager {
+            saver: Saver::new(
+                settings.data_dir.clone(),
+                settings.save_interval,
+                metrics.clone(),
+            ),
             settings,
             commands,
             stream_events,
-            live: HashMap::new(),
-            live_tokens: HashMap::new(),
-            per_address: HashMap::new(),
-            parked: HashMap::new(),
+            roster: Roster::new(directory),
             rooms: HashMap::new(),
             remote: HashMap::new(),
             totals,
@@ -143,11 +99,6 @@ impl Manager {
             flush_at: None,
             last_flush: Instant::now(),
             next_serial: 0,
-            save_at: None,
-            last_save: Instant::now(),
-            saving: None,
-            save_failing: Arc::default(),
-            directory,
             census,
             metrics,
             rng: StdRng::from_os_rng(),
@@ -194,8 +145,8 @@ impl Manager {
                 self.housekeeping(now);
                 next_housekeeping = now + HOUSEKEEPING;
             }
-            self.save_if_due(now);
-            let wake = [self.flush_at, self.save_at]
+            self.saver.save_if_due(now, &self.totals);
+            let wake = [self.flush_at, self.saver.due()]
                 .into_iter()
                 .flatten()
                 .fold(next_housekeeping, Instant::min);
@@ -246,7 +197,7 @@ impl Manager {
                 serial,
                 respond_to,
             } => {
-                let Some(live) = self.live.get(&ghost).filter(|l| l.serial == serial) else {
+                let Some(live) = self.roster.get(&ghost).filter(|l| l.serial == serial) else {
                     return;
                 };
                 let Some(room) = self.rooms.get(&live.slug) else {
@@ -265,7 +216,7 @@ impl Manager {
     }
 
     fn move_ghost(&mut self, id: &GhostId, pos: f64) {
-        let Some(live) = self.live.get(id) else {
+        let Some(live) = self.roster.get(id) else {
             return;
         };
         let slug = live.slug.clone();
@@ -295,8 +246,7 @@ impl Manager {
     fn flush(&mut self, now: Instant) {
         let started = std::time::Instant::now();
         for slug in std::mem::take(&mut self.dirty) {
-            let counts = self.counts(&slug);
-            self.publish(&slug, counts);
+            self.publish(&slug);
             if self.rooms.get(&slug).is_some_and(Room::is_empty) {
                 self.rooms.remove(&slug);
                 self.metrics.rooms.set(self.rooms.len() as i64);
@@ -307,12 +257,17 @@ impl Manager {
         self.metrics.tick_seconds.observe(started.elapsed());
     }
 
-    fn publish(&mut self, slug: &Slug, counts: Counts) {
+    /// Publishes whatever a room has to say (one frame to its readers, one
+    /// message to the cluster) and the counts for pages. Returns the counts
+    /// the room's readers have now heard. The one place a room publishes:
+    /// at a tick, and at a join (before the joiner subscribes).
+    pub(super) fn publish(&mut self, slug: &Slug) -> Counts {
+        let counts = self.counts(slug);
         let Some(room) = self.rooms.get_mut(slug) else {
-            return;
+            return counts;
         };
         if !room.has_news(counts) {
-            return;
+            return counts;
         }
         if room.publish(counts) > 0 {
             self.metrics.frames_published.inc();
@@ -320,34 +275,65 @@ impl Manager {
         let journal = room.take_journal();
         self.census.set(slug, counts);
         self.share(slug, journal);
+        counts
     }
 
     /// Hands a room's own events of this tick to the cluster task: one
     /// message per changed room per tick. Never waits: if Redis is so far
     /// behind that the queue is full, the next snapshot corrects the others.
-    pub(super) fn share(&self, slug: &Slug, events: Vec<WireEvent>) {
-        if let (Some(cluster), false) = (&self.settings.cluster, events.is_empty()) {
-            let _ = cluster.try_send(Outbound::Room {
+    fn share(&self, slug: &Slug, events: Vec<WireEvent>) {
+        if !events.is_empty() {
+            self.tell_cluster(Outbound::Room {
                 slug: slug.clone(),
                 events,
             });
         }
     }
 
-    fn counts(&self, slug: &Slug) -> Counts {
+    /// Hands the cluster task a message, in cluster mode. Never waits: a
+    /// message lost to a full queue is corrected by the next snapshot (or,
+    /// for a parked ghost, costs a resume elsewhere its id).
+    pub(super) fn tell_cluster(&self, message: Outbound) {
+        if let Some(cluster) = &self.settings.cluster {
+            let _ = cluster.try_send(message);
+        }
+    }
+
+    /// A post's counts as the manager knows them: its room's members (local
+    /// and remote) and its all-time total. The only place they are computed.
+    pub(super) fn counts(&self, slug: &Slug) -> Counts {
         Counts {
             now: self.rooms.get(slug).map_or(0, |r| r.len() as u64),
             total: self.totals.get(slug.as_str()).copied().unwrap_or(0),
         }
     }
 
-    fn housekeeping(&mut self, now: Instant) {
-        let before = self.parked.len();
-        // Forgetting expired tokens is what keeps nothing about a reader
-        // past its resume window.
-        self.parked.retain(|_, parked| parked.expires > now);
-        if self.parked.len() != before {
-            self.metrics.parked.set(self.parked.len() as i64);
+    /// How rooms are made on this server: shared with the cluster or not.
+    pub(super) fn sharing(&self) -> Sharing {
+        match self.settings.cluster {
+            Some(_) => Sharing::Cluster,
+            None => Sharing::Alone,
         }
+    }
+
+    pub(super) fn next_serial(&mut self) -> u64 {
+        self.next_serial += 1;
+        self.next_serial
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        if self.roster.expire(now) {
+            self.metrics.parked.set(self.roster.parked_count() as i64);
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        // Dropping every `end` sender and room ends every stream.
+        self.roster.clear();
+        self.rooms.clear();
+        self.metrics.ghosts.set(0);
+        self.metrics.rooms.set(0);
+        self.metrics.parked.set(0);
+        self.saver.finish(&self.totals).await;
     }
 }

@@ -1,20 +1,31 @@
 //! The ghost engine: one manager task owns every ghost, room and count, and
 //! everything else reaches it through the cloneable [`Ghosts`] handle.
 //!
-//! - [`ghost`]: ids, tokens, colours.
-//! - [`room`]: one post's readers and their pending events (pure).
-//! - [`published`]: what the manager publishes for handlers to read.
-//! - [`handle`]: the API. [`manager`]: the actor.
+//! - [`handle`]: the API; [`commands`]: the actor's messages.
+//! - `manager.rs`: the actor's loop, ticks and publishing; `joins.rs` its
+//!   joins and leaves; `remote.rs` its side of cluster mode; `roster.rs` who
+//!   is live or parked; `saving.rs` when the counts are saved.
+//! - `room.rs`: one post's readers and their pending events (pure).
+//! - What handlers read without asking the manager: `directory.rs` (token →
+//!   seat), `census.rs` (counts per post), `limiter.rs` (a seat's rate limit).
+//! - [`ghost`]: ids, tokens, colours. [`messages`]: what instances exchange.
 
-mod arrivals;
+mod census;
+mod commands;
+mod directory;
 pub mod ghost;
 mod handle;
+mod joins;
+mod limiter;
 mod manager;
-pub mod published;
+pub mod messages;
 mod remote;
-pub mod room;
+mod room;
+mod roster;
 mod saving;
+#[cfg(test)]
+mod tests;
 
-pub use ghost::{base36, palette_color, Color, GhostId, Token};
-pub use handle::{Ghosts, JoinRefused, JoinRequest, Resync, Settings, Stopped, StreamEvent};
-pub use published::{Counts, Seat};
+pub use commands::{JoinRefused, JoinRequest, Resync, Settings, StreamEvent, StreamParts};
+pub use ghost::{base36, GhostId, Token};
+pub use handle::Ghosts;

@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::census::Counts;
 use super::ghost::{palette_color, GhostId};
 use super::manager::Manager;
+use super::messages::{Wire, WireEvent, WireRoom};
 use super::room::{Moved, Room};
 use crate::blog::Slug;
-use crate::cluster::wire::{Wire, WireEvent, WireRoom};
 
 impl Manager {
     pub(super) fn apply_remote(&mut self, wire: Wire) {
@@ -40,7 +41,7 @@ impl Manager {
                             self.mark_dirty(&slug);
                         } else {
                             let counts = self.census.get(slug.as_str());
-                            self.census.set(&slug, super::Counts { total, ..counts });
+                            self.census.set(&slug, Counts { total, ..counts });
                         }
                     }
                 }
@@ -50,7 +51,7 @@ impl Manager {
     }
 
     fn apply_event(&mut self, instance: &Arc<str>, slug: &Slug, event: WireEvent) {
-        let shared = self.settings.cluster.is_some();
+        let sharing = self.sharing();
         match event {
             WireEvent::Join { id, color, pos } => {
                 let Some(id) = GhostId::parse(&id) else {
@@ -59,7 +60,7 @@ impl Manager {
                 let room = self
                     .rooms
                     .entry(slug.clone())
-                    .or_insert_with(|| Room::in_cluster(shared));
+                    .or_insert_with(|| Room::new(sharing));
                 if room.contains(&id) {
                     return; // Already known (a snapshot came first), or an id clash with a local ghost.
                 }

@@ -6,13 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use hyper::body::Bytes;
-use serde::Serialize;
 use tokio::sync::broadcast;
 
+use super::census::Counts;
 use super::ghost::{Color, GhostId};
-use super::published::Counts;
-use crate::cluster::wire::WireEvent;
-use crate::sse::encode_event;
+use super::messages::WireEvent;
+use crate::events::{self, Join, Leave, Move, Moves, Snapshot};
 
 /// Frames a room keeps for readers that are behind. One frame is one tick
 /// (or one join) of the room, so 256 is over two seconds of a busy room at
@@ -57,55 +56,25 @@ pub enum Moved {
     Unknown,
 }
 
-#[derive(Serialize)]
-struct GhostView<'a> {
-    id: &'a str,
-    color: &'a str,
-    pos: f64,
-}
-
-#[derive(Serialize)]
-struct MoveView<'a> {
-    id: &'a str,
-    pos: f64,
-}
-
-#[derive(Serialize)]
-struct Leave<'a> {
-    id: &'a str,
-}
-
-#[derive(Serialize)]
-struct Moves<'a> {
-    moves: Vec<MoveView<'a>>,
-}
-
-#[derive(Serialize)]
-struct Snapshot<'a> {
-    ghosts: Vec<GhostView<'a>>,
-    now: u64,
-    total: u64,
+/// Whether a room's own events are also told to the other instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sharing {
+    /// A server on its own.
+    Alone,
+    /// Cluster mode: the room journals its own ghosts' events in order.
+    Cluster,
 }
 
 impl Room {
-    pub fn new() -> Room {
+    pub fn new(sharing: Sharing) -> Room {
         let (sender, _) = broadcast::channel(BACKLOG);
         Room {
             members: HashMap::new(),
             pending: Vec::new(),
             outbox: Vec::new(),
             heard: Counts::default(),
-            journal: None,
+            journal: (sharing == Sharing::Cluster).then(Vec::new),
             sender,
-        }
-    }
-
-    /// A room for a server in cluster mode (`shared`: its own events are
-    /// also journaled for the other instances) or not.
-    pub fn in_cluster(shared: bool) -> Room {
-        Room {
-            journal: shared.then(Vec::new),
-            ..Room::new()
         }
     }
 
@@ -174,14 +143,13 @@ impl Room {
                 pos,
             });
         }
-        encode_event(
+        events::encode(
             &mut self.outbox,
-            "join",
-            &GhostView {
+            &Join(events::Ghost {
                 id: id.as_str(),
                 color,
                 pos,
-            },
+            }),
         );
         self.members.insert(
             id,
@@ -198,7 +166,7 @@ impl Room {
         // Moves queued before the leave go out before it.
         self.encode_moves();
         let member = self.members.remove(id)?;
-        encode_event(&mut self.outbox, "leave", &Leave { id: id.as_str() });
+        events::encode(&mut self.outbox, &Leave { id: id.as_str() });
         if let (Some(journal), None) = (&mut self.journal, &member.origin) {
             journal.push(WireEvent::Leave { id: id.to_string() });
         }
@@ -235,7 +203,7 @@ impl Room {
     fn take_frame(&mut self, counts: Counts) -> Option<Bytes> {
         self.encode_moves();
         if counts != self.heard {
-            encode_event(&mut self.outbox, "readers", &counts);
+            events::encode(&mut self.outbox, &counts);
             self.heard = counts;
         }
         if self.outbox.is_empty() {
@@ -253,16 +221,15 @@ impl Room {
         let ghosts = self
             .members
             .iter()
-            .map(|(id, member)| GhostView {
+            .map(|(id, member)| events::Ghost {
                 id: id.as_str(),
                 color: member.color,
                 pos: member.pos,
             })
             .collect();
         let mut out = Vec::with_capacity(64 + 64 * self.members.len());
-        encode_event(
+        events::encode(
             &mut out,
-            "snapshot",
             &Snapshot {
                 ghosts,
                 now: counts.now,
@@ -282,13 +249,13 @@ impl Room {
             .filter_map(|id| {
                 let member = self.members.get_mut(id)?;
                 member.queued = false;
-                Some(MoveView {
+                Some(Move {
                     id: id.as_str(),
                     pos: member.pos,
                 })
             })
             .collect();
-        encode_event(&mut self.outbox, "moves", &Moves { moves });
+        events::encode(&mut self.outbox, &Moves { moves });
         if let Some(journal) = &mut self.journal {
             let local: Vec<(String, f64)> = self
                 .pending
@@ -305,12 +272,6 @@ impl Room {
             }
         }
         self.pending.clear();
-    }
-}
-
-impl Default for Room {
-    fn default() -> Room {
-        Room::new()
     }
 }
 
@@ -335,7 +296,7 @@ mod tests {
 
     #[test]
     fn moves_are_coalesced_to_the_newest_position_per_ghost() {
-        let mut room = Room::new();
+        let mut room = Room::new(Sharing::Alone);
         room.add(id("a"), C, 0.0);
         room.add(id("b"), C, 0.0);
         let _ = frame(&mut room, Counts { now: 2, total: 2 });
@@ -356,7 +317,7 @@ mod tests {
 
     #[test]
     fn joins_and_leaves_keep_their_order_with_the_moves_around_them() {
-        let mut room = Room::new();
+        let mut room = Room::new(Sharing::Alone);
         room.add(id("a"), C, 0.0);
         let _ = frame(&mut room, Counts { now: 1, total: 1 });
         room.moved(&id("a"), 1.0);
@@ -383,7 +344,7 @@ mod tests {
 
     #[test]
     fn a_shared_room_journals_only_its_own_ghosts_in_order() {
-        let mut room = Room::in_cluster(true);
+        let mut room = Room::new(Sharing::Cluster);
         room.add(id("a"), C, 0.0);
         room.add_remote(id("r"), C, 1.0, Arc::from("other"));
         room.moved(&id("a"), 2.0);
@@ -410,7 +371,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_lists_every_member_and_the_counts() {
-        let mut room = Room::new();
+        let mut room = Room::new(Sharing::Alone);
         room.add(id("a"), "red", 2.25);
         let text = String::from_utf8(room.snapshot(Counts { now: 1, total: 9 })).expect("utf-8");
         assert_eq!(

@@ -1,47 +1,84 @@
 //! The manager's saves of the all-time counts: on time, off its own thread,
-//! and a last one at shutdown.
+//! retried until one succeeds, and a last one at shutdown. [`Saver`] owns
+//! when the next save is due; the manager only says that something changed.
 
-use std::sync::atomic::Ordering;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::manager::Manager;
-use crate::store::save_counts;
+use crate::metrics::Metrics;
+use crate::store::{save_counts, Totals};
 
-impl Manager {
+pub(super) struct Saver {
+    dir: PathBuf,
+    interval: Duration,
+    /// When the changed counts are next saved; `None` while nothing changed.
+    /// At most `interval` after the first unsaved change, so kill -9 loses
+    /// at most that much.
+    due: Option<Instant>,
+    last: Instant,
+    running: Option<JoinHandle<()>>,
+    /// Whether the last save failed, so a run of failures is logged once
+    /// and the recovery too. Set by the save on the blocking pool.
+    failing: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+impl Saver {
+    pub(super) fn new(dir: PathBuf, interval: Duration, metrics: Arc<Metrics>) -> Saver {
+        Saver {
+            dir,
+            interval,
+            due: None,
+            last: Instant::now(),
+            running: None,
+            failing: Arc::default(),
+            metrics,
+        }
+    }
+
+    /// The counts changed: a save is due within one interval.
+    pub(super) fn changed(&mut self) {
+        if self.due.is_none() {
+            self.due = Some((self.last + self.interval).max(Instant::now()));
+        }
+    }
+
+    /// When the manager must next wake for a save.
+    pub(super) fn due(&self) -> Option<Instant> {
+        self.due
+    }
+
     /// Starts a save if one is due and none is running; a save still running
     /// (a slow disk) pushes the next one back a little instead of piling up.
-    pub(super) fn save_if_due(&mut self, now: Instant) {
-        let idle = self.saving.as_ref().is_none_or(|s| s.is_finished());
-        if self.save_at.is_none() && idle && self.save_failing.load(Ordering::Relaxed) {
+    pub(super) fn save_if_due(&mut self, now: Instant, totals: &Totals) {
+        let idle = self.running.as_ref().is_none_or(|s| s.is_finished());
+        if self.due.is_none() && idle && self.failing.load(Ordering::Relaxed) {
             // The last save failed and nothing new has asked for one: try
             // again anyway, or counts would wait on disk for the next reader.
-            self.save_at = Some((self.last_save + self.settings.save_interval).max(now));
+            self.due = Some((self.last + self.interval).max(now));
         }
-        if self.save_at.is_none_or(|at| at > now) {
+        if self.due.is_none_or(|at| at > now) {
             return;
         }
-        if self
-            .saving
-            .as_ref()
-            .is_some_and(|saving| !saving.is_finished())
-        {
-            self.save_at = Some(now + Duration::from_millis(10));
+        if !idle {
+            self.due = Some(now + Duration::from_millis(10));
             return;
         }
-        self.save_at = None;
-        self.last_save = now;
-        self.saving = Some(self.spawn_save());
+        self.due = None;
+        self.last = now;
+        self.running = Some(self.spawn(totals.clone()));
     }
 
     /// Saves on the blocking pool: the manager never waits for a disk.
-    fn spawn_save(&mut self) -> JoinHandle<()> {
-        let totals = self.totals.clone();
-        let dir = self.settings.data_dir.clone();
+    fn spawn(&self, totals: Totals) -> JoinHandle<()> {
+        let dir = self.dir.clone();
         let metrics = self.metrics.clone();
-        let failing = self.save_failing.clone();
+        let failing = self.failing.clone();
         tokio::task::spawn_blocking(move || match save_counts(&dir, &totals) {
             Ok(()) => {
                 metrics.counts_saved.inc();
@@ -62,27 +99,18 @@ impl Manager {
         })
     }
 
-    pub(super) async fn shutdown(&mut self) {
-        // Dropping every `end` sender and room ends every stream.
-        self.live.clear();
-        self.per_address.clear();
-        self.live_tokens.clear();
-        self.parked.clear();
-        self.rooms.clear();
-        self.directory.clear();
-        self.metrics.ghosts.set(0);
-        self.metrics.rooms.set(0);
-        self.metrics.parked.set(0);
-        if let Some(saving) = self.saving.take() {
-            let _ = saving.await; // A failed save was logged by the save itself.
+    /// The last save, at shutdown: waits for a running one, then saves.
+    pub(super) async fn finish(&mut self, totals: &Totals) {
+        if let Some(running) = self.running.take() {
+            let _ = running.await; // A failed save was logged by the save itself.
         }
-        let totals = self.totals.clone();
-        let dir = self.settings.data_dir.clone();
+        let totals = totals.clone();
+        let dir = self.dir.clone();
         match tokio::task::spawn_blocking(move || save_counts(&dir, &totals)).await {
             Ok(Ok(())) => self.metrics.counts_saved.inc(),
             Ok(Err(error)) => tracing::error!(
                 "cannot save the reader counts in {} at shutdown: {error}; the last second of counts is lost",
-                self.settings.data_dir.display()
+                self.dir.display()
             ),
             Err(_) => tracing::error!("saving the reader counts panicked at shutdown"),
         }

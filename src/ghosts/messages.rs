@@ -1,7 +1,36 @@
-//! What instances say to each other over Redis pub/sub, as JSON: one message
-//! per changed room per tick, heartbeats, snapshots for re-syncing, totals.
+//! What the engine says to other instances in cluster mode: the messages
+//! instances exchange over Redis pub/sub, as JSON (one message per changed
+//! room per tick, heartbeats, snapshots for re-syncing, totals), and what the
+//! manager hands the link to send. The link (`crate::cluster`) carries them;
+//! the manager's side of them is `remote.rs`.
 
 use serde::{Deserialize, Serialize};
+
+use super::ghost::{Color, GhostId, Token};
+use crate::blog::Slug;
+
+/// Room updates waiting for Redis: about a second of a busy instance's
+/// ticks. If Redis falls further behind, updates are dropped and the next
+/// snapshot (every 10 s, and on reconnect) corrects the other instances.
+pub const OUTBOUND_CAPACITY: usize = 8192;
+
+/// What the manager hands the cluster task; sent with `try_send` so the
+/// manager never waits for Redis.
+#[derive(Debug)]
+pub enum Outbound {
+    /// One room's own events of one tick.
+    Room { slug: Slug, events: Vec<WireEvent> },
+    /// A new reader: `total` + 1 in Redis.
+    NewReader { slug: Slug },
+    /// A ghost whose stream ended, resumable for the resume window.
+    Parked {
+        token: Token,
+        id: GhostId,
+        color: Color,
+        slug: Slug,
+        pos: f64,
+    },
+}
 
 /// Every instance publishes and listens on this one channel.
 pub const CHANNEL: &str = "ghostread:cluster";

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hyper::body::Bytes;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use crate::blog::Post;
+use super::post::Post;
 
 /// A page with holes for a few values that change between requests.
 #[derive(Clone, Debug)]

@@ -10,11 +10,11 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::api;
-use crate::app::App;
-use crate::assets::etag_matches;
-use crate::pages::{self, Listed};
-use crate::reply::{self, Body};
+use super::api;
+use super::app::App;
+use super::assets::etag_matches;
+use super::reply::{self, Body};
+use crate::blog::pages::{self, Listed};
 
 /// Methods each kind of resource answers, for `Allow` and `405`.
 const READ_ONLY: &str = "GET, HEAD, OPTIONS";

@@ -1,4 +1,4 @@
-//! The two live endpoints of PROTOCOL.md: the event stream a reader's ghost
+//! The two live endpoints of `docs/PROTOCOL.md`: the event stream a reader's ghost
 //! lives on, and the POST that moves it. Errors are JSON sentences.
 
 use std::time::Duration;
@@ -6,14 +6,12 @@ use std::time::Duration;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::app::App;
-use std::net::IpAddr;
-
+use super::app::App;
+use super::peer::client_address;
+use super::position::parse_position;
+use super::reply::{self, Body};
+use super::stream::EventStream;
 use crate::ghosts::{JoinRefused, JoinRequest, Token};
-use crate::position::parse_position;
-use crate::reply::{self, Body};
-use crate::server::PeerAddr;
-use crate::sse::EventStream;
 
 /// Methods the event stream answers.
 pub const EVENTS_ALLOW: &str = "GET, HEAD, OPTIONS";
@@ -43,7 +41,7 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
         slug: post.slug.clone(),
         blocks: post.blocks,
         resume,
-        peer: client_address(app, request),
+        peer: client_address(&app.config.trusted_proxies, request),
         remote_parked,
     };
     match app.ghosts.join(request_to_join).await {
@@ -82,27 +80,6 @@ fn stream_response(body: Body) -> Response<Body> {
     // Asks nginx (and proxies that copy it) not to buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
-}
-
-/// The client's address: the connection's, or, from a trusted proxy, the
-/// last address it appended to `X-Forwarded-For`.
-fn client_address<B>(app: &App, request: &Request<B>) -> IpAddr {
-    let peer = request
-        .extensions()
-        .get::<PeerAddr>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip().to_canonical());
-    if !app.config.trusted_proxies.contains(&peer) {
-        return peer;
-    }
-    request
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .next_back()
-        .map_or(peer, |a| a.to_canonical())
 }
 
 /// The token a reconnecting reader sends back: `Last-Event-ID` from

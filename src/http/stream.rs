@@ -1,6 +1,6 @@
-//! Server-Sent Events on the wire: the encoding of every event in
-//! PROTOCOL.md, and [`EventStream`], the response body whose drop is how the
-//! manager learns that a reader left.
+//! [`EventStream`], the response body of `GET /posts/{slug}/events`: the
+//! room's shared frames, heartbeats, a fresh snapshot after falling behind,
+//! and a drop that is how the manager learns that a reader left.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,41 +10,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::{Body, Bytes, Frame, SizeHint};
-use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::Stream;
 
-use crate::ghosts::{GhostId, Resync, StreamEvent};
+use crate::events::PING;
+use crate::ghosts::{GhostId, Resync, StreamEvent, StreamParts};
 use crate::metrics::Metrics;
-
-/// How long the browser waits before reconnecting by itself, in ms.
-pub const RETRY_MS: u32 = 2000;
-
-/// The heartbeat: a comment, ignored by `EventSource`, that keeps proxies
-/// from timing the stream out and finds peers that vanished.
-pub const PING: &[u8] = b": ping\n\n";
-
-/// Appends one event: `event:` and exactly one `data:` line of JSON (JSON
-/// from serde never contains a raw newline), then the blank line.
-pub fn encode_event(out: &mut Vec<u8>, event: &str, data: &impl Serialize) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(event.as_bytes());
-    out.extend_from_slice(b"\ndata: ");
-    // Serializing our own plain structs into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, data);
-    out.extend_from_slice(b"\n\n");
-}
-
-/// The first bytes of every stream: the reconnect delay, then `hello`,
-/// whose `id:` is the token so `EventSource` sends it back as
-/// `Last-Event-ID` when it reconnects.
-pub fn encode_hello(out: &mut Vec<u8>, token: &str, hello: &impl Serialize) {
-    out.extend_from_slice(format!("retry: {RETRY_MS}\nid: {token}\n").as_bytes());
-    encode_event(out, "hello", hello);
-}
 
 /// One reader's event stream. Frames come from its room's broadcast channel,
 /// shared by every reader of the post; the stream ends when the manager drops
@@ -68,16 +42,6 @@ pub struct EventStream {
     wrote: bool,
     to_manager: mpsc::UnboundedSender<StreamEvent>,
     metrics: Arc<Metrics>,
-}
-
-/// What a stream needs from the manager to start.
-pub struct StreamParts {
-    pub ghost: GhostId,
-    pub serial: u64,
-    pub first: Bytes,
-    pub events: broadcast::Receiver<Bytes>,
-    pub end: oneshot::Receiver<()>,
-    pub to_manager: mpsc::UnboundedSender<StreamEvent>,
 }
 
 impl EventStream {
@@ -219,27 +183,5 @@ impl Drop for EventStream {
             ghost: self.ghost.clone(),
             serial: self.serial,
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_have_a_name_and_exactly_one_data_line() {
-        let mut out = Vec::new();
-        encode_event(&mut out, "leave", &serde_json::json!({ "id": "a\nb" }));
-        assert_eq!(out, b"event: leave\ndata: {\"id\":\"a\\nb\"}\n\n");
-    }
-
-    #[test]
-    fn the_stream_starts_with_retry_then_hello_whose_id_is_the_token() {
-        let mut out = Vec::new();
-        encode_hello(&mut out, "tok", &serde_json::json!({ "id": "k3x9q2" }));
-        assert_eq!(
-            out,
-            b"retry: 2000\nid: tok\nevent: hello\ndata: {\"id\":\"k3x9q2\"}\n\n"
-        );
     }
 }

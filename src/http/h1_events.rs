@@ -28,10 +28,10 @@ use hyper::{Method, Request, Response, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::app::App;
-use crate::reply::Body;
-use crate::routes;
-use crate::server::PeerAddr;
+use super::app::App;
+use super::peer::PeerAddr;
+use super::reply::Body;
+use super::routes;
 
 /// How much of a connection's first bytes are looked at. An event stream's
 /// request is a few hundred bytes; a longer head goes to hyper, whose limits
@@ -332,7 +332,7 @@ mod tests {
     #[test]
     fn a_full_body_gets_a_length_and_every_answer_closes() {
         let message = "No such post.";
-        let (head, _, chunked) = response_head(crate::reply::json_error(
+        let (head, _, chunked) = response_head(crate::http::reply::json_error(
             hyper::StatusCode::NOT_FOUND,
             message,
         ));

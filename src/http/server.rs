@@ -15,9 +15,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::app::App;
+use super::app::App;
+use super::peer::PeerAddr;
+use super::{h1_events, routes};
 use crate::shutdown::Trigger;
-use crate::{h1_events, routes};
 
 /// HTTP/2 streams one connection may open at once. Browsers open one stream
 /// per tab's event source, so a reader with many tabs fits comfortably.
@@ -26,10 +27,6 @@ const MAX_H2_STREAMS: u32 = 256;
 /// How often an idle HTTP/2 connection is pinged, and how long the peer has to
 /// answer: finds peers that vanished without closing.
 const H2_KEEPALIVE: Duration = Duration::from_secs(20);
-
-/// The address a request's connection comes from, in its extensions.
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub std::net::SocketAddr);
 
 /// Accepts connections until `shutdown` resolves, then fires `trigger` (which
 /// ends every event stream), lets in-flight requests finish within the grace

@@ -1,79 +1,10 @@
-//! What the manager publishes for request handlers to read without asking it:
-//! which token belongs to which live ghost (the [`Directory`]), and each post's
-//! reader counts (the [`Census`]). Only the manager writes either; handlers
-//! see its decisions at most one command late, which the protocol allows
-//! (a move racing a leave is dropped by the manager, who knows better).
+//! A move's rate limit, checked by the request handler before the manager
+//! hears of the move, so a `429` costs the manager nothing.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
 use tokio::time::Instant;
-
-use super::ghost::{GhostId, Token};
-use crate::blog::Slug;
-
-/// A live ghost as a handler sees it: enough to check and rate-limit a move.
-#[derive(Debug)]
-pub struct Seat {
-    pub id: GhostId,
-    pub slug: Slug,
-    pub limiter: Limiter,
-}
-
-/// Live ghosts by token. A read lock held for one hash lookup per POST;
-/// written by the manager on join and leave only.
-#[derive(Debug, Default)]
-pub struct Directory {
-    seats: RwLock<HashMap<Token, Arc<Seat>>>,
-}
-
-impl Directory {
-    pub fn get(&self, token: &Token) -> Option<Arc<Seat>> {
-        self.seats.read().get(token).cloned()
-    }
-
-    pub(super) fn insert(&self, token: Token, seat: Arc<Seat>) {
-        self.seats.write().insert(token, seat);
-    }
-
-    pub(super) fn remove(&self, token: &Token) {
-        self.seats.write().remove(token);
-    }
-
-    pub(super) fn clear(&self) {
-        self.seats.write().clear();
-    }
-}
-
-/// Readers now and ever, per post; also the `readers` event's data.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Counts {
-    pub now: u64,
-    pub total: u64,
-}
-
-/// Each post's counts as of the manager's last tick, for pages.
-#[derive(Debug, Default)]
-pub struct Census {
-    posts: RwLock<HashMap<Slug, Counts>>,
-}
-
-impl Census {
-    pub fn get(&self, slug: &str) -> Counts {
-        self.posts.read().get(slug).copied().unwrap_or_default()
-    }
-
-    pub(super) fn set(&self, slug: &Slug, counts: Counts) {
-        self.posts.write().insert(slug.clone(), counts);
-    }
-
-    pub(super) fn set_all(&self, all: HashMap<Slug, Counts>) {
-        *self.posts.write() = all;
-    }
-}
 
 /// A per-ghost rate limit as one atomic (GCRA, the "virtual scheduling"
 /// form of a token bucket): a burst of `rate` moves, then `rate` per second.

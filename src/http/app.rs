@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::assets::Assets;
+use super::assets::Assets;
 use crate::blog::Blog;
 use crate::cluster::Cluster;
 use crate::config::Config;

@@ -1,0 +1,183 @@
+//! Every event of `docs/PROTOCOL.md`: its name, its JSON shape, and how it is
+//! written on an event stream. A protocol change touches this file (and the
+//! client, and the tests); the engine only fills these shapes in.
+//!
+//! Pure: no IO, no ghost state. Ids, colours and counts come in as plain
+//! values, so this module depends on nothing else in the crate.
+
+use serde::Serialize;
+
+/// How long the browser waits before reconnecting by itself, in ms.
+pub const RETRY_MS: u32 = 2000;
+
+/// The heartbeat: a comment, ignored by `EventSource`, that keeps proxies
+/// from timing the stream out and finds peers that vanished.
+pub const PING: &[u8] = b": ping\n\n";
+
+/// An event: its `event:` name and its `data:` JSON, declared together.
+pub trait Event: Serialize {
+    const NAME: &'static str;
+}
+
+/// A ghost as `snapshot` and `join` show it.
+#[derive(Serialize)]
+pub struct Ghost<'a> {
+    pub id: &'a str,
+    pub color: &'a str,
+    pub pos: f64,
+}
+
+/// One entry of `moves`.
+#[derive(Serialize)]
+pub struct Move<'a> {
+    pub id: &'a str,
+    pub pos: f64,
+}
+
+/// First, once per stream: who this reader is.
+#[derive(Serialize)]
+pub struct Hello<'a> {
+    pub id: &'a str,
+    pub token: &'a str,
+    pub color: &'a str,
+    pub blocks: u32,
+}
+
+/// The whole room, right after `hello` and for a reader that fell behind.
+#[derive(Serialize)]
+pub struct Snapshot<'a> {
+    pub ghosts: Vec<Ghost<'a>>,
+    pub now: u64,
+    pub total: u64,
+}
+
+/// Another reader opened this post.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct Join<'a>(pub Ghost<'a>);
+
+/// Another reader's stream ended.
+#[derive(Serialize)]
+pub struct Leave<'a> {
+    pub id: &'a str,
+}
+
+/// Other ghosts moved: at most one entry per ghost.
+#[derive(Serialize)]
+pub struct Moves<'a> {
+    pub moves: Vec<Move<'a>>,
+}
+
+/// The post's live or all-time count changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Readers {
+    pub now: u64,
+    pub total: u64,
+}
+
+impl Event for Hello<'_> {
+    const NAME: &'static str = "hello";
+}
+impl Event for Snapshot<'_> {
+    const NAME: &'static str = "snapshot";
+}
+impl Event for Join<'_> {
+    const NAME: &'static str = "join";
+}
+impl Event for Leave<'_> {
+    const NAME: &'static str = "leave";
+}
+impl Event for Moves<'_> {
+    const NAME: &'static str = "moves";
+}
+impl Event for Readers {
+    const NAME: &'static str = "readers";
+}
+
+/// Appends one event: `event:` and exactly one `data:` line of JSON (JSON
+/// from serde never contains a raw newline), then the blank line.
+pub fn encode<T: Event>(out: &mut Vec<u8>, event: &T) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(T::NAME.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    // Serializing our own plain structs into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, event);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// The first bytes of every stream: the reconnect delay, then `hello`,
+/// whose `id:` is the token so `EventSource` sends it back as
+/// `Last-Event-ID` when it reconnects.
+pub fn encode_hello(out: &mut Vec<u8>, hello: &Hello<'_>) {
+    out.extend_from_slice(format!("retry: {RETRY_MS}\nid: {}\n", hello.token).as_bytes());
+    encode(out, hello);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(event: &impl Event) -> String {
+        let mut out = Vec::new();
+        encode(&mut out, event);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn each_event_has_its_name_and_exactly_one_data_line() {
+        let ghost = || Ghost {
+            id: "a\nb",
+            color: "red",
+            pos: 2.25,
+        };
+        let cases: [(String, &str); 5] = [
+            (
+                encoded(&Leave { id: "a\nb" }),
+                "event: leave\ndata: {\"id\":\"a\\nb\"}\n\n",
+            ),
+            (
+                encoded(&Join(ghost())),
+                "event: join\ndata: {\"id\":\"a\\nb\",\"color\":\"red\",\"pos\":2.25}\n\n",
+            ),
+            (
+                encoded(&Moves {
+                    moves: vec![Move { id: "a", pos: 3.5 }],
+                }),
+                "event: moves\ndata: {\"moves\":[{\"id\":\"a\",\"pos\":3.5}]}\n\n",
+            ),
+            (
+                encoded(&Readers { now: 1, total: 9 }),
+                "event: readers\ndata: {\"now\":1,\"total\":9}\n\n",
+            ),
+            (
+                encoded(&Snapshot {
+                    ghosts: vec![ghost()],
+                    now: 1,
+                    total: 9,
+                }),
+                "event: snapshot\ndata: {\"ghosts\":[{\"id\":\"a\\nb\",\"color\":\"red\",\"pos\":2.25}],\"now\":1,\"total\":9}\n\n",
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn the_stream_starts_with_retry_then_hello_whose_id_is_the_token() {
+        let mut out = Vec::new();
+        encode_hello(
+            &mut out,
+            &Hello {
+                id: "k3x9q2",
+                token: "tok",
+                color: "red",
+                blocks: 4,
+            },
+        );
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "retry: 2000\nid: tok\nevent: hello\ndata: {\"id\":\"k3x9q2\",\"token\":\"tok\",\"color\":\"red\",\"blocks\":4}\n\n"
+        );
+    }
+}

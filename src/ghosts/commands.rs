@@ -1,0 +1,140 @@
+//! The actor's messages: what the handle sends the manager, what streams
+//! tell it, and what it answers. Shared by `handle.rs` (the sender) and
+//! `manager.rs` (the receiver), so neither imports the other's internals.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hyper::body::Bytes;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::ghost::{GhostId, Token};
+use super::messages::{Outbound, RemoteParked, Wire, WireRoom};
+use crate::blog::Slug;
+
+/// The manager's rules, from the config.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub tick: Duration,
+    pub resume_window: Duration,
+    pub moves_per_sec: u32,
+    pub max_readers: usize,
+    pub max_readers_per_post: usize,
+    pub max_streams_per_address: usize,
+    pub data_dir: PathBuf,
+    pub save_interval: Duration,
+    /// In cluster mode, where this instance's own events go to be shared.
+    pub cluster: Option<mpsc::Sender<Outbound>>,
+}
+
+/// A reader asking for a stream.
+#[derive(Debug)]
+pub struct JoinRequest {
+    pub slug: Slug,
+    /// The post's block count, for `hello`.
+    pub blocks: u32,
+    /// The token of a ghost to resume or take over.
+    pub resume: Option<Token>,
+    /// Where the stream comes from, for the per-address limit. Held only
+    /// while the stream is open.
+    pub peer: IpAddr,
+    /// In cluster mode, the ghost this token parked on another instance.
+    pub remote_parked: Option<RemoteParked>,
+}
+
+pub(super) enum Command {
+    Join {
+        request: JoinRequest,
+        respond_to: oneshot::Sender<Result<Joined, JoinRefused>>,
+    },
+    Move {
+        ghost: GhostId,
+        pos: f64,
+    },
+    Shutdown {
+        respond_to: oneshot::Sender<()>,
+    },
+    /// A message from another instance (cluster mode).
+    Remote(Wire),
+    /// An instance stopped sending heartbeats: its ghosts are gone.
+    InstanceGone(String),
+    /// This instance's own ghosts, for a cluster snapshot.
+    LocalSnapshot {
+        respond_to: oneshot::Sender<Vec<WireRoom>>,
+    },
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Join { .. } => "Join",
+            Command::Move { .. } => "Move",
+            Command::Shutdown { .. } => "Shutdown",
+            Command::Remote(_) => "Remote",
+            Command::InstanceGone(_) => "InstanceGone",
+            Command::LocalSnapshot { .. } => "LocalSnapshot",
+        })
+    }
+}
+
+/// What a stream tells the manager. Sent on an unbounded channel because a
+/// stream's `Drop` cannot wait; each stream sends at most one `Left` and has
+/// at most one `Lagged` outstanding, so the channel never holds more than
+/// two messages per open stream.
+pub enum StreamEvent {
+    Left {
+        ghost: GhostId,
+        serial: u64,
+    },
+    Lagged {
+        ghost: GhostId,
+        serial: u64,
+        respond_to: oneshot::Sender<Resync>,
+    },
+}
+
+/// A fresh start for a reader that fell behind: the room now, and a receiver
+/// that gets exactly the frames published after it.
+pub struct Resync {
+    pub snapshot: Bytes,
+    pub events: broadcast::Receiver<Bytes>,
+}
+
+/// The manager's answer to a join: everything a stream needs but the way
+/// back to the manager, which the handle adds (see [`StreamParts`]).
+pub(super) struct Joined {
+    pub ghost: GhostId,
+    pub serial: u64,
+    pub first: Bytes,
+    pub events: broadcast::Receiver<Bytes>,
+    pub end: oneshot::Receiver<()>,
+}
+
+/// What a stream needs to start: its first bytes (`retry`, `hello`,
+/// `snapshot`), the room's frames from then on, the signal that ends it, and
+/// the channel its leave goes to.
+pub struct StreamParts {
+    pub ghost: GhostId,
+    /// Which stream of this ghost this is; a newer one (a takeover) has a
+    /// higher serial, so the manager ignores this one's leave.
+    pub serial: u64,
+    pub first: Bytes,
+    pub events: broadcast::Receiver<Bytes>,
+    /// Resolves when the manager ends the stream (takeover, shutdown).
+    pub end: oneshot::Receiver<()>,
+    pub to_manager: mpsc::UnboundedSender<StreamEvent>,
+}
+
+/// Why a stream was not opened.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JoinRefused {
+    ServerFull,
+    PostFull,
+    AddressFull,
+    Stopped,
+}
+
+/// The manager has stopped (the server is shutting down).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stopped;

@@ -1,0 +1,223 @@
+//! Ghosts arriving and leaving: the manager's join (new, resumed or taken
+//! over) and leave. Part of the manager; only it calls these.
+
+use hyper::body::Bytes;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::census::Counts;
+use super::commands::{JoinRefused, JoinRequest, Joined};
+use super::directory::Seat;
+use super::ghost::{palette_color, pick_color, Color, GhostId, Token};
+use super::limiter::Limiter;
+use super::manager::Manager;
+use super::messages::Outbound;
+use super::room::Room;
+use super::roster::{Live, Parked};
+use crate::blog::Slug;
+use crate::events::{encode_hello, Hello};
+
+impl Manager {
+    pub(super) fn join(&mut self, request: JoinRequest) -> Result<Joined, JoinRefused> {
+        let JoinRequest {
+            slug,
+            blocks,
+            resume,
+            peer,
+            remote_parked,
+        } = request;
+        // A ghost whose stream is still open: the newer stream takes over,
+        // silently for everyone else.
+        if let Some(joined) = resume
+            .as_ref()
+            .and_then(|token| self.take_over(token, &slug, blocks))
+        {
+            return Ok(joined);
+        }
+        if self.roster.live_count() >= self.settings.max_readers {
+            return Err(JoinRefused::ServerFull);
+        }
+        if self
+            .rooms
+            .get(&slug)
+            .is_some_and(|r| r.len() >= self.settings.max_readers_per_post)
+        {
+            return Err(JoinRefused::PostFull);
+        }
+        if self.roster.streams_from(&peer) >= self.settings.max_streams_per_address {
+            return Err(JoinRefused::AddressFull);
+        }
+        let resumed = resume.and_then(|token| {
+            let parked = self
+                .roster
+                .unpark(&token, &slug, Instant::now())
+                .or_else(|| {
+                    // Parked on another instance: same id and colour here.
+                    let remote = remote_parked.filter(|p| p.slug == slug.as_str())?;
+                    Some(Parked {
+                        id: GhostId::parse(&remote.id)?,
+                        slug: slug.clone(),
+                        color: palette_color(&remote.color),
+                        pos: remote.pos,
+                        expires: Instant::now(),
+                    })
+                })?;
+            Some((token, parked))
+        });
+        let sharing = self.sharing();
+        let (token, id, color, pos) = match resumed {
+            Some((token, parked)) => {
+                self.metrics.resumes.inc();
+                // Ids are random: in the rare case that a live ghost took this
+                // one meanwhile, the resumed ghost gets a new id, same colour.
+                let id = if self.roster.contains(&parked.id) {
+                    self.roster.fresh_id(&mut self.rng)
+                } else {
+                    parked.id
+                };
+                (token, id, parked.color, parked.pos)
+            }
+            None => {
+                *self.totals.entry(slug.to_string()).or_insert(0) += 1;
+                self.saver.changed();
+                self.metrics.joins.inc();
+                // If Redis is far behind, the count waits for the next snapshot of totals.
+                self.tell_cluster(Outbound::NewReader { slug: slug.clone() });
+                let in_use = self.rooms.get(&slug).into_iter().flat_map(Room::colors);
+                let color = pick_color(in_use, &mut self.rng);
+                let id = self.roster.fresh_id(&mut self.rng);
+                (Token::random(&mut self.rng), id, color, 0.0)
+            }
+        };
+        self.rooms
+            .entry(slug.clone())
+            .or_insert_with(|| Room::new(sharing))
+            .add(id.clone(), color, pos.min(f64::from(blocks)));
+        // Publish now, before this reader subscribes: the others hear the
+        // join (after any moves queued before it), and the reader does not.
+        let counts = self.publish(&slug);
+        let serial = self.next_serial();
+        let Some(room) = self.rooms.get(&slug) else {
+            return Err(JoinRefused::Stopped); // Cannot happen: the room was made above.
+        };
+        let (end, end_rx) = oneshot::channel();
+        let first = Arrival {
+            id: &id,
+            token: &token,
+            color,
+            blocks,
+        };
+        let joined = first.joined(room, counts, serial, end_rx);
+        let seat = Seat {
+            id: id.clone(),
+            slug: slug.clone(),
+            limiter: Limiter::per_second(self.settings.moves_per_sec),
+        };
+        let live = Live {
+            peer,
+            token,
+            slug,
+            color,
+            serial,
+            end,
+        };
+        self.roster.admit(id, live, seat);
+        self.metrics.ghosts.set(self.roster.live_count() as i64);
+        self.metrics.rooms.set(self.rooms.len() as i64);
+        self.metrics.parked.set(self.roster.parked_count() as i64);
+        Ok(joined)
+    }
+
+    /// Hands a live ghost to a newer stream on the same post; `None` if the
+    /// token has no live ghost there.
+    fn take_over(&mut self, token: &Token, slug: &Slug, blocks: u32) -> Option<Joined> {
+        self.rooms.get(slug)?;
+        let counts = self.counts(slug);
+        let serial = self.next_serial();
+        let (id, live) = self.roster.by_token_mut(token, slug)?;
+        let (end, end_rx) = oneshot::channel();
+        live.serial = serial;
+        // Replacing the sender drops the old one, which ends the old stream;
+        // its leave then carries an old serial and is ignored.
+        live.end = end;
+        let first = Arrival {
+            id,
+            token,
+            color: live.color,
+            blocks,
+        };
+        let room = self.rooms.get(slug)?;
+        let joined = first.joined(room, counts, serial, end_rx);
+        self.metrics.takeovers.inc();
+        Some(joined)
+    }
+
+    /// The stream `serial` of ghost `id` ended: the ghost leaves its room
+    /// and is parked for the resume window.
+    pub(super) fn leave(&mut self, id: &GhostId, serial: u64) {
+        let Some(live) = self.roster.remove(id, serial) else {
+            return; // An older stream of a ghost that was taken over, or already gone.
+        };
+        let pos = match self.rooms.get_mut(&live.slug) {
+            Some(room) => room.remove(id).map_or(0.0, |m| m.pos),
+            None => 0.0,
+        };
+        self.mark_dirty(&live.slug);
+        // Lost only if Redis is far behind; then a resume elsewhere gets a new ghost.
+        self.tell_cluster(Outbound::Parked {
+            token: live.token.clone(),
+            id: id.clone(),
+            color: live.color,
+            slug: live.slug.clone(),
+            pos,
+        });
+        let parked = Parked {
+            id: id.clone(),
+            slug: live.slug,
+            color: live.color,
+            pos,
+            expires: Instant::now() + self.settings.resume_window,
+        };
+        self.roster.park(live.token, parked);
+        self.metrics.leaves.inc();
+        self.metrics.ghosts.set(self.roster.live_count() as i64);
+        self.metrics.parked.set(self.roster.parked_count() as i64);
+    }
+}
+
+/// Who a stream's `hello` introduces.
+struct Arrival<'a> {
+    id: &'a GhostId,
+    token: &'a Token,
+    color: Color,
+    blocks: u32,
+}
+
+impl Arrival<'_> {
+    /// The first bytes of a stream (`retry`, `hello`, `snapshot`) and its
+    /// subscription, taken together so no frame falls between them.
+    fn joined(
+        &self,
+        room: &Room,
+        counts: Counts,
+        serial: u64,
+        end: oneshot::Receiver<()>,
+    ) -> Joined {
+        let mut first = Vec::with_capacity(512);
+        let hello = Hello {
+            id: self.id.as_str(),
+            token: self.token.as_str(),
+            color: self.color,
+            blocks: self.blocks,
+        };
+        encode_hello(&mut first, &hello);
+        first.extend_from_slice(&room.snapshot(counts));
+        Joined {
+            ghost: self.id.clone(),
+            serial,
+            first: Bytes::from(first),
+            events: room.subscribe(),
+            end,
+        }
+    }
+}

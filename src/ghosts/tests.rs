@@ -1,0 +1,397 @@
+//! The actor driven through its handle, with tokio's paused clock: no
+//! sockets and no real time, so each rule of the manager is shown in
+//! isolation and the whole set runs in milliseconds.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::TryRecvError;
+
+use super::commands::{JoinRequest, Settings, StreamEvent, StreamParts};
+use super::ghost::Token;
+use super::handle::Ghosts;
+use super::messages::{Wire, WireRoom};
+use crate::blog::Slug;
+use crate::metrics::Metrics;
+use crate::store::Totals;
+
+const TICK: Duration = Duration::from_millis(10);
+const RESUME: Duration = Duration::from_secs(30);
+const SAVE_INTERVAL: Duration = Duration::from_millis(20);
+
+/// A data folder of this test's own, removed when dropped.
+struct Folder(PathBuf);
+
+impl Folder {
+    fn new(name: &str) -> Folder {
+        let path = std::env::temp_dir().join(format!(
+            "ghostread-actor-{name}-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&path).expect("a temp folder");
+        Folder(path)
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Actor {
+    ghosts: Ghosts,
+    metrics: Arc<Metrics>,
+    _folder: Folder,
+}
+
+fn settings(data_dir: PathBuf) -> Settings {
+    Settings {
+        tick: TICK,
+        resume_window: RESUME,
+        moves_per_sec: 1000,
+        max_readers: 1000,
+        max_readers_per_post: 1000,
+        max_streams_per_address: 1000,
+        data_dir,
+        save_interval: SAVE_INTERVAL,
+        cluster: None,
+    }
+}
+
+fn start(name: &str) -> Actor {
+    let folder = Folder::new(name);
+    let metrics = Arc::new(Metrics::default());
+    let ghosts = Ghosts::spawn(settings(folder.0.clone()), Totals::new(), metrics.clone());
+    Actor {
+        ghosts,
+        metrics,
+        _folder: folder,
+    }
+}
+
+fn request(slug: &str, resume: Option<&Token>) -> JoinRequest {
+    JoinRequest {
+        slug: Slug::parse(slug).expect("a valid slug"),
+        blocks: 40,
+        resume: resume.cloned(),
+        peer: IpAddr::from([192, 0, 2, 1]),
+        remote_parked: None,
+    }
+}
+
+async fn join(actor: &Actor, slug: &str) -> StreamParts {
+    actor
+        .ghosts
+        .join(request(slug, None))
+        .await
+        .expect("joined")
+}
+
+/// The token `hello` gave this stream (its `id:` line).
+fn token(parts: &StreamParts) -> Token {
+    let first = std::str::from_utf8(&parts.first).expect("utf-8");
+    let line = first
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .expect("an id: line");
+    Token::parse(line).expect("a token")
+}
+
+/// What a stream does when it ends: tell the manager, with its serial.
+fn leave(parts: &StreamParts) {
+    let left = StreamEvent::Left {
+        ghost: parts.ghost.clone(),
+        serial: parts.serial,
+    };
+    parts.to_manager.send(left).expect("the manager is running");
+}
+
+async fn next_frame(parts: &mut StreamParts) -> String {
+    let frame = parts.events.recv().await.expect("a frame");
+    String::from_utf8(frame.to_vec()).expect("utf-8")
+}
+
+fn nothing_waiting(parts: &mut StreamParts) -> bool {
+    matches!(parts.events.try_recv(), Err(TryRecvError::Empty))
+}
+
+/// Lets the manager handle everything sent so far: a round trip through
+/// its command queue.
+async fn settle(actor: &Actor) {
+    actor
+        .ghosts
+        .local_snapshot()
+        .await
+        .expect("the manager is running");
+}
+
+#[tokio::test(start_paused = true)]
+async fn moves_within_one_tick_reach_the_others_as_one_entry_per_ghost() {
+    let actor = start("coalesce");
+    let a = join(&actor, "p").await;
+    let mut b = join(&actor, "p").await;
+    for pos in [1.0, 2.0, 3.5] {
+        actor
+            .ghosts
+            .move_to(a.ghost.clone(), pos)
+            .await
+            .expect("moved");
+    }
+    let frame = next_frame(&mut b).await;
+    assert_eq!(
+        frame,
+        format!(
+            "event: moves\ndata: {{\"moves\":[{{\"id\":\"{}\",\"pos\":3.5}}]}}\n\n",
+            a.ghost
+        )
+    );
+    assert!(nothing_waiting(&mut b), "one frame for the whole tick");
+    assert_eq!(actor.metrics.moves_coalesced.get(), 2);
+
+    // The next tick's move is a frame of its own.
+    tokio::time::advance(TICK).await;
+    actor
+        .ghosts
+        .move_to(a.ghost.clone(), 4.0)
+        .await
+        .expect("moved");
+    assert!(next_frame(&mut b).await.contains("\"pos\":4.0"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_never_hears_its_own_join_but_the_others_do() {
+    let actor = start("join");
+    let mut a = join(&actor, "p").await;
+    let mut b = join(&actor, "p").await;
+    let frame = next_frame(&mut a).await;
+    assert!(
+        frame.starts_with(&format!("event: join\ndata: {{\"id\":\"{}\"", b.ghost)),
+        "{frame}"
+    );
+    assert!(frame.contains("event: readers\ndata: {\"now\":2,\"total\":2}"));
+    settle(&actor).await;
+    assert!(nothing_waiting(&mut b));
+    let first = std::str::from_utf8(&b.first).expect("utf-8");
+    assert!(first.contains("event: hello"));
+    assert!(first.contains("\"now\":2,\"total\":2"), "{first}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ghost_resumes_within_its_window_and_not_after() {
+    let actor = start("resume");
+    let first = join(&actor, "p").await;
+    let token = token(&first);
+    leave(&first);
+    settle(&actor).await;
+    assert_eq!(actor.ghosts.counts("p").total, 1);
+
+    tokio::time::advance(RESUME - Duration::from_secs(1)).await;
+    let resumed = actor
+        .ghosts
+        .join(request("p", Some(&token)))
+        .await
+        .expect("joined");
+    assert_eq!(
+        resumed.ghost, first.ghost,
+        "the same ghost within the window"
+    );
+    assert_eq!(
+        actor.ghosts.counts("p").total,
+        1,
+        "a resume is not a new reader"
+    );
+    leave(&resumed);
+    settle(&actor).await;
+
+    // Exactly at the end of the window, even before housekeeping runs.
+    tokio::time::advance(RESUME).await;
+    let fresh = actor
+        .ghosts
+        .join(request("p", Some(&token)))
+        .await
+        .expect("joined");
+    assert_ne!(fresh.ghost, first.ghost, "a new ghost after the window");
+    assert_ne!(self::token(&fresh), token, "with a new token");
+    assert_eq!(actor.ghosts.counts("p").total, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_resumes_only_on_its_own_post() {
+    let actor = start("other-post");
+    let first = join(&actor, "p").await;
+    let token = token(&first);
+    leave(&first);
+    settle(&actor).await;
+    let elsewhere = actor
+        .ghosts
+        .join(request("q", Some(&token)))
+        .await
+        .expect("joined");
+    assert_ne!(elsewhere.ghost, first.ghost);
+    let back = actor
+        .ghosts
+        .join(request("p", Some(&token)))
+        .await
+        .expect("joined");
+    assert_eq!(back.ghost, first.ghost, "still parked on its own post");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_takeover_ends_the_old_stream_and_ignores_its_leave() {
+    let actor = start("takeover");
+    let mut watcher = join(&actor, "p").await;
+    let mut old = join(&actor, "p").await;
+    let token = token(&old);
+    let _ = next_frame(&mut watcher).await; // old's join
+    let new = actor
+        .ghosts
+        .join(request("p", Some(&token)))
+        .await
+        .expect("joined");
+    assert_eq!(new.ghost, old.ghost, "the same ghost");
+    assert!(new.serial > old.serial, "a newer serial");
+    assert!((&mut old.end).await.is_err(), "the old stream is ended");
+
+    leave(&old);
+    settle(&actor).await;
+    assert!(
+        actor.ghosts.seat(&token).is_some(),
+        "the old leave is ignored"
+    );
+    assert!(nothing_waiting(&mut watcher), "silently for the others");
+    assert_eq!(actor.metrics.takeovers.get(), 1);
+
+    leave(&new);
+    let frame = next_frame(&mut watcher).await;
+    assert!(
+        frame.starts_with(&format!("event: leave\ndata: {{\"id\":\"{}\"}}", new.ghost)),
+        "{frame}"
+    );
+    assert!(actor.ghosts.seat(&token).is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_save_is_retried_until_one_succeeds() {
+    let folder = Folder::new("save");
+    // A file where the data folder should be: every save fails.
+    let data_dir = folder.0.join("data");
+    std::fs::write(&data_dir, b"not a folder").expect("a file");
+    let metrics = Arc::new(Metrics::default());
+    let ghosts = Ghosts::spawn(settings(data_dir.clone()), Totals::new(), metrics.clone());
+    let _reader = ghosts.join(request("p", None)).await.expect("joined");
+
+    // No reader arrives after the first, yet the manager keeps trying.
+    while metrics.counts_save_errors.get() < 3 {
+        tokio::time::sleep(SAVE_INTERVAL).await;
+    }
+    assert_eq!(metrics.counts_saved.get(), 0);
+
+    std::fs::remove_file(&data_dir).expect("removed");
+    std::fs::create_dir(&data_dir).expect("a folder");
+    while metrics.counts_saved.get() == 0 {
+        tokio::time::sleep(SAVE_INTERVAL).await;
+    }
+    let saved = crate::store::load_counts(&data_dir).expect("readable");
+    assert_eq!(saved.get("p"), Some(&1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remote_snapshot_changes_only_what_differs() {
+    let actor = start("snapshot");
+    let mut local = join(&actor, "p").await;
+    let color = super::ghost::PALETTE[3].to_string();
+    let snapshot = |ghosts: &[(&str, f64)]| Wire::Snapshot {
+        instance: "other".into(),
+        rooms: vec![WireRoom {
+            slug: "p".into(),
+            ghosts: ghosts
+                .iter()
+                .map(|(id, pos)| (id.to_string(), color.clone(), *pos))
+                .collect(),
+        }],
+    };
+    actor
+        .ghosts
+        .remote(snapshot(&[
+            ("aaaaa1", 1.0),
+            ("aaaaa2", 2.0),
+            ("aaaaa3", 3.0),
+        ]))
+        .await
+        .expect("sent");
+    let frame = next_frame(&mut local).await;
+    assert_eq!(frame.matches("event: join").count(), 3, "{frame}");
+    assert!(frame.contains("\"now\":4"), "{frame}");
+
+    // One stays, one moved, one is gone.
+    actor
+        .ghosts
+        .remote(snapshot(&[("aaaaa1", 1.0), ("aaaaa2", 5.0)]))
+        .await
+        .expect("sent");
+    let frame = next_frame(&mut local).await;
+    let names: Vec<&str> = frame
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(names, ["leave", "moves", "readers"], "{frame}");
+    assert!(frame.contains("{\"id\":\"aaaaa3\"}"), "{frame}");
+    assert!(
+        frame.contains("{\"moves\":[{\"id\":\"aaaaa2\",\"pos\":5.0}]}"),
+        "{frame}"
+    );
+
+    // The same snapshot again changes nothing and publishes nothing.
+    actor
+        .ghosts
+        .remote(snapshot(&[("aaaaa1", 1.0), ("aaaaa2", 5.0)]))
+        .await
+        .expect("sent");
+    settle(&actor).await;
+    tokio::time::advance(TICK * 2).await;
+    settle(&actor).await;
+    assert!(nothing_waiting(&mut local));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_instance_gone_takes_only_its_own_ghosts() {
+    let actor = start("gone");
+    let mut local = join(&actor, "p").await;
+    let other = join(&actor, "p").await;
+    let _ = next_frame(&mut local).await;
+    let room = |instance: &str, id: &str| Wire::Snapshot {
+        instance: instance.into(),
+        rooms: vec![WireRoom {
+            slug: "p".into(),
+            ghosts: vec![(id.into(), "c".into(), 1.0)],
+        }],
+    };
+    actor
+        .ghosts
+        .remote(room("one", "bbbbb1"))
+        .await
+        .expect("sent");
+    actor
+        .ghosts
+        .remote(room("two", "bbbbb2"))
+        .await
+        .expect("sent");
+    let _ = next_frame(&mut local).await;
+    actor
+        .ghosts
+        .instance_gone("one".into())
+        .await
+        .expect("sent");
+    let frame = next_frame(&mut local).await;
+    assert!(
+        frame.contains("event: leave\ndata: {\"id\":\"bbbbb1\"}"),
+        "{frame}"
+    );
+    assert!(!frame.contains("bbbbb2"), "{frame}");
+    assert!(!frame.contains(other.ghost.as_str()), "{frame}");
+    assert!(frame.contains("\"now\":3"), "{frame}");
+}

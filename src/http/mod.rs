@@ -1,0 +1,23 @@
+//! The HTTP edge: everything that speaks HTTP, and nothing else does. The
+//! accept loop and its limits (`server.rs`), the HTTP/1.1 event-stream path
+//! (`h1_events.rs`), the router (`routes.rs`) and its replies (`reply.rs`),
+//! the two API handlers (`api.rs`) with the position body parser
+//! (`position.rs`), the `web/` files (`assets.rs`), the event stream body
+//! (`stream.rs`), the client's address (`peer.rs`) and what handlers can
+//! reach (`app.rs`). It calls into the engine and the blog; neither knows
+//! about HTTP.
+
+mod api;
+mod app;
+mod assets;
+mod h1_events;
+mod peer;
+pub mod position;
+mod reply;
+mod routes;
+mod server;
+pub mod stream;
+
+pub use app::App;
+pub use assets::Assets;
+pub use server::run;
