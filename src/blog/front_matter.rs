@@ -114,7 +114,8 @@ impl FrontMatter {
             return Err(FrontMatterError::Unterminated);
         }
         let title = title.ok_or(FrontMatterError::MissingKey("title"))?;
-        if title.is_empty() {
+        // A quoted title keeps its spaces, but one of spaces only is none.
+        if title.trim().is_empty() {
             return Err(FrontMatterError::EmptyValue("title"));
         }
         let date = date.ok_or(FrontMatterError::MissingKey("date"))?;
@@ -253,6 +254,10 @@ mod tests {
             ("---\ndate: 2020-01-01\n---\n", MissingKey("title")),
             (
                 "---\ntitle: \"\"\ndate: 2020-01-01\n---\n",
+                EmptyValue("title"),
+            ),
+            (
+                "---\ntitle: \"  \"\ndate: 2020-01-01\n---\n",
                 EmptyValue("title"),
             ),
             ("---\ntitle: a\n---\n", MissingKey("date")),
