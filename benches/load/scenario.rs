@@ -1,13 +1,28 @@
-//! The named scenarios and the command line that picks and adjusts them.
+//! The named scenarios and the command line (clap, like the server's) that
+//! picks and adjusts them.
 
 use std::path::PathBuf;
 
-use crate::report;
+use clap::{Parser, ValueEnum};
 
-/// One scenario's shape; every field can be overridden from the command line.
-#[derive(Clone)]
+/// How readers come and go in a scenario.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// Every reader arrives during the ramp-up and stays to the end.
+    Steady,
+    /// As `Steady`, and then `per_sec` readers join (and as many leave)
+    /// every second, so the population holds while it turns over.
+    Churn { per_sec: f64 },
+    /// Readers are added a step at a time until a step fails its limits
+    /// (see `ramp.rs`); readers stay until the run ends.
+    Ramp,
+}
+
+/// One scenario's shape; the command line can override most of it.
+#[derive(Clone, Debug)]
 pub struct Scenario {
-    pub name: String,
+    pub name: &'static str,
+    pub kind: Kind,
     pub posts: usize,
     pub readers: usize,
     pub hz: f64,
@@ -16,148 +31,179 @@ pub struct Scenario {
     /// Pick posts by a Zipf law (a few popular, a long tail) or evenly.
     pub zipf: bool,
     pub leave_chance: f64,
-    /// Readers joining (and as many leaving) per second, on top of the crowd.
-    pub churn_per_sec: f64,
     pub tick_ms: u64,
     pub seed: u64,
     /// Server instances; more than one share readers through Redis.
     pub instances: usize,
 }
 
-fn scenario(name: &str) -> Option<Scenario> {
-    let base = Scenario {
-        name: name.to_string(),
-        posts: 1,
-        readers: 200,
-        hz: 10.0,
-        seconds: 20,
-        ramp_up: 2,
-        zipf: false,
-        leave_chance: 0.0,
-        churn_per_sec: 0.0,
-        tick_ms: 10,
-        seed: 1,
-        instances: 1,
-    };
-    Some(match name {
-        "hot-room" => base,
-        "blog" => Scenario {
-            posts: 50,
-            readers: 2000,
-            hz: 2.0,
-            ramp_up: 5,
-            zipf: true,
-            leave_chance: 0.02,
-            ..base
-        },
-        "idle-crowd" => Scenario {
-            posts: 180,
-            readers: 18_000,
-            hz: 0.1,
-            seconds: 30,
-            ramp_up: 15,
-            ..base
-        },
-        "churn" => Scenario {
-            posts: 50,
-            readers: 2000,
-            hz: 1.0,
-            ramp_up: 5,
-            zipf: true,
-            churn_per_sec: 200.0,
-            ..base
-        },
-        "cluster" => Scenario {
-            posts: 10,
-            readers: 400,
-            hz: 2.0,
-            ramp_up: 3,
-            instances: 2,
-            ..base
-        },
-        "ramp" => Scenario {
-            posts: 1000,
-            readers: 120_000,
-            hz: 0.1,
-            seconds: 5,
-            ramp_up: 0,
-            ..base
-        },
-        _ => return None,
-    })
+/// The scenarios, by name.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Name {
+    /// 200 readers on one post at 10 Hz.
+    HotRoom,
+    /// 2,000 readers over 50 posts (Zipf) at 2 Hz, some leaving and resuming.
+    Blog,
+    /// 18,000 readers over 180 posts at 0.1 Hz.
+    IdleCrowd,
+    /// `blog` at 1 Hz with 200 readers a second arriving and as many leaving.
+    Churn,
+    /// Steps of 5,000 readers over 1,000 posts at 0.1 Hz, over HTTP/2, until
+    /// staleness or errors say stop.
+    Ramp,
+    /// 400 readers over 10 posts on two instances sharing one Redis.
+    Cluster,
 }
 
+impl Name {
+    pub fn scenario(self) -> Scenario {
+        let base = Scenario {
+            name: "hot-room",
+            kind: Kind::Steady,
+            posts: 1,
+            readers: 200,
+            hz: 10.0,
+            seconds: 20,
+            ramp_up: 2,
+            zipf: false,
+            leave_chance: 0.0,
+            tick_ms: 10,
+            seed: 1,
+            instances: 1,
+        };
+        match self {
+            Name::HotRoom => base,
+            Name::Blog => Scenario {
+                name: "blog",
+                posts: 50,
+                readers: 2000,
+                hz: 2.0,
+                ramp_up: 5,
+                zipf: true,
+                leave_chance: 0.02,
+                ..base
+            },
+            Name::IdleCrowd => Scenario {
+                name: "idle-crowd",
+                posts: 180,
+                readers: 18_000,
+                hz: 0.1,
+                seconds: 30,
+                ramp_up: 15,
+                ..base
+            },
+            Name::Churn => Scenario {
+                name: "churn",
+                kind: Kind::Churn { per_sec: 200.0 },
+                posts: 50,
+                readers: 2000,
+                hz: 1.0,
+                ramp_up: 5,
+                zipf: true,
+                ..base
+            },
+            Name::Cluster => Scenario {
+                name: "cluster",
+                posts: 10,
+                readers: 400,
+                hz: 2.0,
+                ramp_up: 3,
+                instances: 2,
+                ..base
+            },
+            Name::Ramp => Scenario {
+                name: "ramp",
+                kind: Kind::Ramp,
+                posts: 1000,
+                readers: 120_000,
+                hz: 0.1,
+                seconds: 5,
+                ramp_up: 0,
+                ..base
+            },
+        }
+    }
+}
+
+/// `cargo bench --bench load -- <scenario> [options]`, or `--compare a b`.
+#[derive(Parser, Debug)]
+#[command(
+    bin_name = "cargo bench --bench load --",
+    about = "Simulated readers, each with a real event stream and real position POSTs, against a real ghostread"
+)]
 pub struct Cli {
-    pub scenario: Scenario,
+    #[arg(value_enum, required_unless_present = "compare")]
+    pub scenario: Option<Name>,
+    /// Drive a running server instead of starting one.
+    #[arg(long)]
     pub url: Option<String>,
+    /// Its posts, comma-separated (default: read from its index).
+    #[arg(long, value_delimiter = ',')]
     pub posts: Option<Vec<String>>,
+    /// Readers (in `ramp`, the most it adds).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub readers: Option<u32>,
+    /// Average moves per reader per second, 0.01 to 10.
+    #[arg(long)]
+    pub hz: Option<f64>,
+    /// How long the readers move once all are in (in `ramp`, each step's hold).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub seconds: Option<u64>,
+    /// Seconds over which the readers arrive.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub ramp_up: Option<u64>,
+    /// The server's tick, when the harness starts it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub tick_ms: Option<u64>,
+    /// The seed of every random choice, so runs can be repeated.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Server instances sharing one Redis.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=8))]
+    pub instances: Option<u64>,
+    /// The ghostread binary to start (default: this build's), to compare
+    /// builds in runs taken close together.
+    #[arg(long, value_name = "PATH", conflicts_with = "url")]
+    pub server: Option<PathBuf>,
+    /// Where the JSON and HTML reports go.
+    #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ghostread-load"))]
     pub out: PathBuf,
-    pub command: String,
     /// Exit with status 1 unless the run was clean (see `Report::problems`).
+    #[arg(long)]
     pub expect_clean: bool,
+    /// The change between two runs' JSON reports.
+    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "scenario")]
+    pub compare: Option<Vec<PathBuf>>,
 }
 
-fn usage(message: &str) -> ! {
-    eprintln!("{message}\nusage: cargo bench --bench load -- <hot-room|blog|idle-crowd|churn|ramp|cluster> [--instances N] [--url URL] [--posts a,b] [--readers N] [--hz F] [--seconds N] [--ramp-up N] [--tick-ms N] [--seed N] [--out DIR] [--expect-clean]\n       cargo bench --bench load -- --compare a.json b.json");
-    std::process::exit(2)
-}
+impl Cli {
+    /// The command line, minus the `--bench` cargo adds.
+    pub fn parse_args() -> (Cli, String) {
+        let args: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| a != "--bench")
+            .collect();
+        let command = format!("cargo bench --bench load -- {}", args.join(" "));
+        let cli = Cli::parse_from(std::iter::once("load".to_string()).chain(args));
+        (cli, command)
+    }
 
-pub fn parse() -> Cli {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    if args.first().map(String::as_str) == Some("--compare") {
-        let (Some(a), Some(b)) = (args.get(1), args.get(2)) else {
-            usage("--compare needs two JSON files")
-        };
-        print!("{}", report::compare(a.as_ref(), b.as_ref()));
-        std::process::exit(0);
-    }
-    let Some(name) = args.first() else {
-        usage("name a scenario")
-    };
-    let Some(mut scenario) = scenario(name) else {
-        usage(&format!("unknown scenario {name}"))
-    };
-    let mut cli = Cli {
-        scenario: scenario.clone(),
-        url: None,
-        posts: None,
-        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ghostread-load"),
-        command: format!("cargo bench --bench load -- {}", args.join(" ")),
-        expect_clean: false,
-    };
-    let mut i = 1;
-    while i < args.len() {
-        if args[i] == "--expect-clean" {
-            cli.expect_clean = true;
-            i += 1;
-            continue;
+    /// The chosen scenario with this command line's overrides.
+    pub fn scenario(&self) -> Option<Scenario> {
+        let mut s = self.scenario?.scenario();
+        if let Some(readers) = self.readers {
+            s.readers = readers as usize;
         }
-        let value = args
-            .get(i + 1)
-            .cloned()
-            .unwrap_or_else(|| usage(&format!("{} needs a value", args[i])));
-        let number = |v: &str| -> f64 {
-            v.parse()
-                .unwrap_or_else(|_| usage(&format!("{} needs a number", args[i])))
-        };
-        match args[i].as_str() {
-            "--url" => cli.url = Some(value),
-            "--posts" => cli.posts = Some(value.split(',').map(str::to_string).collect()),
-            "--out" => cli.out = PathBuf::from(value),
-            "--readers" => scenario.readers = number(&value).clamp(1.0, 1_000_000.0) as usize,
-            "--hz" => scenario.hz = number(&value).clamp(0.01, 10.0),
-            "--seconds" => scenario.seconds = number(&value).clamp(1.0, 3600.0) as u64,
-            "--ramp-up" => scenario.ramp_up = number(&value).clamp(0.0, 600.0) as u64,
-            "--tick-ms" => scenario.tick_ms = number(&value).clamp(1.0, 1000.0) as u64,
-            "--seed" => scenario.seed = number(&value) as u64,
-            "--instances" => scenario.instances = number(&value).clamp(1.0, 8.0) as usize,
-            other => usage(&format!("unknown option {other}")),
+        if let Some(hz) = self.hz {
+            s.hz = hz.clamp(0.01, 10.0);
         }
-        i += 2;
+        s.seconds = self.seconds.unwrap_or(s.seconds);
+        s.ramp_up = self.ramp_up.unwrap_or(s.ramp_up);
+        s.tick_ms = self.tick_ms.unwrap_or(s.tick_ms);
+        s.seed = self.seed.unwrap_or(s.seed);
+        if let Some(instances) = self.instances {
+            s.instances = instances as usize;
+        }
+        Some(s)
     }
-    cli.scenario = scenario;
-    cli
 }

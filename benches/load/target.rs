@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 pub struct Target {
@@ -22,7 +23,8 @@ pub const BLOCKS: u32 = 60;
 impl Target {
     /// Starts `instances` ghostread processes on free ports with `posts`
     /// generated posts; with more than one, they share a Redis it starts too.
-    pub fn spawn(posts: usize, tick_ms: u64, instances: usize) -> Target {
+    /// `binary` is the server to start; `None` is this build's.
+    pub fn spawn(binary: Option<&Path>, posts: usize, tick_ms: u64, instances: usize) -> Target {
         let dir = std::env::temp_dir().join(format!("ghostread-load-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("posts")).expect("make the posts folder");
@@ -68,7 +70,8 @@ impl Target {
         });
         let mut addrs = Vec::new();
         for n in 0..instances.max(1) {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_ghostread"));
+            let mut command =
+                Command::new(binary.unwrap_or(Path::new(env!("CARGO_BIN_EXE_ghostread"))));
             command
                 .args(["--addr", "127.0.0.1:0", "--log", "info"])
                 .arg("--posts")

@@ -6,15 +6,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Empty};
-use hyper::body::{Bytes, Incoming};
-use hyper::client::conn::http2::SendRequest;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::http::{connect_from, post, source};
-use crate::reader::{Move, Shared};
+use crate::shared::{H2Pool, Move, Shared};
 
 /// One keep-alive POST connection, fed by the readers that hash to it.
 pub(crate) async fn poster(shared: Arc<Shared>, n: usize, mut moves: mpsc::Receiver<Move>) {
@@ -191,13 +190,6 @@ async fn open_h1(
     }
     head.drain(..end);
     Some((Stream::H1(stream), head))
-}
-
-/// Shared HTTP/2 connections, `per` streams each, as browsers share one
-/// connection per origin across tabs.
-pub struct H2Pool {
-    pub(crate) per: usize,
-    pub(crate) conns: tokio::sync::Mutex<Vec<SendRequest<Empty<Bytes>>>>,
 }
 
 async fn open_h2(

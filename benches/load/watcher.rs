@@ -1,11 +1,11 @@
 //! What one simulated reader sees: its stream's events, parsed without
 //! allocating, and the staleness of every other reader's move in them.
 
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::reader::{Shared, RING};
+use crate::shared::{FxHasher, Shared, RING};
 
 /// The events a watcher tells apart.
 #[derive(Clone, Copy)]
@@ -184,38 +184,6 @@ fn id_key(id: &[u8]) -> u64 {
     let mut hasher = FxHasher::default();
     hasher.write(id);
     hasher.finish() | 1 << 63
-}
-
-/// FxHash, as rustc uses it. The keys are the server's random ids and
-/// reader numbers, so SipHash's guard against chosen keys buys nothing here,
-/// and it cost a watcher a fifth of its time.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-pub(crate) type Fx = BuildHasherDefault<FxHasher>;
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 #[derive(serde::Deserialize)]
