@@ -9,7 +9,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::app::App;
 use super::peer::client_address;
 use super::position::parse_position;
-use super::reply::{self, Body};
+use super::reply::{self, Body, Speaks};
 use super::stream::EventStream;
 use crate::ghosts::{JoinRefused, JoinRequest, Token};
 
@@ -28,7 +28,7 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
         Method::GET => {}
         Method::HEAD => return stream_response(reply::empty()),
         Method::OPTIONS => return reply::options(EVENTS_ALLOW),
-        _ => return reply::method_not_allowed(EVENTS_ALLOW, true),
+        _ => return reply::method_not_allowed(EVENTS_ALLOW, Speaks::Json),
     }
     let post = &entry.post;
     let resume = resume_token(request);
@@ -123,7 +123,7 @@ where
     match *request.method() {
         Method::POST => {}
         Method::OPTIONS => return reply::options(POSITION_ALLOW),
-        _ => return reply::method_not_allowed(POSITION_ALLOW, true),
+        _ => return reply::method_not_allowed(POSITION_ALLOW, Speaks::Json),
     }
     let is_json = request
         .headers()

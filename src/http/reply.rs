@@ -71,17 +71,23 @@ pub fn no_content() -> Response<Body> {
     response
 }
 
+/// How a resource words its errors: the API's in JSON, the pages' in text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Speaks {
+    Json,
+    Text,
+}
+
 /// `allow` lists the methods the resource does take.
-pub fn method_not_allowed(allow: &'static str, json: bool) -> Response<Body> {
+pub fn method_not_allowed(allow: &'static str, speaks: Speaks) -> Response<Body> {
     let message = format!("This address only answers {allow}.");
-    let mut response = if json {
-        json_error(StatusCode::METHOD_NOT_ALLOWED, &message)
-    } else {
-        with_type(
+    let mut response = match speaks {
+        Speaks::Json => json_error(StatusCode::METHOD_NOT_ALLOWED, &message),
+        Speaks::Text => with_type(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain; charset=utf-8",
             full(message),
-        )
+        ),
     };
     response
         .headers_mut()

@@ -13,7 +13,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::api;
 use super::app::App;
 use super::assets::etag_matches;
-use super::reply::{self, Body};
+use super::reply::{self, Body, Speaks};
 use crate::blog::pages::{self, Listed};
 
 /// Methods each kind of resource answers, for `Allow` and `405`.
@@ -76,7 +76,7 @@ where
     match *method {
         Method::GET | Method::HEAD => handler().await,
         Method::OPTIONS => reply::options(READ_ONLY),
-        _ => reply::method_not_allowed(READ_ONLY, false),
+        _ => reply::method_not_allowed(READ_ONLY, Speaks::Text),
     }
 }
 
