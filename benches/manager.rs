@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use ghostread::Metrics;
 use ghostread::Slug;
 use ghostread::Totals;
+use ghostread::{CrowdRule, Ghosts, JoinRequest, Settings};
 use ghostread::{EventStream, StreamParts};
-use ghostread::{Ghosts, JoinRequest, Settings};
 
 fn settings(tick: Duration, dir: &std::path::Path) -> Settings {
     Settings {
@@ -23,6 +23,7 @@ fn settings(tick: Duration, dir: &std::path::Path) -> Settings {
         max_streams_per_address: 10_000_000,
         data_dir: dir.to_path_buf(),
         save_interval: Duration::from_secs(1),
+        crowd: CrowdRule::OFF,
         cluster: None,
     }
 }

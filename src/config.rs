@@ -52,6 +52,13 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Manager tick: moves are coalesced and sent once per tick.
     pub tick: Duration,
+    /// A post with more readers than this is crowded: its readers get the
+    /// number of readers per block (`density`) instead of every ghost's
+    /// join, leave and move. 0: never. 50 is where the page itself stops
+    /// drawing ghosts one by one.
+    pub crowd: usize,
+    /// The least time between two `density` frames of a crowded post.
+    pub crowd_interval: Duration,
     /// Interval of `: ping` comments on idle event streams.
     pub heartbeat: Duration,
     /// How long a closed stream's ghost may be resumed with its token.
@@ -91,6 +98,8 @@ impl Default for Config {
             socket_send_buffer: 64 * 1024,
             max_body_bytes: 1024,
             tick: Duration::from_millis(10),
+            crowd: 50,
+            crowd_interval: Duration::from_millis(250),
             heartbeat: Duration::from_secs(15),
             resume_window: Duration::from_secs(30),
             moves_per_sec: 50,

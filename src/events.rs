@@ -68,6 +68,17 @@ pub struct Moves<'a> {
     pub moves: Vec<Move<'a>>,
 }
 
+/// A crowded room's readers: how many are at each block (`counts[i]` for
+/// block `i`, the reader itself included), with the live and all-time
+/// counts. Always the whole state: it replaces any earlier `snapshot` or
+/// `density`, so the first one also says the room is now crowded.
+#[derive(Serialize)]
+pub struct Density<'a> {
+    pub counts: &'a [u32],
+    pub now: u64,
+    pub total: u64,
+}
+
 /// The post's live or all-time count changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Readers {
@@ -89,6 +100,9 @@ impl Event for Leave<'_> {
 }
 impl Event for Moves<'_> {
     const NAME: &'static str = "moves";
+}
+impl Event for Density<'_> {
+    const NAME: &'static str = "density";
 }
 impl Event for Readers {
     const NAME: &'static str = "readers";
@@ -130,7 +144,15 @@ mod tests {
             color: "red",
             pos: 2.25,
         };
-        let cases: [(String, &str); 5] = [
+        let cases: [(String, &str); 6] = [
+            (
+                encoded(&Density {
+                    counts: &[0, 3, 1],
+                    now: 4,
+                    total: 9,
+                }),
+                "event: density\ndata: {\"counts\":[0,3,1],\"now\":4,\"total\":9}\n\n",
+            ),
             (
                 encoded(&Leave { id: "a\nb" }),
                 "event: leave\ndata: {\"id\":\"a\\nb\"}\n\n",

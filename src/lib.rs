@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 
 pub use blog::{FrontMatter, Slug};
 pub use config::{Config, WebSource};
-pub use ghosts::{Ghosts, JoinRequest, Settings, StreamParts};
+pub use ghosts::{CrowdRule, Ghosts, JoinRequest, Settings, StreamParts};
 pub use http::position::parse_position;
 pub use http::stream::EventStream;
 pub use metrics::Metrics;
@@ -105,6 +105,10 @@ pub async fn serve(
             max_streams_per_address: config.max_streams_per_address,
             data_dir: config.data_dir.clone(),
             save_interval: config.save_interval,
+            crowd: ghosts::CrowdRule {
+                above: config.crowd,
+                interval: config.crowd_interval,
+            },
             cluster: cluster_tx,
         },
         totals,

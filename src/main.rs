@@ -40,6 +40,15 @@ struct Args {
     /// Milliseconds per tick: moves are coalesced and sent once per tick.
     #[arg(long, env = "GHOSTREAD_TICK_MS", default_value_t = 10)]
     tick_ms: u64,
+    /// A post with more live readers than this is crowded: its readers get
+    /// the number of readers at each paragraph instead of every ghost's
+    /// moves. 0 turns crowd mode off.
+    #[arg(long, env = "GHOSTREAD_CROWD", default_value_t = 50)]
+    crowd: usize,
+    /// Least milliseconds between two updates of a crowded post's readers.
+    #[arg(long, env = "GHOSTREAD_CROWD_INTERVAL_MS", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    crowd_interval_ms: u64,
     /// Seconds between heartbeat comments on an idle event stream; keep it
     /// under your proxy's or load balancer's idle timeout.
     #[arg(long, env = "GHOSTREAD_HEARTBEAT_SECS", default_value_t = 15)]
@@ -91,6 +100,8 @@ impl Args {
             header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             max_connections: self.max_connections,
             tick: Duration::from_millis(self.tick_ms.clamp(1, 1000)),
+            crowd: self.crowd,
+            crowd_interval: Duration::from_millis(self.crowd_interval_ms),
             heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
             resume_window: Duration::from_secs(self.resume_secs),
             moves_per_sec: self.moves_per_sec.max(1),

@@ -213,3 +213,108 @@ async fn sixty_readers_on_one_post_are_drawn_as_a_density_band() {
     assert_eq!(shown, 0, "no pile of overlapping tags");
     browser.close().await;
 }
+
+/// Records, after every change to the ghost lane, any moment at which the
+/// page shows ghosts one by one and density bands together, or the lane's
+/// mode disagrees with what it shows: what a reader would see as a flash.
+const WATCH_FOR_FLASHES: &str = "
+    window.__flashes = [];
+    const lane = document.querySelector('[data-ghost-lane]');
+    const shown = (selector) => Array.from(lane.querySelectorAll(selector))
+        .filter((el) => getComputedStyle(el).display !== 'none').length;
+    new MutationObserver(() => {
+        const crowded = lane.classList.contains('crowded');
+        const ghosts = shown('[data-ghost]:not([data-self])');
+        const bands = shown('.ghost-density');
+        if ((crowded && ghosts > 0) || (!crowded && bands > 0)) {
+            window.__flashes.push({ crowded, ghosts, bands });
+        }
+    }).observe(lane, { subtree: true, childList: true, attributes: true });";
+
+/// The ids of the other readers' ghosts the page shows one by one.
+const SHOWN_GHOSTS: &str = "Array.from(document.querySelectorAll('[data-ghost]:not([data-self])'))
+    .filter((g) => getComputedStyle(g).display !== 'none').map((g) => g.dataset.ghost)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_crossing_the_crowd_threshold_switches_modes_both_ways_without_a_flash() {
+    let scene = Scene::new(|c| c.crowd = 3).await;
+    let addr = scene.server.addr;
+    let browser = scene.reader().await;
+    own_id(&browser).await;
+    browser.js(WATCH_FOR_FLASHES, vec![]).await;
+
+    // Two others: three readers, not crowded; each ghost is drawn.
+    let first = open(addr, LONG).await;
+    let second = open(addr, LONG).await;
+    move_to(addr, LONG, &second, 6.5).await;
+    browser
+        .wait_for("two ghosts", &format!("{SHOWN_GHOSTS}.length === 2"))
+        .await;
+
+    // A third other makes four: crowded. Bands replace the ghosts.
+    let third = open(addr, LONG).await;
+    move_to(addr, LONG, &third, 6.2).await;
+    browser
+        .wait_for(
+            "crowd mode",
+            "document.querySelector('[data-ghost-lane]').classList.contains('crowded')
+             && document.querySelector('.ghost-density[data-block=\"6\"]:not([hidden])')
+             && document.querySelector('.ghost-density[data-block=\"6\"]').dataset.count === '2'",
+        )
+        .await;
+    assert_eq!(
+        browser.js(&format!("return {SHOWN_GHOSTS}"), vec![]).await,
+        serde_json::json!([]),
+        "no ghost is drawn one by one in a crowd"
+    );
+
+    // Down to three: still crowded (a room at the threshold must not flap).
+    third.close();
+    browser
+        .wait_for(
+            "one reader fewer at block 6",
+            "document.querySelector('.ghost-density[data-block=\"6\"]').dataset.count === '1'",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .js(
+                "return document.querySelector('[data-ghost-lane]').classList.contains('crowded')",
+                vec![]
+            )
+            .await,
+        true
+    );
+
+    // Down to two: every ghost again, at its paragraph.
+    first.close();
+    browser
+        .wait_for(
+            "per-ghost mode",
+            "!document.querySelector('[data-ghost-lane]').classList.contains('crowded')",
+        )
+        .await;
+    let shown = browser.js(&format!("return {SHOWN_GHOSTS}"), vec![]).await;
+    assert_eq!(shown, serde_json::json!([second.id.clone()]));
+    browser
+        .wait_for(
+            "the ghost at block 6",
+            &format!("{} === 6", block_of(&second.id)),
+        )
+        .await;
+    let bands = browser
+        .js(
+            "return document.querySelectorAll('.ghost-density:not([hidden])').length",
+            vec![],
+        )
+        .await;
+    assert_eq!(bands, 0);
+    let flashes = browser.js("return window.__flashes", vec![]).await;
+    assert_eq!(
+        flashes,
+        serde_json::json!([]),
+        "ghosts and bands never shown together"
+    );
+    assert!(console_errors(&browser, &[]).await.is_empty());
+    browser.close().await;
+}

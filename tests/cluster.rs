@@ -18,7 +18,7 @@ async fn instance(redis: &Redis) -> TestServer {
 
 /// Waits until `reader` knows ghost `id`: in its snapshot, or by a `join`.
 async fn sees(reader: &mut Reader, id: &str) {
-    let in_snapshot = reader.snapshot.data["ghosts"]
+    let in_snapshot = reader.state.data["ghosts"]
         .as_array()
         .is_some_and(|g| g.iter().any(|g| g["id"] == id));
     if !in_snapshot {
@@ -32,7 +32,7 @@ async fn reader_seeing(server: &TestServer, other: &mut Reader) -> Reader {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut reader = open(server.addr, "p").await;
-        let known = reader.snapshot.data["ghosts"]
+        let known = reader.state.data["ghosts"]
             .as_array()
             .is_some_and(|g| g.iter().any(|g| g["id"] == other.id.as_str()));
         if known
@@ -137,7 +137,7 @@ async fn total_counts_each_reader_once_and_a_resume_on_another_instance_keeps_th
         "same ghost on the other instance"
     );
     assert_eq!(
-        back.snapshot.data["total"], total,
+        back.state.data["total"], total,
         "a resume is not a new reader"
     );
     assert_eq!(
@@ -192,7 +192,7 @@ async fn instances_keep_serving_while_redis_is_down_and_resync_when_it_is_back()
                 .is_some_and(|m| m.iter().any(|m| m["pos"] == 3.0))
         })
         .await;
-    let total_while_down = local.snapshot.data["total"].as_u64().unwrap_or(0);
+    let total_while_down = local.state.data["total"].as_u64().unwrap_or(0);
 
     redis.restart().await;
     // Back: a new reader on B reaches A again, and no count went backwards.
@@ -200,7 +200,7 @@ async fn instances_keep_serving_while_redis_is_down_and_resync_when_it_is_back()
     sees(&mut a, &b2.id).await;
     let again = open(a_server.addr, "p").await;
     assert!(
-        again.snapshot.data["total"].as_u64().unwrap_or(0) > total_while_down,
+        again.state.data["total"].as_u64().unwrap_or(0) > total_while_down,
         "the total only grows"
     );
 }

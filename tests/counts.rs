@@ -30,7 +30,7 @@ async fn totals_survive_a_graceful_restart() {
         "the total survives"
     );
     let reader = open(server.addr, "p").await;
-    assert_eq!(reader.snapshot.data["total"], 4);
+    assert_eq!(reader.state.data["total"], 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,7 +39,7 @@ async fn a_corrupt_counts_file_is_kept_aside_and_the_server_starts() {
     data.write("counts.json", "{\"version\":1,\"totals\":{\"p\":");
     let server = start_server_with_data(one_post(3), data, |_| {}).await;
     let reader = open(server.addr, "p").await;
-    assert_eq!(reader.snapshot.data["total"], 1, "counts start from zero");
+    assert_eq!(reader.state.data["total"], 1, "counts start from zero");
     let kept: Vec<String> = std::fs::read_dir(server.data.path())
         .expect("list data")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

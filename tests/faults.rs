@@ -81,7 +81,7 @@ async fn a_data_folder_that_refuses_writes_keeps_counts_in_memory_and_saves_late
     // Still serving, still counting.
     assert_eq!(common::get(server.addr, "/posts/p").await.status, 200);
     let third = open(server.addr, "p").await;
-    assert_eq!(third.snapshot.data["total"], 3);
+    assert_eq!(third.state.data["total"], 3);
 
     std::fs::remove_dir(&blocker).expect("unblock saves");
     wait_until("the counts reach the disk", || async {

@@ -90,7 +90,7 @@ async fn kill_9_loses_at_most_the_last_second_of_counts() {
     let mut again = Running::serve(&posts, &data);
     let addr = again.addr();
     let reader = common::sse::open(addr, "p").await;
-    assert_eq!(reader.snapshot.data["total"], 3);
+    assert_eq!(reader.state.data["total"], 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

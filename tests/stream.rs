@@ -35,7 +35,7 @@ async fn a_stream_starts_with_retry_hello_and_a_snapshot_that_holds_the_reader()
     assert_eq!(reader.token.len(), 32, "128 bits as hex");
     assert!(reader.color.starts_with("rgba("));
     assert_eq!(reader.hello.data["blocks"], 12);
-    let snapshot = &reader.snapshot.data;
+    let snapshot = &reader.state.data;
     assert_eq!(snapshot["now"], 1);
     assert_eq!(snapshot["total"], 1);
     assert_eq!(snapshot["ghosts"][0]["id"], reader.id.as_str());
@@ -49,7 +49,7 @@ async fn readers_see_each_other_join_move_and_leave_in_order() {
     let mut a = open(addr, "p").await;
     let mut b = open(addr, "p").await;
     assert_eq!(
-        b.snapshot.data["ghosts"].as_array().map(Vec::len),
+        b.state.data["ghosts"].as_array().map(Vec::len),
         Some(2),
         "b's snapshot holds a and b"
     );
@@ -163,7 +163,7 @@ async fn a_reader_that_reconnects_with_last_event_id_keeps_its_ghost_and_is_not_
         (id.as_str(), color.as_str(), token.as_str())
     );
     assert_eq!(
-        back.snapshot.data["total"], 2,
+        back.state.data["total"], 2,
         "a resumed stream is not a new reader"
     );
     let (join, _) = watcher.wait_for("join", |_| true).await;

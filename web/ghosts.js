@@ -21,7 +21,8 @@
   const READING_LINE = 1 / 3;
   /** The fastest this client reports its position. */
   const SEND_EVERY_MS = 100;
-  /** More ghosts than this are drawn as a density band per block. */
+  /** More ghosts than this are drawn as a density band per block, even when
+   * the server sends every ghost (it does not above its --crowd). */
   const CROWD = 50;
   const TOKEN_KEY = "ghostread:token:" + slug;
   const HIDDEN_KEY = "ghostread:hidden";
@@ -32,6 +33,9 @@
 
   /** Other readers by id: { color, pos, el }. */
   const ghosts = new Map();
+  /** In a crowded room, readers per block as the server counts them (this
+   * reader included); null while the server sends every ghost. */
+  let density = null;
   let me = null; // { id, token, color }
   let source = null;
   let reconnectTimer = null;
@@ -143,14 +147,17 @@
 
   function draw() {
     frame = 0;
-    const crowded = ghosts.size > CROWD;
+    // The ghosts of the per-ghost mode go in the same frame as the bands
+    // come, so a switch of mode never shows both, or neither.
+    if (density) for (const id of Array.from(ghosts.keys())) remove(id);
+    const crowded = density !== null || ghosts.size > CROWD;
     lane.classList.toggle("crowded", crowded);
     if (me) {
       own.hidden = false;
       own.style.left = ownLeft.toFixed(1) + "px";
     }
     if (crowded) {
-      drawBands();
+      drawBands(density ? othersIn(density) : countGhosts());
     } else {
       clearBands();
       const targets = drawAll ? ghosts.keys() : dirty.values();
@@ -163,13 +170,31 @@
     dirty.clear();
   }
 
-  /** How many readers are at each block, as a bar beside the block. */
-  function drawBands() {
+  /** Readers per block, counted from the ghosts the server sent. */
+  function countGhosts() {
     const counts = new Array(Math.max(blocks.length, 1)).fill(0);
-    for (const ghost of ghosts.values()) {
-      const i = Math.min(Math.max(Math.floor(ghost.pos), 0), counts.length - 1);
-      counts[i] += 1;
+    for (const ghost of ghosts.values()) counts[blockOf(ghost.pos, counts.length)] += 1;
+    return counts;
+  }
+
+  /** The server's density without this reader, whose own ghost is drawn
+   * apart: it counts this reader at the last position sent. */
+  function othersIn(counts) {
+    const others = counts.slice(0, Math.max(blocks.length, 1));
+    while (others.length < Math.max(blocks.length, 1)) others.push(0);
+    if (me && lastSent !== null) {
+      const i = blockOf(lastSent, others.length);
+      if (others[i] > 0) others[i] -= 1;
     }
+    return others;
+  }
+
+  function blockOf(pos, count) {
+    return Math.min(Math.max(Math.floor(pos), 0), count - 1);
+  }
+
+  /** How many readers are at each block, as a bar beside the block. */
+  function drawBands(counts) {
     const most = Math.max.apply(null, counts) || 1;
     for (let i = 0; i < counts.length; i++) {
       let band = bands[i];
@@ -246,6 +271,7 @@
     });
     source.addEventListener("snapshot", function (event) {
       const snapshot = JSON.parse(event.data);
+      density = null; // Every ghost again: the room is not (or no longer) crowded.
       const present = new Set();
       for (const g of snapshot.ghosts) {
         present.add(g.id);
@@ -273,6 +299,14 @@
         ghost.pos = m.pos;
         dirty.add(m.id);
       }
+      requestDraw();
+    });
+    source.addEventListener("density", function (event) {
+      // The room is crowded: readers per block replace the ghosts.
+      const crowd = JSON.parse(event.data);
+      density = crowd.counts;
+      setCounts(crowd.now, crowd.total);
+      drawAll = true;
       requestDraw();
     });
     source.addEventListener("readers", function (event) {
@@ -305,6 +339,7 @@
     if (pos === lastSent) return;
     lastSent = pos;
     lastSendAt = performance.now();
+    if (density) requestDraw(); // This reader left one block's band for another.
     fetch(positionUrl, {
       method: "POST",
       keepalive: true,

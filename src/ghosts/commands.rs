@@ -9,6 +9,7 @@ use std::time::Duration;
 use hyper::body::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::crowd::CrowdRule;
 use super::ghost::{GhostId, Token};
 use super::messages::{Outbound, RemoteParked, Wire, WireRoom};
 use crate::blog::Slug;
@@ -24,6 +25,8 @@ pub struct Settings {
     pub max_streams_per_address: usize,
     pub data_dir: PathBuf,
     pub save_interval: Duration,
+    /// When a room sends its density instead of per-ghost events.
+    pub crowd: CrowdRule,
     /// In cluster mode, where this instance's own events go to be shared.
     pub cluster: Option<mpsc::Sender<Outbound>>,
 }
@@ -106,20 +109,23 @@ pub struct Resync {
 pub(super) struct Joined {
     pub ghost: GhostId,
     pub serial: u64,
-    pub first: Bytes,
+    pub hello: Bytes,
+    pub state: Bytes,
     pub events: broadcast::Receiver<Bytes>,
     pub end: oneshot::Receiver<()>,
 }
 
-/// What a stream needs to start: its first bytes (`retry`, `hello`,
-/// `snapshot`), the room's frames from then on, the signal that ends it, and
-/// the channel its leave goes to.
+/// What a stream needs to start: its first bytes (`retry` and `hello`, its
+/// own; then the room's state, shared by every reader who joined or fell
+/// behind in the same tick), the room's frames from then on, the signal
+/// that ends it, and the channel its leave goes to.
 pub struct StreamParts {
     pub ghost: GhostId,
     /// Which stream of this ghost this is; a newer one (a takeover) has a
     /// higher serial, so the manager ignores this one's leave.
     pub serial: u64,
-    pub first: Bytes,
+    pub hello: Bytes,
+    pub state: Bytes,
     pub events: broadcast::Receiver<Bytes>,
     /// Resolves when the manager ends the stream (takeover, shutdown).
     pub end: oneshot::Receiver<()>,

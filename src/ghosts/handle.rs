@@ -74,7 +74,8 @@ impl Ghosts {
         Ok(StreamParts {
             ghost: joined.ghost,
             serial: joined.serial,
-            first: joined.first,
+            hello: joined.hello,
+            state: joined.state,
             events: joined.events,
             end: joined.end,
             to_manager: self.stream_events.clone(),

@@ -1,24 +1,37 @@
 //! Ghosts arriving and leaving: the manager's join (new, resumed or taken
-//! over) and leave. Part of the manager; only it calls these.
+//! over) and leave. Part of the manager; only it calls these. A join is
+//! decided and booked at once, but answered at the room's next tick, with
+//! the state every reader arriving in that tick shares: a crowd arriving
+//! costs one frame and one state per tick, not one per reader.
 
 use hyper::body::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::census::Counts;
 use super::commands::{JoinRefused, JoinRequest, Joined};
 use super::directory::Seat;
 use super::ghost::{palette_color, pick_color, Color, GhostId, Token};
 use super::limiter::Limiter;
-use super::manager::Manager;
+use super::manager::{Manager, Waiting};
 use super::messages::Outbound;
 use super::room::Room;
 use super::roster::{Live, Parked};
 use crate::blog::Slug;
 use crate::events::{encode_hello, Hello};
 
+/// Where a join's answer goes.
+pub(super) type Answer = oneshot::Sender<Result<Joined, JoinRefused>>;
+
+/// A join refused, with the sender to say so through.
+pub(super) struct Refused {
+    pub(super) respond_to: Answer,
+    pub(super) why: JoinRefused,
+}
+
 impl Manager {
-    pub(super) fn join(&mut self, request: JoinRequest) -> Result<Joined, JoinRefused> {
+    /// Books a reader's ghost (new, resumed or taken over) and queues its
+    /// answer for the room's next tick; a refusal comes back at once.
+    pub(super) fn join(&mut self, request: JoinRequest, respond_to: Answer) -> Result<(), Refused> {
         let JoinRequest {
             slug,
             blocks,
@@ -28,24 +41,28 @@ impl Manager {
         } = request;
         // A ghost whose stream is still open: the newer stream takes over,
         // silently for everyone else.
-        if let Some(joined) = resume
-            .as_ref()
-            .and_then(|token| self.take_over(token, &slug, blocks))
-        {
-            return Ok(joined);
-        }
-        if self.roster.live_count() >= self.settings.max_readers {
-            return Err(JoinRefused::ServerFull);
-        }
-        if self
+        let respond_to = match resume.as_ref() {
+            Some(token) => match self.take_over(token, &slug, blocks, respond_to) {
+                Ok(()) => return Ok(()),
+                Err(respond_to) => respond_to,
+            },
+            None => respond_to,
+        };
+        let refused = if self.roster.live_count() >= self.settings.max_readers {
+            Some(JoinRefused::ServerFull)
+        } else if self
             .rooms
             .get(&slug)
             .is_some_and(|r| r.len() >= self.settings.max_readers_per_post)
         {
-            return Err(JoinRefused::PostFull);
-        }
-        if self.roster.streams_from(&peer) >= self.settings.max_streams_per_address {
-            return Err(JoinRefused::AddressFull);
+            Some(JoinRefused::PostFull)
+        } else if self.roster.streams_from(&peer) >= self.settings.max_streams_per_address {
+            Some(JoinRefused::AddressFull)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            return Err(Refused { respond_to, why });
         }
         let resumed = resume.and_then(|token| {
             let parked = self
@@ -64,7 +81,6 @@ impl Manager {
                 })?;
             Some((token, parked))
         });
-        let sharing = self.sharing();
         let (token, id, color, pos) = match resumed {
             Some((token, parked)) => {
                 self.metrics.resumes.inc();
@@ -89,25 +105,36 @@ impl Manager {
                 (Token::random(&mut self.rng), id, color, 0.0)
             }
         };
-        self.rooms
-            .entry(slug.clone())
-            .or_insert_with(|| Room::new(sharing))
-            .add(id.clone(), color, pos.min(f64::from(blocks)));
-        // Publish now, before this reader subscribes: the others hear the
-        // join (after any moves queued before it), and the reader does not.
-        let counts = self.publish(&slug);
+        if !self.rooms.contains_key(&slug) {
+            let room = self.new_room(blocks);
+            self.rooms.insert(slug.clone(), room);
+        }
+        if let Some(room) = self.rooms.get_mut(&slug) {
+            room.set_blocks(blocks);
+            // The others hear the join at the tick, after any moves queued
+            // before it; this reader subscribes after that frame, so it
+            // never hears its own join.
+            room.add(id.clone(), color, pos.min(f64::from(blocks)));
+        }
         let serial = self.next_serial();
-        let Some(room) = self.rooms.get(&slug) else {
-            return Err(JoinRefused::Stopped); // Cannot happen: the room was made above.
-        };
         let (end, end_rx) = oneshot::channel();
-        let first = Arrival {
+        let hello = Arrival {
             id: &id,
             token: &token,
             color,
             blocks,
-        };
-        let joined = first.joined(room, counts, serial, end_rx);
+        }
+        .hello();
+        self.wait_for_tick(
+            &slug,
+            Waiting::Joined {
+                respond_to,
+                ghost: id.clone(),
+                serial,
+                hello,
+                end: end_rx,
+            },
+        );
         let seat = Seat {
             id: id.clone(),
             slug: slug.clone(),
@@ -125,31 +152,50 @@ impl Manager {
         self.metrics.ghosts.set(self.roster.live_count() as i64);
         self.metrics.rooms.set(self.rooms.len() as i64);
         self.metrics.parked.set(self.roster.parked_count() as i64);
-        Ok(joined)
+        Ok(())
     }
 
-    /// Hands a live ghost to a newer stream on the same post; `None` if the
-    /// token has no live ghost there.
-    fn take_over(&mut self, token: &Token, slug: &Slug, blocks: u32) -> Option<Joined> {
-        self.rooms.get(slug)?;
-        let counts = self.counts(slug);
+    /// Hands a live ghost to a newer stream on the same post, answered at
+    /// the tick; gives `respond_to` back if the token has no live ghost there.
+    fn take_over(
+        &mut self,
+        token: &Token,
+        slug: &Slug,
+        blocks: u32,
+        respond_to: Answer,
+    ) -> Result<(), Answer> {
+        if !self.rooms.contains_key(slug) {
+            return Err(respond_to);
+        }
         let serial = self.next_serial();
-        let (id, live) = self.roster.by_token_mut(token, slug)?;
+        let Some((id, live)) = self.roster.by_token_mut(token, slug) else {
+            return Err(respond_to);
+        };
         let (end, end_rx) = oneshot::channel();
         live.serial = serial;
         // Replacing the sender drops the old one, which ends the old stream;
         // its leave then carries an old serial and is ignored.
         live.end = end;
-        let first = Arrival {
+        let hello = Arrival {
             id,
             token,
             color: live.color,
             blocks,
-        };
-        let room = self.rooms.get(slug)?;
-        let joined = first.joined(room, counts, serial, end_rx);
+        }
+        .hello();
+        let ghost = id.clone();
         self.metrics.takeovers.inc();
-        Some(joined)
+        self.wait_for_tick(
+            slug,
+            Waiting::Joined {
+                respond_to,
+                ghost,
+                serial,
+                hello,
+                end: end_rx,
+            },
+        );
+        Ok(())
     }
 
     /// The stream `serial` of ghost `id` ended: the ghost leaves its room
@@ -194,16 +240,9 @@ struct Arrival<'a> {
 }
 
 impl Arrival<'_> {
-    /// The first bytes of a stream (`retry`, `hello`, `snapshot`) and its
-    /// subscription, taken together so no frame falls between them.
-    fn joined(
-        &self,
-        room: &Room,
-        counts: Counts,
-        serial: u64,
-        end: oneshot::Receiver<()>,
-    ) -> Joined {
-        let mut first = Vec::with_capacity(512);
+    /// The stream's own first bytes: `retry`, then `hello`.
+    fn hello(&self) -> Bytes {
+        let mut first = Vec::with_capacity(256);
         let hello = Hello {
             id: self.id.as_str(),
             token: self.token.as_str(),
@@ -211,13 +250,6 @@ impl Arrival<'_> {
             blocks: self.blocks,
         };
         encode_hello(&mut first, &hello);
-        first.extend_from_slice(&room.snapshot(counts));
-        Joined {
-            ghost: self.id.clone(),
-            serial,
-            first: Bytes::from(first),
-            events: room.subscribe(),
-            end,
-        }
+        Bytes::from(first)
     }
 }

@@ -11,11 +11,11 @@ use std::time::Duration;
 use hyper::body::Bytes;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::census::{Census, Counts};
-use super::commands::{Command, Resync, Settings, StreamEvent};
+use super::commands::{Command, JoinRefused, Joined, Resync, Settings, StreamEvent};
 use super::directory::Directory;
 use super::ghost::GhostId;
 use super::messages::{Outbound, WireEvent};
@@ -33,6 +33,21 @@ const BATCH: usize = 256;
 /// How often expired resume tokens are forgotten.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
+/// A reader the next tick answers.
+pub(super) enum Waiting {
+    /// A newcomer (or a takeover): its own `hello` is ready, the room's
+    /// state and its subscription come at the tick.
+    Joined {
+        respond_to: oneshot::Sender<Result<Joined, JoinRefused>>,
+        ghost: GhostId,
+        serial: u64,
+        hello: Bytes,
+        end: oneshot::Receiver<()>,
+    },
+    /// A reader that fell behind.
+    Resync { respond_to: oneshot::Sender<Resync> },
+}
+
 pub(super) struct Manager {
     pub(super) settings: Settings,
     commands: mpsc::Receiver<Command>,
@@ -44,8 +59,13 @@ pub(super) struct Manager {
     /// Other instances' ghosts, by instance (cluster mode), so an instance
     /// that dies can be removed whole.
     pub(super) remote: HashMap<Arc<str>, HashMap<GhostId, Slug>>,
-    /// Rooms with something to publish at the next tick.
+    /// Rooms with something to publish at the next tick, or (crowded rooms)
+    /// when their interval is up.
     dirty: Vec<Slug>,
+    /// Readers waiting for their room's next tick: newcomers for their first
+    /// state, readers who fell behind for a fresh one. One state per room
+    /// per tick serves them all.
+    pub(super) waiting: HashMap<Slug, Vec<Waiting>>,
     /// When the next tick is due; `None` while nothing waits, so an idle
     /// server does not wake up at all.
     flush_at: Option<Instant>,
@@ -96,6 +116,7 @@ impl Manager {
             remote: HashMap::new(),
             totals,
             dirty: Vec::new(),
+            waiting: HashMap::new(),
             flush_at: None,
             last_flush: Instant::now(),
             next_serial: 0,
@@ -166,16 +187,10 @@ impl Manager {
                 request,
                 respond_to,
             } => {
-                let joined = self.join(request);
-                if joined.is_err() {
+                if let Err(refused) = self.join(request, respond_to) {
                     self.metrics.streams_refused.inc();
-                }
-                // If the requester gave up, the stream parts it would have got
-                // are dropped here, and the ghost's `end` with them... except
-                // that the manager still holds the ghost: its stream never
-                // existed, so nothing would send its leave. Undo the join.
-                if let Err(Ok(joined)) = respond_to.send(joined) {
-                    self.leave(&joined.ghost, joined.serial);
+                    // The requester may have given up; then nobody is told.
+                    let _ = refused.respond_to.send(Err(refused.why));
                 }
             }
             Command::Move { ghost, pos } => self.move_ghost(&ghost, pos),
@@ -200,17 +215,8 @@ impl Manager {
                 let Some(live) = self.roster.get(&ghost).filter(|l| l.serial == serial) else {
                     return;
                 };
-                let Some(room) = self.rooms.get(&live.slug) else {
-                    return;
-                };
-                let counts = self.counts(&live.slug);
-                let resync = Resync {
-                    snapshot: Bytes::from(room.snapshot(counts)),
-                    events: room.subscribe(),
-                };
-                self.metrics.lag_snapshots.inc();
-                // The stream may have closed meanwhile; then it needs nothing.
-                let _ = respond_to.send(resync);
+                let slug = live.slug.clone();
+                self.wait_for_tick(&slug, Waiting::Resync { respond_to });
             }
         }
     }
@@ -224,58 +230,135 @@ impl Manager {
             return;
         };
         match room.moved(id, pos) {
-            Moved::Queued => self.mark_dirty(&slug),
+            Moved::Queued | Moved::Recounted => self.mark_dirty(&slug),
             Moved::Coalesced => self.metrics.moves_coalesced.inc(),
             Moved::Unknown => return,
         }
         self.metrics.moves_received.inc();
     }
 
+    /// The room has something to publish: at the next tick, or for a
+    /// crowded room at the end of its interval, whichever is later; a
+    /// change never waits more than one tick (or one interval) to go out.
     pub(super) fn mark_dirty(&mut self, slug: &Slug) {
         if !self.dirty.contains(slug) {
             self.dirty.push(slug.clone());
         }
-        if self.flush_at.is_none() {
-            // A lone change goes out at once if the last tick was long ago,
-            // else at the next tick: never more than one tick of delay.
-            self.flush_at = Some((self.last_flush + self.settings.tick).max(Instant::now()));
-        }
+        let now = Instant::now();
+        // A lone change goes out at once if the last tick was long ago.
+        let tick = (self.last_flush + self.settings.tick).max(now);
+        let due = match self.rooms.get(slug) {
+            Some(room) if !self.waiting.contains_key(slug) => room.publish_due(now).max(tick),
+            _ => tick,
+        };
+        self.flush_at = Some(self.flush_at.map_or(due, |at| at.min(due)));
     }
 
-    /// One tick: each changed room publishes one frame.
+    /// `waiting` is answered at the room's next tick, with the state that
+    /// every other reader waiting there gets too.
+    pub(super) fn wait_for_tick(&mut self, slug: &Slug, waiting: Waiting) {
+        self.waiting.entry(slug.clone()).or_default().push(waiting);
+        self.mark_dirty(slug);
+    }
+
+    /// One tick: each changed room that is due publishes one frame, then
+    /// answers its waiting readers. Crowded rooms not yet due wait on.
     fn flush(&mut self, now: Instant) {
         let started = std::time::Instant::now();
+        let mut later = Vec::new();
+        let mut next: Option<Instant> = None;
         for slug in std::mem::take(&mut self.dirty) {
-            self.publish(&slug);
-            if self.rooms.get(&slug).is_some_and(Room::is_empty) {
+            let due = self
+                .rooms
+                .get(&slug)
+                .map_or(now, |room| room.publish_due(now));
+            if due > now {
+                next = Some(next.map_or(due, |at| at.min(due)));
+                later.push(slug.clone());
+            } else {
+                self.publish(&slug);
+            }
+            self.answer_waiting(&slug);
+            if self.rooms.get(&slug).is_some_and(Room::is_empty) && due <= now {
                 self.rooms.remove(&slug);
                 self.metrics.rooms.set(self.rooms.len() as i64);
             }
         }
-        self.flush_at = None;
+        self.dirty = later;
+        self.flush_at = next;
         self.last_flush = now;
         self.metrics.tick_seconds.observe(started.elapsed());
     }
 
+    /// Gives every reader waiting on a room the room's state, encoded once,
+    /// and a subscription from after this tick's frame.
+    fn answer_waiting(&mut self, slug: &Slug) {
+        let Some(waiting) = self.waiting.remove(slug) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(slug) else {
+            return; // Dropping the senders ends those streams; they reconnect.
+        };
+        let state = Bytes::from(room.state(self.counts(slug)));
+        let mut gave_up = Vec::new();
+        for reader in waiting {
+            match reader {
+                Waiting::Joined {
+                    respond_to,
+                    ghost,
+                    serial,
+                    hello,
+                    end,
+                } => {
+                    let joined = Joined {
+                        ghost,
+                        serial,
+                        hello,
+                        state: state.clone(),
+                        events: room.subscribe(),
+                        end,
+                    };
+                    // If the requester gave up, the stream parts it would
+                    // have got are dropped here... but the manager still
+                    // holds the ghost, and its stream never existed to send
+                    // the leave. Undo the join.
+                    if let Err(Ok(joined)) = respond_to.send(Ok(joined)) {
+                        gave_up.push((joined.ghost, joined.serial));
+                    }
+                }
+                Waiting::Resync { respond_to } => {
+                    self.metrics.lag_snapshots.inc();
+                    let resync = Resync {
+                        snapshot: state.clone(),
+                        events: room.subscribe(),
+                    };
+                    // The stream may have closed meanwhile; then it needs nothing.
+                    let _ = respond_to.send(resync);
+                }
+            }
+        }
+        for (ghost, serial) in gave_up {
+            self.leave(&ghost, serial);
+        }
+    }
+
     /// Publishes whatever a room has to say (one frame to its readers, one
-    /// message to the cluster) and the counts for pages. Returns the counts
-    /// the room's readers have now heard. The one place a room publishes:
-    /// at a tick, and at a join (before the joiner subscribes).
-    pub(super) fn publish(&mut self, slug: &Slug) -> Counts {
+    /// message to the cluster) and the counts for pages. The one place a
+    /// room publishes.
+    fn publish(&mut self, slug: &Slug) {
         let counts = self.counts(slug);
         let Some(room) = self.rooms.get_mut(slug) else {
-            return counts;
+            return;
         };
         if !room.has_news(counts) {
-            return counts;
+            return;
         }
-        if room.publish(counts) > 0 {
+        if room.publish(counts, Instant::now()) > 0 {
             self.metrics.frames_published.inc();
         }
         let journal = room.take_journal();
         self.census.set(slug, counts);
         self.share(slug, journal);
-        counts
     }
 
     /// Hands a room's own events of this tick to the cluster task: one
@@ -308,12 +391,14 @@ impl Manager {
         }
     }
 
-    /// How rooms are made on this server: shared with the cluster or not.
-    pub(super) fn sharing(&self) -> Sharing {
-        match self.settings.cluster {
+    /// A new room, as rooms are made on this server: shared with the
+    /// cluster or not, crowded above the configured size.
+    pub(super) fn new_room(&self, blocks: u32) -> Room {
+        let sharing = match self.settings.cluster {
             Some(_) => Sharing::Cluster,
             None => Sharing::Alone,
-        }
+        };
+        Room::new(sharing, self.settings.crowd, blocks)
     }
 
     pub(super) fn next_serial(&mut self) -> u64 {
@@ -328,8 +413,10 @@ impl Manager {
     }
 
     async fn shutdown(&mut self) {
-        // Dropping every `end` sender and room ends every stream.
+        // Dropping every `end` sender and room ends every stream, and every
+        // waiting reader's answer.
         self.roster.clear();
+        self.waiting.clear();
         self.rooms.clear();
         self.metrics.ghosts.set(0);
         self.metrics.rooms.set(0);

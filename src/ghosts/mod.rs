@@ -5,13 +5,15 @@
 //! - `manager.rs`: the actor's loop, ticks and publishing; `joins.rs` its
 //!   joins and leaves; `remote.rs` its side of cluster mode; `roster.rs` who
 //!   is live or parked; `saving.rs` when the counts are saved.
-//! - `room.rs`: one post's readers and their pending events (pure).
+//! - `room.rs`: one post's readers and their pending events (pure);
+//!   `crowd.rs` when a room is crowded and its readers per block.
 //! - What handlers read without asking the manager: `directory.rs` (token →
 //!   seat), `census.rs` (counts per post), `limiter.rs` (a seat's rate limit).
 //! - [`ghost`]: ids, tokens, colours. [`messages`]: what instances exchange.
 
 mod census;
 mod commands;
+mod crowd;
 mod directory;
 pub mod ghost;
 mod handle;
@@ -27,5 +29,6 @@ mod saving;
 mod tests;
 
 pub use commands::{JoinRefused, JoinRequest, Resync, Settings, StreamEvent, StreamParts};
+pub use crowd::CrowdRule;
 pub use ghost::{base36, GhostId, Token};
 pub use handle::Ghosts;

@@ -9,7 +9,7 @@ use super::census::Counts;
 use super::ghost::{palette_color, GhostId};
 use super::manager::Manager;
 use super::messages::{Wire, WireEvent, WireRoom};
-use super::room::{Moved, Room};
+use super::room::Moved;
 use crate::blog::Slug;
 
 impl Manager {
@@ -51,16 +51,20 @@ impl Manager {
     }
 
     fn apply_event(&mut self, instance: &Arc<str>, slug: &Slug, event: WireEvent) {
-        let sharing = self.sharing();
         match event {
             WireEvent::Join { id, color, pos } => {
                 let Some(id) = GhostId::parse(&id) else {
                     return;
                 };
-                let room = self
-                    .rooms
-                    .entry(slug.clone())
-                    .or_insert_with(|| Room::new(sharing));
+                if !self.rooms.contains_key(slug) {
+                    // The post's block count is not known here; the first
+                    // local reader's join sets it.
+                    let room = self.new_room(1);
+                    self.rooms.insert(slug.clone(), room);
+                }
+                let Some(room) = self.rooms.get_mut(slug) else {
+                    return;
+                };
                 if room.contains(&id) {
                     return; // Already known (a snapshot came first), or an id clash with a local ghost.
                 }

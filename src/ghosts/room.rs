@@ -1,14 +1,18 @@
 //! One post's readers and what they have yet to hear. Pure bookkeeping plus
 //! the room's broadcast sender: the manager calls in, the room encodes events
 //! in the order they happened and hands out one shared frame per publish.
+//! A crowded room (see `crowd.rs`) sends its readers' density instead of
+//! their every join, leave and move.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use hyper::body::Bytes;
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 use super::census::Counts;
+use super::crowd::{CrowdRule, Density};
 use super::ghost::{Color, GhostId};
 use super::messages::WireEvent;
 use crate::events::{self, Join, Leave, Move, Moves, Snapshot};
@@ -43,6 +47,14 @@ pub struct Room {
     /// in order, for the other instances.
     journal: Option<Vec<WireEvent>>,
     sender: broadcast::Sender<Bytes>,
+    /// When a room is crowded, and how often it then speaks.
+    rule: CrowdRule,
+    /// Whether the room sends `density` instead of per-ghost events.
+    crowded: bool,
+    /// Readers per block, kept in every mode.
+    density: Density,
+    /// When the room last published a frame.
+    published_at: Option<Instant>,
 }
 
 /// What a move did to the room.
@@ -51,7 +63,10 @@ pub enum Moved {
     /// First move of this member since the last publish.
     Queued,
     /// Replaced a newer-but-unsent position: one fewer entry on the wire.
+    /// In a crowded room: nothing to send, no count changed.
     Coalesced,
+    /// In a crowded room: a count changed, for the next `density`.
+    Recounted,
     /// No such member (it left while the move was on its way).
     Unknown,
 }
@@ -66,7 +81,8 @@ pub enum Sharing {
 }
 
 impl Room {
-    pub fn new(sharing: Sharing) -> Room {
+    /// A room for a post of `blocks` blocks.
+    pub fn new(sharing: Sharing, rule: CrowdRule, blocks: u32) -> Room {
         let (sender, _) = broadcast::channel(BACKLOG);
         Room {
             members: HashMap::new(),
@@ -75,6 +91,42 @@ impl Room {
             heard: Counts::default(),
             journal: (sharing == Sharing::Cluster).then(Vec::new),
             sender,
+            rule,
+            crowded: false,
+            density: Density::new(blocks),
+            published_at: None,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn is_crowded(&self) -> bool {
+        self.crowded
+    }
+
+    /// The post now has `blocks` blocks (it was edited): the density is
+    /// counted again over them.
+    pub fn set_blocks(&mut self, blocks: u32) {
+        if blocks.max(1) != self.density.blocks() {
+            let positions = self.members.values().map(|m| m.pos);
+            self.density.recount(blocks, positions);
+        }
+    }
+
+    /// Whether the next publish switches modes.
+    fn switch_due(&self) -> bool {
+        if self.crowded {
+            self.rule.leaves(self.members.len())
+        } else {
+            self.rule.enters(self.members.len())
+        }
+    }
+
+    /// When the room should next publish: at once, unless it is crowded
+    /// (then one interval after its last frame) and not about to switch.
+    pub fn publish_due(&self, now: Instant) -> Instant {
+        match self.published_at {
+            Some(last) if self.crowded && !self.switch_due() => last + self.rule.interval,
+            _ => now,
         }
     }
 
@@ -122,7 +174,11 @@ impl Room {
 
     /// Whether anything waits to be published.
     pub fn has_news(&self, counts: Counts) -> bool {
-        !self.pending.is_empty() || !self.outbox.is_empty() || counts != self.heard
+        !self.pending.is_empty()
+            || !self.outbox.is_empty()
+            || counts != self.heard
+            || self.switch_due()
+            || (self.crowded && self.density.counts_changed())
     }
 
     pub fn add(&mut self, id: GhostId, color: Color, pos: f64) {
@@ -143,14 +199,17 @@ impl Room {
                 pos,
             });
         }
-        events::encode(
-            &mut self.outbox,
-            &Join(events::Ghost {
-                id: id.as_str(),
-                color,
-                pos,
-            }),
-        );
+        self.density.add(pos);
+        if !self.crowded {
+            events::encode(
+                &mut self.outbox,
+                &Join(events::Ghost {
+                    id: id.as_str(),
+                    color,
+                    pos,
+                }),
+            );
+        }
         self.members.insert(
             id,
             Member {
@@ -166,7 +225,10 @@ impl Room {
         // Moves queued before the leave go out before it.
         self.encode_moves();
         let member = self.members.remove(id)?;
-        events::encode(&mut self.outbox, &Leave { id: id.as_str() });
+        self.density.remove(member.pos);
+        if !self.crowded {
+            events::encode(&mut self.outbox, &Leave { id: id.as_str() });
+        }
         if let (Some(journal), None) = (&mut self.journal, &member.origin) {
             journal.push(WireEvent::Leave { id: id.to_string() });
         }
@@ -177,24 +239,32 @@ impl Room {
         let Some(member) = self.members.get_mut(id) else {
             return Moved::Unknown;
         };
+        let recounted = self.density.moved(member.pos, pos);
         member.pos = pos;
-        if member.queued {
-            Moved::Coalesced
-        } else {
+        // A crowded room only queues moves to tell the other instances.
+        let queues = !self.crowded || (self.journal.is_some() && member.origin.is_none());
+        if queues && !member.queued {
             member.queued = true;
             self.pending.push(id.clone());
             Moved::Queued
+        } else if self.crowded && recounted {
+            Moved::Recounted
+        } else {
+            Moved::Coalesced
         }
     }
 
     /// Everything that happened since the last publish as one frame (moves,
-    /// joins and leaves in order, then `readers` if the counts changed),
-    /// sent once to every reader. Returns the frame's size, 0 if none.
-    pub fn publish(&mut self, counts: Counts) -> usize {
+    /// joins and leaves in order, then `readers` if the counts changed; in
+    /// a crowded room, `density`), sent once to every reader. A switch of
+    /// mode sends the whole state for the new mode instead. Returns the
+    /// frame's size, 0 if none.
+    pub fn publish(&mut self, counts: Counts, now: Instant) -> usize {
         let Some(frame) = self.take_frame(counts) else {
             return 0;
         };
         let len = frame.len();
+        self.published_at = Some(now);
         // An error only means nobody is subscribed right now.
         let _ = self.sender.send(frame);
         len
@@ -202,7 +272,19 @@ impl Room {
 
     fn take_frame(&mut self, counts: Counts) -> Option<Bytes> {
         self.encode_moves();
-        if counts != self.heard {
+        if self.switch_due() {
+            self.crowded = !self.crowded;
+            // The per-ghost events of this tick are replaced by the state.
+            self.outbox.clear();
+            self.outbox.extend_from_slice(&self.state(counts));
+            self.heard = counts;
+            let _ = self.density.take_changed();
+        } else if self.crowded {
+            if self.density.take_changed() || counts != self.heard {
+                self.outbox.extend_from_slice(&self.state(counts));
+                self.heard = counts;
+            }
+        } else if counts != self.heard {
             events::encode(&mut self.outbox, &counts);
             self.heard = counts;
         }
@@ -216,8 +298,26 @@ impl Room {
         )))
     }
 
-    /// The room as it is now, for a reader that just arrived or fell behind.
-    pub fn snapshot(&self, counts: Counts) -> Vec<u8> {
+    /// The room as it is now, for a reader that just arrived or fell behind
+    /// and for a switch of mode: its `density` when crowded, else the
+    /// `snapshot` of every ghost.
+    pub fn state(&self, counts: Counts) -> Vec<u8> {
+        if !self.crowded {
+            return self.snapshot(counts);
+        }
+        let mut out = Vec::with_capacity(64 + 4 * self.density.counts().len());
+        events::encode(
+            &mut out,
+            &events::Density {
+                counts: self.density.counts(),
+                now: counts.now,
+                total: counts.total,
+            },
+        );
+        out
+    }
+
+    fn snapshot(&self, counts: Counts) -> Vec<u8> {
         let ghosts = self
             .members
             .iter()
@@ -243,7 +343,7 @@ impl Room {
         if self.pending.is_empty() {
             return;
         }
-        let moves = self
+        let moves: Vec<Move> = self
             .pending
             .iter()
             .filter_map(|id| {
@@ -255,7 +355,9 @@ impl Room {
                 })
             })
             .collect();
-        events::encode(&mut self.outbox, &Moves { moves });
+        if !self.crowded && !moves.is_empty() {
+            events::encode(&mut self.outbox, &Moves { moves });
+        }
         if let Some(journal) = &mut self.journal {
             let local: Vec<(String, f64)> = self
                 .pending
@@ -296,7 +398,7 @@ mod tests {
 
     #[test]
     fn moves_are_coalesced_to_the_newest_position_per_ghost() {
-        let mut room = Room::new(Sharing::Alone);
+        let mut room = Room::new(Sharing::Alone, CrowdRule::OFF, 8);
         room.add(id("a"), C, 0.0);
         room.add(id("b"), C, 0.0);
         let _ = frame(&mut room, Counts { now: 2, total: 2 });
@@ -317,7 +419,7 @@ mod tests {
 
     #[test]
     fn joins_and_leaves_keep_their_order_with_the_moves_around_them() {
-        let mut room = Room::new(Sharing::Alone);
+        let mut room = Room::new(Sharing::Alone, CrowdRule::OFF, 8);
         room.add(id("a"), C, 0.0);
         let _ = frame(&mut room, Counts { now: 1, total: 1 });
         room.moved(&id("a"), 1.0);
@@ -344,7 +446,7 @@ mod tests {
 
     #[test]
     fn a_shared_room_journals_only_its_own_ghosts_in_order() {
-        let mut room = Room::new(Sharing::Cluster);
+        let mut room = Room::new(Sharing::Cluster, CrowdRule::OFF, 8);
         room.add(id("a"), C, 0.0);
         room.add_remote(id("r"), C, 1.0, Arc::from("other"));
         room.moved(&id("a"), 2.0);
@@ -371,12 +473,120 @@ mod tests {
 
     #[test]
     fn a_snapshot_lists_every_member_and_the_counts() {
-        let mut room = Room::new(Sharing::Alone);
+        let mut room = Room::new(Sharing::Alone, CrowdRule::OFF, 8);
         room.add(id("a"), "red", 2.25);
-        let text = String::from_utf8(room.snapshot(Counts { now: 1, total: 9 })).expect("utf-8");
+        let text = String::from_utf8(room.state(Counts { now: 1, total: 9 })).expect("utf-8");
         assert_eq!(
             text,
             "event: snapshot\ndata: {\"ghosts\":[{\"id\":\"a\",\"color\":\"red\",\"pos\":2.25}],\"now\":1,\"total\":9}\n\n"
+        );
+    }
+
+    fn crowd_room(above: usize) -> Room {
+        let rule = CrowdRule {
+            above,
+            interval: std::time::Duration::from_millis(250),
+        };
+        Room::new(Sharing::Alone, rule, 4)
+    }
+
+    fn names(text: &str) -> Vec<&str> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("event: "))
+            .collect()
+    }
+
+    #[test]
+    fn a_room_above_the_threshold_sends_its_density_instead_of_its_ghosts() {
+        let mut room = crowd_room(2);
+        room.add(id("a"), C, 0.0);
+        room.add(id("b"), C, 1.0);
+        let _ = frame(&mut room, Counts { now: 2, total: 2 });
+        room.add(id("c"), C, 1.5);
+        room.moved(&id("a"), 3.0);
+        let text = frame(&mut room, Counts { now: 3, total: 3 });
+        assert!(room.is_crowded());
+        assert_eq!(
+            text, "event: density\ndata: {\"counts\":[0,2,0,1],\"now\":3,\"total\":3}\n\n",
+            "the switch replaces the tick's join and moves with the whole state"
+        );
+
+        // A move within a block changes nothing; one across blocks does.
+        assert_eq!(room.moved(&id("b"), 1.2), Moved::Coalesced);
+        assert_eq!(frame(&mut room, Counts { now: 3, total: 3 }), "");
+        assert_eq!(room.moved(&id("b"), 2.0), Moved::Recounted);
+        room.add(id("d"), C, 0.0);
+        let text = frame(&mut room, Counts { now: 4, total: 4 });
+        assert_eq!(names(&text), ["density"], "no join, no moves: {text}");
+        assert!(text.contains("\"counts\":[1,1,1,1]"), "{text}");
+    }
+
+    #[test]
+    fn a_crowded_room_goes_back_only_a_fifth_below_the_threshold() {
+        let mut room = crowd_room(10);
+        for i in 0..11 {
+            room.add(id(&format!("g{i}")), C, 0.0);
+        }
+        let _ = frame(&mut room, Counts { now: 11, total: 11 });
+        assert!(room.is_crowded());
+        for i in 0..2 {
+            room.remove(&id(&format!("g{i}")));
+        }
+        let text = frame(&mut room, Counts { now: 9, total: 11 });
+        assert!(room.is_crowded(), "9 of 10: still crowded");
+        assert_eq!(names(&text), ["density"]);
+        room.remove(&id("g2"));
+        let text = frame(&mut room, Counts { now: 8, total: 11 });
+        assert!(!room.is_crowded());
+        assert_eq!(names(&text), ["snapshot"], "the whole state: {text}");
+        assert_eq!(text.matches("\"id\"").count(), 8, "{text}");
+        room.moved(&id("g3"), 2.0);
+        let text = frame(&mut room, Counts { now: 8, total: 11 });
+        assert_eq!(names(&text), ["moves"], "per-ghost events again");
+    }
+
+    #[test]
+    fn a_crowded_room_speaks_once_per_interval() {
+        let mut room = crowd_room(1);
+        let start = Instant::now();
+        room.add(id("a"), C, 0.0);
+        room.add(id("b"), C, 0.0);
+        assert_eq!(room.publish_due(start), start, "a switch is due at once");
+        room.publish(Counts { now: 2, total: 2 }, start);
+        assert!(room.is_crowded());
+        let later = start + std::time::Duration::from_millis(10);
+        assert_eq!(room.publish_due(later), start + room.rule.interval);
+        room.remove(&id("b"));
+        assert_eq!(
+            room.publish_due(later),
+            start + room.rule.interval,
+            "one left: still crowded"
+        );
+        room.remove(&id("a"));
+        assert_eq!(room.publish_due(later), later, "going back is due at once");
+    }
+
+    #[test]
+    fn a_crowded_room_in_a_cluster_still_journals_its_own_moves() {
+        let rule = CrowdRule {
+            above: 1,
+            interval: std::time::Duration::from_millis(250),
+        };
+        let mut room = Room::new(Sharing::Cluster, rule, 4);
+        room.add(id("a"), C, 0.0);
+        room.add_remote(id("r"), C, 0.0, Arc::from("other"));
+        let _ = frame(&mut room, Counts { now: 2, total: 2 });
+        let _ = room.take_journal();
+        assert!(room.is_crowded());
+        assert_eq!(room.moved(&id("a"), 0.5), Moved::Queued);
+        assert_eq!(room.moved(&id("r"), 3.0), Moved::Recounted);
+        let text = frame(&mut room, Counts { now: 2, total: 2 });
+        assert!(text.contains("\"counts\":[1,0,0,1]"), "{text}");
+        assert_eq!(
+            room.take_journal(),
+            [WireEvent::Moves {
+                moves: vec![("a".into(), 0.5)]
+            }]
         );
     }
 }

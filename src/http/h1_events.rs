@@ -11,12 +11,14 @@
 //!   anything unusual goes to hyper untouched, nothing having been consumed;
 //! - the same [`routes::handle`] makes the response, so limits, resumes and
 //!   errors are decided in one place;
-//! - this module writes it: chunked, one write per batch of ready frames, and
-//!   reads only to notice the peer leaving.
+//! - this module writes it: chunked, one `writev` per batch of ready frames
+//!   (the frames themselves, shared with every reader of the room, never
+//!   copied), and reads only to notice the peer leaving.
 //!
 //! The connection closes when the response ends, as an event stream's does.
 
-use std::io::{self, Write as _};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -41,9 +43,14 @@ pub const PEEK: usize = 4096;
 /// Headers a head handled here may have; more goes to hyper.
 const MAX_HEADERS: usize = 32;
 
-/// Most bytes gathered into one write, so a reader that fell far behind does
-/// not make one huge buffer.
-const MAX_BATCH: usize = 64 * 1024;
+/// Most frames gathered into one write. With the chunk framing around each,
+/// this bounds what a stalled reader holds of its own here: this many frame
+/// handles (the frames are the room's, shared) and their chunk headers,
+/// about 7 KiB, whatever the room's size or the frames' length.
+const MAX_FRAMES: usize = 64;
+
+/// Slices in one `writev`: three per frame (chunk size, frame, CRLF).
+const MAX_SLICES: usize = 3 * MAX_FRAMES + 1;
 
 /// Bytes a client may send after its request before it is cut off: it has
 /// nothing more to say on this connection.
@@ -121,7 +128,7 @@ pub async fn serve(
     }
     drop(head);
     let mut state = Writing {
-        pending: Vec::new(),
+        pending: VecDeque::new(),
         ignored: 0,
         finished: false,
         chunked,
@@ -171,13 +178,15 @@ fn response_head(response: Response<Body>) -> (Vec<u8>, Body, bool) {
     (head, body, chunked)
 }
 
-/// A response body on its way out. Holds no buffer while the socket keeps
+/// A response body on its way out. Holds nothing while the socket keeps
 /// up, which is nearly always.
 struct Writing {
-    /// Bytes the socket has not taken yet; the body is not polled until
-    /// they are out, so a reader that stops reading falls behind in the
-    /// broadcast channel (and later gets a snapshot), not in memory here.
-    pending: Vec<u8>,
+    /// What the socket has not taken yet, in order: the frames themselves
+    /// (shared `Bytes`, not copies) and their chunk framing. The body is not
+    /// polled until they are out, so a reader that stops reading falls
+    /// behind in the broadcast channel (and later gets a fresh state), not
+    /// in memory here.
+    pending: VecDeque<Bytes>,
     /// Bytes the client sent after its request, thrown away.
     ignored: usize,
     /// The body ended; its last bytes are in `pending` or out.
@@ -198,10 +207,11 @@ impl Writing {
         }
         loop {
             if !self.pending.is_empty() {
-                std::task::ready!(stream.poll_write_ready(cx))?;
-                match stream.try_write(&self.pending) {
-                    Ok(n) => drop(self.pending.drain(..n)),
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                match self.write(stream) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                        std::task::ready!(stream.poll_write_ready(cx))?;
+                    }
                     Err(error) => return Poll::Ready(Err(error)),
                 }
                 continue;
@@ -209,24 +219,42 @@ impl Writing {
             if self.finished {
                 return Poll::Ready(Ok(()));
             }
-            let batch = self.gather(cx, body);
-            if batch.is_empty() {
+            if !self.gather(cx, body) {
                 return Poll::Pending;
-            }
-            match stream.try_write(&batch) {
-                Ok(n) if n == batch.len() => {}
-                Ok(n) => self.pending = batch[n..].to_vec(),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.pending = batch,
-                Err(error) => return Poll::Ready(Err(error)),
             }
         }
     }
 
-    /// Every frame the body has ready, framed, up to [`MAX_BATCH`]: a
-    /// reader behind by several ticks catches up in one write.
-    fn gather(&mut self, cx: &mut Context<'_>, body: &mut Body) -> Vec<u8> {
-        let mut batch = Vec::new();
-        while batch.len() < MAX_BATCH {
+    /// One `writev` of what is pending; drops what the socket took.
+    fn write(&mut self, stream: &TcpStream) -> io::Result<()> {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        for (slot, bytes) in slices.iter_mut().zip(&self.pending) {
+            *slot = IoSlice::new(bytes);
+            count += 1;
+        }
+        let mut written = stream.try_write_vectored(&slices[..count])?;
+        while written > 0 {
+            let Some(front) = self.pending.front_mut() else {
+                break;
+            };
+            if front.len() <= written {
+                written -= front.len();
+                self.pending.pop_front();
+            } else {
+                *front = front.slice(written..);
+                written = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every frame the body has ready, framed, up to [`MAX_FRAMES`]: a
+    /// reader behind by several ticks catches up in one write. Whether
+    /// anything was gathered.
+    fn gather(&mut self, cx: &mut Context<'_>, body: &mut Body) -> bool {
+        let mut frames = 0;
+        while frames < MAX_FRAMES {
             match std::pin::Pin::new(&mut *body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else {
@@ -235,28 +263,28 @@ impl Writing {
                     if data.is_empty() {
                         continue;
                     }
-                    batch.reserve(data.len() + 16);
+                    frames += 1;
                     if self.chunked {
-                        // Into the batch directly: no String per frame.
-                        let _ = write!(batch, "{:x}\r\n", data.len());
-                        batch.extend_from_slice(&data);
-                        batch.extend_from_slice(b"\r\n");
+                        let size = format!("{:x}\r\n", data.len());
+                        self.pending.push_back(Bytes::from(size));
+                        self.pending.push_back(data);
+                        self.pending.push_back(Bytes::from_static(b"\r\n"));
                     } else {
-                        batch.extend_from_slice(&data);
+                        self.pending.push_back(data);
                     }
                 }
                 Poll::Ready(Some(Err(never))) => match never {},
                 Poll::Ready(None) => {
                     if self.chunked {
-                        batch.extend_from_slice(b"0\r\n\r\n");
+                        self.pending.push_back(Bytes::from_static(b"0\r\n\r\n"));
                     }
                     self.finished = true;
-                    break;
+                    return true;
                 }
                 Poll::Pending => break,
             }
         }
-        batch
+        frames > 0
     }
 
     /// Ready when the peer closed, reset, or talks too much: hyper would end
@@ -346,5 +374,56 @@ mod tests {
         );
         assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
         assert!(head.ends_with("\r\n\r\n"));
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_stops_reading_holds_handles_to_shared_frames_not_copies() {
+        use http_body_util::{BodyExt, StreamBody};
+        use hyper::body::Frame;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let _client_never_reads = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(4096)
+            .expect("a small send buffer");
+        // A room's frame far larger than any batch, a thousand times over.
+        let frame = Bytes::from(vec![b'x'; 256 * 1024]);
+        let frames = (0..1000).map({
+            let frame = frame.clone();
+            move |_| Ok::<_, std::convert::Infallible>(Frame::data(frame.clone()))
+        });
+        let mut body: Body = StreamBody::new(tokio_stream::iter(frames)).boxed_unsync();
+        let mut writing = Writing {
+            pending: VecDeque::new(),
+            ignored: 0,
+            finished: false,
+            chunked: true,
+        };
+        let polled =
+            std::future::poll_fn(|cx| Poll::Ready(writing.poll(cx, &server, &mut body))).await;
+        assert!(polled.is_pending(), "the socket is full: {polled:?}");
+
+        let start = frame.as_ptr() as usize;
+        let shared = |b: &Bytes| {
+            let at = b.as_ptr() as usize;
+            at >= start && at + b.len() <= start + frame.len()
+        };
+        let frames_held = writing.pending.iter().filter(|b| shared(b)).count();
+        let own: usize = writing
+            .pending
+            .iter()
+            .filter(|b| !shared(b))
+            .map(Bytes::len)
+            .sum();
+        assert!(frames_held <= MAX_FRAMES, "{frames_held} frames held");
+        assert!(own <= 8 * MAX_FRAMES, "{own} bytes of framing");
+        assert!(writing.pending.len() <= MAX_SLICES);
+        // What it holds of its own: the handles and the framing.
+        let handles = writing.pending.len() * std::mem::size_of::<Bytes>();
+        assert!(handles + own < 8 * 1024, "{} bytes", handles + own);
     }
 }

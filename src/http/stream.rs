@@ -28,7 +28,9 @@ pub struct EventStream {
     /// Which stream of this ghost this is; a newer one (a takeover) has a
     /// higher serial, so the manager ignores this one's leave.
     serial: u64,
-    first: Option<Bytes>,
+    /// The stream's own `hello`, then the room's shared state, not yet sent.
+    hello: Option<Bytes>,
+    state: Option<Bytes>,
     /// `None` while waiting for a fresh snapshot after falling behind.
     events: Option<BroadcastStream<Bytes>>,
     resync: Option<oneshot::Receiver<Resync>>,
@@ -54,7 +56,8 @@ impl EventStream {
         EventStream {
             ghost: parts.ghost,
             serial: parts.serial,
-            first: Some(parts.first),
+            hello: Some(parts.hello),
+            state: Some(parts.state),
             events: Some(BroadcastStream::new(parts.events)),
             resync: None,
             end: parts.end,
@@ -87,7 +90,7 @@ impl Body for EventStream {
         if this.ended {
             return Poll::Ready(None);
         }
-        if let Some(first) = this.first.take() {
+        if let Some(first) = this.hello.take().or_else(|| this.state.take()) {
             return this.frame(first);
         }
         let polled = this.poll_events(cx);

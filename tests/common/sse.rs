@@ -27,7 +27,8 @@ pub struct Reader {
     body: Vec<u8>,
     pub headers: Vec<(String, String)>,
     pub hello: Event,
-    pub snapshot: Event,
+    /// The room when this stream opened: `snapshot`, or `density` if crowded.
+    pub state: Event,
     pub id: String,
     pub token: String,
     pub color: String,
@@ -143,7 +144,7 @@ pub async fn open_on(
         body: Vec::new(),
         headers,
         hello: placeholder.clone(),
-        snapshot: placeholder,
+        state: placeholder,
         id: String::new(),
         token: String::new(),
         color: String::new(),
@@ -153,8 +154,16 @@ pub async fn open_on(
     reader.dechunk();
     let hello = reader.next_event().await.expect("a hello event");
     assert_eq!(hello.name, "hello");
-    let snapshot = reader.next_event().await.expect("a snapshot event");
-    assert_eq!(snapshot.name, "snapshot");
+    // The room's state: every ghost, or in a crowded room the density.
+    let state = reader
+        .next_event()
+        .await
+        .expect("a snapshot or density event");
+    assert!(
+        ["snapshot", "density"].contains(&state.name.as_str()),
+        "{}",
+        state.name
+    );
     reader.id = hello.data["id"].as_str().expect("hello.id").to_string();
     reader.token = hello.data["token"]
         .as_str()
@@ -165,7 +174,7 @@ pub async fn open_on(
         .expect("hello.color")
         .to_string();
     reader.hello = hello;
-    reader.snapshot = snapshot;
+    reader.state = state;
     Ok(reader)
 }
 
