@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench load -- <scenario> [options]     (--help lists them)
-//! scenarios: hot-room, blog, idle-crowd, churn, ramp, cluster (two instances and Redis)
+//! scenarios: hot-room, blog, idle-crowd, churn, ramp, cluster (two instances and Redis), viral
 //! cargo bench --bench load -- --compare a.json b.json  the change between two runs
 //! ```
 //!
@@ -14,6 +14,7 @@
 //! scenarios and the command line; the rest is named for what it holds.
 
 mod http;
+mod marker;
 mod ramp;
 mod reader;
 mod report;
@@ -66,12 +67,7 @@ fn main() {
     let report: Report = runtime.block_on(async {
         let target = match &cli.url {
             Some(url) => Target::remote(url, cli.posts.clone()).await,
-            None => Target::spawn(
-                cli.server.as_deref(),
-                scenario.posts,
-                scenario.tick_ms,
-                scenario.instances,
-            ),
+            None => Target::spawn(cli.server.as_deref(), &scenario),
         };
         let mut run = run::Run::start(scenario, target, fd_limit).await;
         run.drive().await;

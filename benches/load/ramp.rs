@@ -12,8 +12,11 @@ const ARRIVAL: f64 = 2.0;
 /// A step is judged from this long after all its readers are in: on the
 /// readers it holds, not on the rush of their joining.
 const SETTLE: Duration = Duration::from_secs(2);
-/// The staleness p99 a step may hold readers at.
+/// The staleness p99 a step may hold readers at: of moves in rooms that
+/// send every ghost, and of the density in crowded rooms (which waits for
+/// the room's interval by design).
 const LIMIT_MS: f64 = 250.0;
+const CROWD_LIMIT_MS: f64 = 1000.0;
 
 /// Where the ramp is.
 pub struct Ramp {
@@ -27,6 +30,7 @@ pub struct Ramp {
     settled: Option<Instant>,
     worst_joining: f64,
     worst_held: f64,
+    worst_crowd_held: f64,
     errors_before: u64,
     /// Moves sent when the held part of the step began, and when.
     held_from: Option<(u64, Instant)>,
@@ -45,6 +49,7 @@ impl Ramp {
             settled: None,
             worst_joining: 0.0,
             worst_held: 0.0,
+            worst_crowd_held: 0.0,
             errors_before: 0,
             held_from: None,
             knee: None,
@@ -59,7 +64,14 @@ impl Ramp {
     }
 
     /// One second's figures. Returns whether the ramp goes on.
-    pub fn second(&mut self, p99_ms: f64, open: u64, moves: u64, errors: u64) -> bool {
+    pub fn second(
+        &mut self,
+        p99_ms: f64,
+        crowd_p99_ms: f64,
+        open: u64,
+        moves: u64,
+        errors: u64,
+    ) -> bool {
         if self.settled.is_none() && open as usize >= self.target * 99 / 100 {
             self.settled = Some(Instant::now());
         }
@@ -67,15 +79,18 @@ impl Ramp {
         if held >= SETTLE {
             self.held_from.get_or_insert((moves, Instant::now()));
             self.worst_held = self.worst_held.max(p99_ms);
+            self.worst_crowd_held = self.worst_crowd_held.max(crowd_p99_ms);
         } else {
             self.worst_joining = self.worst_joining.max(p99_ms);
         }
         let stuck = self.started.elapsed() >= (self.hold * 6).max(Duration::from_secs(10));
-        if errors > self.errors_before || self.worst_held > LIMIT_MS || stuck {
+        let too_stale = self.worst_held > LIMIT_MS || self.worst_crowd_held > CROWD_LIMIT_MS;
+        if errors > self.errors_before || too_stale || stuck {
             eprintln!(
-                "\nramp: stopping at {} readers (p99 {:.1} ms held, {:.1} ms while joining, {} new errors{})",
+                "\nramp: stopping at {} readers (p99 {:.1} ms held, crowd p99 {:.1} ms held, {:.1} ms while joining, {} new errors{})",
                 self.target,
                 self.worst_held,
+                self.worst_crowd_held,
                 self.worst_joining,
                 errors - self.errors_before,
                 if stuck { ", readers did not all connect" } else { "" }
@@ -95,8 +110,8 @@ impl Ramp {
             return false;
         }
         eprintln!(
-            "\nramp: {} readers held at p99 {:.1} ms ({:.1} ms while they joined)",
-            self.target, self.worst_held, self.worst_joining
+            "\nramp: {} readers held at p99 {:.1} ms, crowd p99 {:.1} ms ({:.1} ms while they joined)",
+            self.target, self.worst_held, self.worst_crowd_held, self.worst_joining
         );
         *self = Ramp {
             target: (self.target + STEP).min(self.max),

@@ -35,8 +35,10 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
     let mut rng = StdRng::seed_from_u64(plan.seed);
     let mut token: Option<Arc<str>> = None;
     let mut seq = 0u64;
-    let mut block = rng.random_range(0..shared.blocks.max(1)) as f64;
+    let mut block = rng.random_range(0..shared.reading_blocks()) as f64;
+    let marker = shared.markers.get(&plan.slug).cloned();
     while Instant::now() < plan.end_at {
+        let opening = shared.nanos();
         let Some((mut stream, mut buf)) = open(&shared, me, &plan.slug, token.as_deref()).await
         else {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -44,14 +46,17 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
         };
         shared.stats.open_streams.fetch_add(1, Ordering::Relaxed);
         let session = shared.sent[me].session.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut watcher = Watcher::new(me);
+        let mut watcher = Watcher::new(me, marker.clone());
         // The first bytes may have come with the response head.
         shared
             .stats
             .bytes
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        let mut greeted = false;
         if let Some(new_token) = watcher.consume(&shared, &mut buf) {
             token = Some(new_token);
+            greeted = true;
+            shared.stats.record_hello((shared.nanos() - opening) / 1000);
         }
         let mut burst = 0u32;
         let first = already_reading(&mut rng, plan.hz, &mut burst);
@@ -69,6 +74,10 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
                     shared.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
                     if let Some(new_token) = watcher.consume(&shared, &mut buf) {
                         token = Some(new_token);
+                        if !greeted {
+                            greeted = true;
+                            shared.stats.record_hello((shared.nanos() - opening) / 1000);
+                        }
                     }
                 }
                 _ = &mut timer => {
@@ -81,7 +90,7 @@ pub async fn run(shared: Arc<Shared>, me: usize, plan: Plan) {
                         next_move = now + Duration::from_millis(10);
                     } else {
                         // Read on a little; a thousandth of the block says which move this is.
-                        block = (block + rng.random_range(0.05..0.4)) % f64::from(shared.blocks.max(1));
+                        block = (block + rng.random_range(0.05..0.4)) % f64::from(shared.reading_blocks());
                         let pos = block.floor() + (seq % 1000) as f64 / 1000.0;
                         if let Some(token) = &token {
                             let poster = &shared.posters[me % shared.posters.len()];

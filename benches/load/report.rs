@@ -13,6 +13,9 @@ pub struct Sample {
     pub open: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// The p99 of crowded rooms' staleness in this second (0: none).
+    #[serde(default)]
+    pub crowd_p99_ms: f64,
     pub deliveries: u64,
     pub moves: u64,
     pub server_cores: f64,
@@ -63,6 +66,17 @@ pub struct Report {
     /// In cluster mode: staleness of moves seen by readers on another instance.
     #[serde(default)]
     pub cross_instance_staleness_ms: Option<Percentiles>,
+    /// Crowded rooms: from a marker's step into or out of its block until a
+    /// reader's `density` shows it (see `marker.rs`). `staleness_ms` is the
+    /// rooms that send every ghost.
+    #[serde(default)]
+    pub crowd_staleness_ms: Option<Percentiles>,
+    /// The same over the seconds when every reader was in.
+    #[serde(default)]
+    pub held_crowd_staleness_ms: Option<Percentiles>,
+    /// From a reader starting to connect until its `hello` came.
+    #[serde(default)]
+    pub hello_ms: Option<Percentiles>,
     /// For `ramp`: the most readers held within the limits, and their moves/s.
     pub knee: Option<(u64, f64)>,
     pub cdf: Vec<(f64, f64)>,
@@ -128,7 +142,9 @@ impl Report {
         if refused > 0 {
             problems.push(format!("{refused} POSTs not answered 204"));
         }
-        if self.moves_sent == 0 || self.staleness_ms.count == 0 {
+        let seen =
+            self.staleness_ms.count + self.crowd_staleness_ms.as_ref().map_or(0, |c| c.count);
+        if self.moves_sent == 0 || seen == 0 {
             problems.push("no move was sent and seen".to_string());
         }
         problems
@@ -174,10 +190,37 @@ impl Report {
                     self.bytes_per_sec / 1024.0
                 ),
             ),
-            ("staleness ms", self.staleness_ms.line()),
+            (
+                "staleness ms",
+                if self.staleness_ms.count > 0 {
+                    self.staleness_ms.line()
+                } else {
+                    "– (every room was crowded)".into()
+                },
+            ),
             (
                 "  once all were in",
                 self.held_staleness_ms
+                    .as_ref()
+                    .filter(|h| h.count > 0)
+                    .map_or_else(|| "–".into(), Percentiles::line),
+            ),
+            (
+                "crowd staleness ms",
+                self.crowd_staleness_ms
+                    .as_ref()
+                    .map_or_else(|| "– (no room was crowded)".into(), Percentiles::line),
+            ),
+            (
+                "  once all were in",
+                self.held_crowd_staleness_ms
+                    .as_ref()
+                    .filter(|h| h.count > 0)
+                    .map_or_else(|| "–".into(), Percentiles::line),
+            ),
+            (
+                "time to hello ms",
+                self.hello_ms
                     .as_ref()
                     .map_or_else(|| "–".into(), Percentiles::line),
             ),
@@ -311,6 +354,14 @@ fn held_p99(report: &Report) -> f64 {
     report.held_staleness_ms.as_ref().map_or(0.0, |h| h.p99)
 }
 
+fn crowd_p99(report: &Report) -> f64 {
+    report.crowd_staleness_ms.as_ref().map_or(0.0, |h| h.p99)
+}
+
+fn hello_p99(report: &Report) -> f64 {
+    report.hello_ms.as_ref().map_or(0.0, |h| h.p99)
+}
+
 /// `--compare a.json b.json`: the change from a to b in what matters.
 pub fn compare(a: &Path, b: &Path) -> String {
     let load = |p: &Path| -> Report {
@@ -329,6 +380,8 @@ pub fn compare(a: &Path, b: &Path) -> String {
         ),
         ("staleness max ms", a.staleness_ms.max, b.staleness_ms.max),
         ("p99 once all were in", held_p99(&a), held_p99(&b)),
+        ("crowd staleness p99 ms", crowd_p99(&a), crowd_p99(&b)),
+        ("time to hello p99 ms", hello_p99(&a), hello_p99(&b)),
         ("deliveries/s", a.deliveries_per_sec, b.deliveries_per_sec),
         ("moves/s", a.moves_per_sec, b.moves_per_sec),
         ("frames written/s", a.frames_per_sec, b.frames_per_sec),

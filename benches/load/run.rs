@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::http;
+use crate::marker;
 use crate::ramp::Ramp;
 use crate::reader::{self, Plan};
 use crate::report::{Percentiles, Report, Sample};
@@ -113,6 +114,7 @@ pub struct Run {
     ramp: Option<Ramp>,
     /// The staleness of the seconds that began with every reader in.
     held: Option<Histogram<u64>>,
+    held_crowd: Option<Histogram<u64>>,
 }
 
 impl Run {
@@ -132,12 +134,28 @@ impl Run {
         let (shared, posts) = Shared::new(
             target.addrs.clone(),
             target.blocks,
+            &target.slugs,
             most,
             POST_CONNECTIONS,
             h2.then_some(H2_STREAMS),
         );
         for (n, moves) in posts.into_iter().enumerate() {
             tokio::spawn(transport::poster(shared.clone(), n, moves));
+        }
+        let mut tasks = JoinSet::new();
+        let markers_until = Instant::now() + Duration::from_secs(s.ramp_up + s.seconds);
+        for (n, (slug, marker)) in shared.markers.iter().enumerate() {
+            let until = match s.kind {
+                Kind::Ramp => Instant::now() + Duration::from_secs(3600),
+                _ => markers_until,
+            };
+            tasks.spawn(marker::run(
+                shared.clone(),
+                n,
+                slug.clone(),
+                marker.clone(),
+                until,
+            ));
         }
         println!(
             "{}: {} readers over {} posts at {} Hz for {} s against {} ({}); open-file limit {fd_limit}",
@@ -156,7 +174,7 @@ impl Run {
         Run {
             posts: Posts::new(&target.slugs, s.zipf),
             rng: StdRng::seed_from_u64(s.seed),
-            tasks: JoinSet::new(),
+            tasks,
             spawned: 0,
             most,
             pids,
@@ -169,6 +187,7 @@ impl Run {
             peak_open: 0,
             ramp: (s.kind == Kind::Ramp).then(|| Ramp::new(s.readers, s.seconds)),
             held: (s.kind != Kind::Ramp).then(stats::histogram),
+            held_crowd: (s.kind != Kind::Ramp).then(stats::histogram),
             transport,
             shared,
             target,
@@ -297,13 +316,20 @@ impl Run {
         let t = self.started.elapsed().as_secs_f64();
         let stats = &self.shared.stats;
         let histogram = stats.take_second();
-        if let Some(held) = self
-            .held
-            .as_mut()
-            .filter(|_| t - 1.0 >= self.s.ramp_up as f64)
-        {
-            let _ = held.add(&histogram);
+        let crowd = stats.take_crowd_second();
+        if t - 1.0 >= self.s.ramp_up as f64 {
+            if let Some(held) = self.held.as_mut() {
+                let _ = held.add(&histogram);
+            }
+            if let Some(held) = self.held_crowd.as_mut() {
+                let _ = held.add(&crowd);
+            }
         }
+        let crowd_p99_ms = if crowd.is_empty() {
+            0.0
+        } else {
+            crowd.value_at_quantile(0.99) as f64 / 1000.0
+        };
         let q = |q: f64| {
             if histogram.is_empty() {
                 0.0
@@ -321,6 +347,7 @@ impl Run {
             open,
             p50_ms: q(0.5),
             p99_ms: q(0.99),
+            crowd_p99_ms,
             deliveries: deliveries - self.last.2,
             moves: moves - self.last.3,
             server_cores: server_cpu - self.last.0,
@@ -329,13 +356,13 @@ impl Run {
         };
         self.last = (server_cpu, harness_cpu, deliveries, moves);
         eprint!(
-            "\r[{t:5.0} s] open {open:>6} | p99 {:>8.2} ms | {:>6} moves/s | {:>8} deliveries/s | server {:.2} core | harness {:.2} core   ",
-            sample.p99_ms, sample.moves, sample.deliveries, sample.server_cores, sample.harness_cores
+            "\r[{t:5.0} s] open {open:>6} | p99 {:>8.2} ms | crowd p99 {:>7.1} ms | {:>6} moves/s | {:>8} deliveries/s | server {:.2} core | harness {:.2} core   ",
+            sample.p99_ms, sample.crowd_p99_ms, sample.moves, sample.deliveries, sample.server_cores, sample.harness_cores
         );
         let errors = stats.failed.load(Ordering::Relaxed) + stats.posts_not_204();
         self.timeline.push(sample.clone());
         match self.ramp.as_mut() {
-            Some(ramp) => ramp.second(sample.p99_ms, open, moves, errors),
+            Some(ramp) => ramp.second(sample.p99_ms, sample.crowd_p99_ms, open, moves, errors),
             None => Instant::now() < self.end_at,
         }
     }
@@ -349,14 +376,21 @@ impl Run {
         };
         let stats = &self.shared.stats;
         let total = stats.total();
+        let crowd = stats.crowd();
+        // The chart shows the moves' staleness, or where every room was
+        // crowded, the density's.
+        let charted = match &crowd {
+            Some(crowd) if total.is_empty() => crowd,
+            _ => &total,
+        };
         let server_cpu = cpu_seconds(&self.pids) - self.baseline.server_cpu;
         let harness_cpu = cpu_seconds(&me()) - self.baseline.harness_cpu;
         let peak_rss = rss_kib(&self.pids).1;
         let quantile = |q: f64| {
-            if total.is_empty() {
+            if charted.is_empty() {
                 0.0
             } else {
-                total.value_at_quantile(q) as f64 / 1000.0
+                charted.value_at_quantile(q) as f64 / 1000.0
             }
         };
         let cdf = (0..=200)
@@ -392,7 +426,8 @@ impl Run {
             post_answers: stats.posts(),
             moves_sent: moves,
             moves_per_sec: moves as f64 / window,
-            deliveries_per_sec: total.len() as f64 / window,
+            deliveries_per_sec: (total.len() + crowd.as_ref().map_or(0, |c| c.len())) as f64
+                / window,
             bytes_per_sec: stats.bytes.load(Ordering::Relaxed) as f64 / window,
             frames_per_sec: frames / elapsed,
             frames_per_reader_per_sec: frames / elapsed / mean_open.max(1.0),
@@ -411,6 +446,9 @@ impl Run {
             errors: stats.errors(),
             cross_instance_staleness_ms: (self.target.addrs.len() > 1)
                 .then(|| Percentiles::of(&stats.cross())),
+            crowd_staleness_ms: crowd.as_ref().map(Percentiles::of),
+            held_crowd_staleness_ms: self.held_crowd.as_ref().map(Percentiles::of),
+            hello_ms: stats.hello().as_ref().map(Percentiles::of),
             knee: self.ramp.take().and_then(|r| r.knee),
             cdf,
             timeline: std::mem::take(&mut self.timeline),

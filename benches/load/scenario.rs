@@ -35,6 +35,9 @@ pub struct Scenario {
     pub seed: u64,
     /// Server instances; more than one share readers through Redis.
     pub instances: usize,
+    /// The server's `--crowd` and `--crowd-interval-ms`; `None`: its default.
+    pub crowd: Option<usize>,
+    pub crowd_interval_ms: Option<u64>,
 }
 
 /// The scenarios, by name.
@@ -53,6 +56,9 @@ pub enum Name {
     Ramp,
     /// 400 readers over 10 posts on two instances sharing one Redis.
     Cluster,
+    /// One post going viral: 18,000 readers arriving at 1,000 a second, at
+    /// 0.1 Hz.
+    Viral,
 }
 
 impl Name {
@@ -70,6 +76,8 @@ impl Name {
             tick_ms: 10,
             seed: 1,
             instances: 1,
+            crowd: None,
+            crowd_interval_ms: None,
         };
         match self {
             Name::HotRoom => base,
@@ -109,6 +117,15 @@ impl Name {
                 hz: 2.0,
                 ramp_up: 3,
                 instances: 2,
+                ..base
+            },
+            Name::Viral => Scenario {
+                name: "viral",
+                posts: 1,
+                readers: 18_000,
+                hz: 0.1,
+                seconds: 20,
+                ramp_up: 18,
                 ..base
             },
             Name::Ramp => Scenario {
@@ -158,6 +175,13 @@ pub struct Cli {
     /// The seed of every random choice, so runs can be repeated.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// The server's --crowd: rooms above this many readers get their
+    /// density instead of every ghost (0: never).
+    #[arg(long, conflicts_with = "url")]
+    pub crowd: Option<usize>,
+    /// The server's --crowd-interval-ms.
+    #[arg(long, conflicts_with = "url", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub crowd_interval_ms: Option<u64>,
     /// Server instances sharing one Redis.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=8))]
     pub instances: Option<u64>,
@@ -204,6 +228,8 @@ impl Cli {
         if let Some(instances) = self.instances {
             s.instances = instances as usize;
         }
+        s.crowd = self.crowd.or(s.crowd);
+        s.crowd_interval_ms = self.crowd_interval_ms.or(s.crowd_interval_ms);
         Some(s)
     }
 }

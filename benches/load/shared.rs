@@ -14,6 +14,7 @@ use hyper::client::conn::http2::SendRequest;
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
 
+use crate::marker::Marker;
 use crate::stats::Stats;
 
 /// Sends remembered per ghost: 6.4 s of a reader moving at 10 Hz. A
@@ -95,6 +96,8 @@ pub struct Shared {
     ids: Vec<RwLock<HashMap<u64, usize, Fx>>>,
     pub(crate) posters: Vec<mpsc::Sender<Move>>,
     pub(crate) h2: Option<H2Pool>,
+    /// The markers of the posts that have one (see `marker.rs`).
+    pub(crate) markers: HashMap<Arc<str>, Arc<Marker>>,
 }
 
 impl Shared {
@@ -105,6 +108,7 @@ impl Shared {
     pub fn new(
         addrs: Vec<SocketAddr>,
         blocks: u32,
+        slugs: &[String],
         readers: usize,
         posters: usize,
         h2_streams: Option<usize>,
@@ -125,12 +129,29 @@ impl Shared {
             next_seat: parking_lot::Mutex::new(HashMap::new()),
             ids: (0..ID_SHARDS).map(|_| RwLock::default()).collect(),
             posters: senders,
+            markers: slugs
+                .iter()
+                .enumerate()
+                .filter(|(n, _)| crate::marker::sampled(*n))
+                .map(|(_, slug)| (Arc::from(slug.as_str()), Arc::new(Marker::new())))
+                .collect(),
             h2: h2_streams.map(|per| H2Pool {
                 per,
                 conns: tokio::sync::Mutex::new(Vec::new()),
             }),
         });
         (shared, receivers)
+    }
+
+    /// The block kept for markers: the last. Simulated readers never enter
+    /// it, so a marker's steps are all that change its count.
+    pub(crate) fn marker_block(&self) -> u32 {
+        self.blocks.saturating_sub(1)
+    }
+
+    /// The blocks simulated readers read in: all but the marker block.
+    pub(crate) fn reading_blocks(&self) -> u32 {
+        self.marker_block().max(1)
     }
 
     /// The instance reader (or poster) `n` talks to.

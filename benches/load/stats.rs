@@ -31,6 +31,13 @@ pub struct Stats {
     total: Mutex<Option<Histogram<u64>>>,
     /// Staleness of deliveries that crossed from one instance to another.
     cross: Mutex<Option<Histogram<u64>>>,
+    /// Staleness in crowded rooms: a marker's entering or leaving its block
+    /// until a reader's `density` shows it; of the current second, and of
+    /// the run so far.
+    crowd_second: Mutex<Option<Histogram<u64>>>,
+    crowd_total: Mutex<Option<Histogram<u64>>>,
+    /// From a reader starting to connect to its `hello` arriving.
+    hello: Mutex<Option<Histogram<u64>>>,
 }
 
 impl Stats {
@@ -105,6 +112,44 @@ impl Stats {
 
     pub fn cross(&self) -> Histogram<u64> {
         self.cross.lock().clone().unwrap_or_else(histogram)
+    }
+
+    /// Records a batch of crowd staleness samples (µs) from one read.
+    pub fn record_crowd(&self, samples: &[u64]) {
+        if samples.is_empty() {
+            return;
+        }
+        self.deliveries
+            .fetch_add(samples.len() as u64, Ordering::Relaxed);
+        let mut second = self.crowd_second.lock();
+        let histogram = second.get_or_insert_with(histogram);
+        for sample in samples {
+            let _ = histogram.record((*sample).max(1));
+        }
+    }
+
+    /// Ends the current second of crowd staleness, as `take_second`.
+    pub fn take_crowd_second(&self) -> Histogram<u64> {
+        let second = self.crowd_second.lock().take().unwrap_or_else(histogram);
+        let mut total = self.crowd_total.lock();
+        let _ = total.get_or_insert_with(histogram).add(&second);
+        second
+    }
+
+    /// The run's crowd staleness; `None` if no room was crowded.
+    pub fn crowd(&self) -> Option<Histogram<u64>> {
+        let _ = self.take_crowd_second();
+        self.crowd_total.lock().clone()
+    }
+
+    /// A reader's `hello` came `micros` after it began to connect.
+    pub fn record_hello(&self, micros: u64) {
+        let mut hello = self.hello.lock();
+        let _ = hello.get_or_insert_with(histogram).record(micros.max(1));
+    }
+
+    pub fn hello(&self) -> Option<Histogram<u64>> {
+        self.hello.lock().clone()
     }
 
     /// Ends the current second: its histogram, folded into the run's.

@@ -5,6 +5,8 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
+
+use crate::scenario::Scenario;
 use std::process::{Child, Command, Stdio};
 
 pub struct Target {
@@ -23,8 +25,10 @@ pub const BLOCKS: u32 = 60;
 impl Target {
     /// Starts `instances` ghostread processes on free ports with `posts`
     /// generated posts; with more than one, they share a Redis it starts too.
-    /// `binary` is the server to start; `None` is this build's.
-    pub fn spawn(binary: Option<&Path>, posts: usize, tick_ms: u64, instances: usize) -> Target {
+    /// `binary` is the server to start; `None` is this build's. The
+    /// scenario says how many posts, instances, and the server's settings.
+    pub fn spawn(binary: Option<&Path>, scenario: &Scenario) -> Target {
+        let (posts, tick_ms, instances) = (scenario.posts, scenario.tick_ms, scenario.instances);
         let dir = std::env::temp_dir().join(format!("ghostread-load-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("posts")).expect("make the posts folder");
@@ -91,6 +95,20 @@ impl Target {
                     "1000000",
                 ])
                 .args(["--max-streams-per-address", "1000000"])
+                .args(
+                    scenario
+                        .crowd
+                        .map(|n| ["--crowd".to_string(), n.to_string()])
+                        .into_iter()
+                        .flatten(),
+                )
+                .args(
+                    scenario
+                        .crowd_interval_ms
+                        .map(|ms| ["--crowd-interval-ms".to_string(), ms.to_string()])
+                        .into_iter()
+                        .flatten(),
+                )
                 .stderr(Stdio::piped());
             if let Some((_, url)) = &redis {
                 command.args(["--redis", url]);

@@ -5,6 +5,7 @@ use std::hash::Hasher;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::marker::Marker;
 use crate::shared::{FxHasher, Shared, RING};
 
 /// The events a watcher tells apart.
@@ -13,6 +14,7 @@ enum Kind {
     Hello,
     Snapshot,
     Moves,
+    Density,
     Other,
 }
 
@@ -35,16 +37,25 @@ pub(crate) struct Watcher {
     last_seen: Vec<u64>,
     event: Kind,
     samples: Vec<u64>,
+    /// This post's marker, and how many of its steps this reader has seen
+    /// (`None` until its first `density`, which is the room's state, not
+    /// news).
+    marker: Option<Arc<Marker>>,
+    marker_seen: Option<u64>,
+    crowd: Vec<u64>,
 }
 
 impl Watcher {
-    pub(crate) fn new(me: usize) -> Watcher {
+    pub(crate) fn new(me: usize, marker: Option<Arc<Marker>>) -> Watcher {
         Watcher {
             me,
             cross: Vec::new(),
             last_seen: Vec::new(),
             event: Kind::Other,
             samples: Vec::new(),
+            marker,
+            marker_seen: None,
+            crowd: Vec::new(),
         }
     }
 
@@ -64,6 +75,7 @@ impl Watcher {
                 self.event = match name {
                     b"moves" => Kind::Moves,
                     b"snapshot" => Kind::Snapshot,
+                    b"density" => Kind::Density,
                     b"hello" => Kind::Hello,
                     _ => Kind::Other,
                 };
@@ -71,6 +83,7 @@ impl Watcher {
                 match self.event {
                     Kind::Moves => self.moves(shared, data, now),
                     Kind::Snapshot => self.snapshot(shared, data),
+                    Kind::Density => self.density(shared, data, now),
                     Kind::Hello => token = self.hello(shared, data),
                     Kind::Other => {}
                 }
@@ -79,8 +92,10 @@ impl Watcher {
         buf.drain(..start);
         shared.stats.record(&self.samples);
         shared.stats.record_cross(&self.cross);
+        shared.stats.record_crowd(&self.crowd);
         self.samples.clear();
         self.cross.clear();
+        self.crowd.clear();
         token
     }
 
@@ -103,6 +118,31 @@ impl Watcher {
             if let Some((ghost, seq)) = decode(shared, &entry) {
                 *seen(&mut self.last_seen, shared, ghost) = seq;
             }
+        }
+    }
+
+    /// Times the marker's newest step if this `density` is the first to
+    /// show it.
+    fn density(&mut self, shared: &Shared, data: &[u8], now: u64) {
+        let Some(marker) = &self.marker else {
+            return;
+        };
+        let Some(count) = count_at(data, shared.marker_block()) else {
+            return;
+        };
+        let (steps, inside, at) = marker.newest().unwrap_or((0, false, 0));
+        let shows_newest = inside == (count > 0);
+        match self.marker_seen {
+            // The room's state on joining, or on becoming crowded: where
+            // this reader starts from, not a delivery.
+            None => self.marker_seen = Some(if shows_newest { steps } else { 0 }),
+            Some(seen) if shows_newest && steps > seen => {
+                if now >= at && steps > 0 {
+                    self.crowd.push(now - at);
+                }
+                self.marker_seen = Some(steps);
+            }
+            Some(_) => {}
         }
     }
 
@@ -156,6 +196,15 @@ fn move_entries(data: &[u8]) -> impl Iterator<Item = (&[u8], u64)> {
         rest = number[end + 1..].strip_prefix(b",").unwrap_or(b"");
         Some((id, thousandths))
     })
+}
+
+/// `counts[block]` of a `density` event's data, read straight through: it
+/// expects the server's own compact JSON, `{"counts":[0,3,1],…}`.
+fn count_at(data: &[u8], block: u32) -> Option<u64> {
+    let counts = data.strip_prefix(b"{\"counts\":[")?;
+    let end = counts.iter().position(|b| *b == b']')?;
+    let field = counts[..end].split(|b| *b == b',').nth(block as usize)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
 }
 
 /// The thousandths of a position as the server writes it (`12.37` → 370),
