@@ -204,3 +204,34 @@ async fn instances_keep_serving_while_redis_is_down_and_resync_when_it_is_back()
         "the total only grows"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowded_room_counts_every_instances_readers() {
+    let redis = Redis::start().await;
+    let crowded = |redis: &Redis| {
+        let url = redis.url();
+        start_server(one_post(12), move |c| {
+            c.redis = Some(url);
+            c.crowd = 2;
+        })
+    };
+    let (a_server, b_server) = (crowded(&redis).await, crowded(&redis).await);
+    let mut a1 = open(a_server.addr, "p").await;
+    let mut b1 = reader_seeing(&b_server, &mut a1).await;
+
+    // A third reader, on A: three in the room, over two instances.
+    let a2 = open(a_server.addr, "p").await;
+    let summed = |d: &serde_json::Value| {
+        d["counts"]
+            .as_array()
+            .map_or(0, |c| c.iter().filter_map(|n| n.as_u64()).sum::<u64>())
+    };
+    b1.wait_for("density", |d| summed(d) == 3 && d["now"] == 3)
+        .await;
+
+    // A move on A shows in B's density.
+    move_to(a_server.addr, "p", &a2, 7.5).await;
+    let (density, _) = b1.wait_for("density", |d| d["counts"][7] == 1).await;
+    assert_eq!(summed(&density.data), 3, "{:?}", density.data);
+    a1.close();
+}
