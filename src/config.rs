@@ -59,6 +59,11 @@ pub struct Config {
     pub crowd: usize,
     /// The least time between two `density` frames of a crowded post.
     pub crowd_interval: Duration,
+    /// How long a long-poll waits for events before answering with none:
+    /// under the read timeouts of the proxies in between (often 30–60 s).
+    pub poll_wait: Duration,
+    /// How long a long-poller may go without polling before its ghost leaves.
+    pub poll_gone: Duration,
     /// Interval of `: ping` comments on idle event streams.
     pub heartbeat: Duration,
     /// How long a closed stream's ghost may be resumed with its token.
@@ -101,6 +106,8 @@ impl Default for Config {
             crowd: 50,
             crowd_interval: Duration::from_millis(250),
             heartbeat: Duration::from_secs(15),
+            poll_wait: Duration::from_secs(25),
+            poll_gone: Duration::from_secs(10),
             resume_window: Duration::from_secs(30),
             moves_per_sec: 50,
             max_readers: 100_000,

@@ -145,6 +145,7 @@ pub async fn serve(
         ghosts,
         cluster,
         metrics,
+        pollers: Arc::default(),
         shutdown: stopping,
         config,
     });

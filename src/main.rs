@@ -49,6 +49,15 @@ struct Args {
     #[arg(long, env = "GHOSTREAD_CROWD_INTERVAL_MS", default_value_t = 250,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     crowd_interval_ms: u64,
+    /// Seconds a long-poll (the fallback for proxies that hold back event
+    /// streams) waits for events; keep it under your proxies' read timeout.
+    #[arg(long, env = "GHOSTREAD_POLL_WAIT_SECS", default_value_t = 25,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    poll_wait_secs: u64,
+    /// Seconds a long-poller may go without polling before its ghost leaves.
+    #[arg(long, env = "GHOSTREAD_POLL_GONE_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    poll_gone_secs: u64,
     /// Seconds between heartbeat comments on an idle event stream; keep it
     /// under your proxy's or load balancer's idle timeout.
     #[arg(long, env = "GHOSTREAD_HEARTBEAT_SECS", default_value_t = 15)]
@@ -102,6 +111,8 @@ impl Args {
             tick: Duration::from_millis(self.tick_ms.clamp(1, 1000)),
             crowd: self.crowd,
             crowd_interval: Duration::from_millis(self.crowd_interval_ms),
+            poll_wait: Duration::from_secs(self.poll_wait_secs),
+            poll_gone: Duration::from_secs(self.poll_gone_secs),
             heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
             resume_window: Duration::from_secs(self.resume_secs),
             moves_per_sec: self.moves_per_sec.max(1),

@@ -90,6 +90,10 @@ pub struct Metrics {
     pub resumes: Counter,
     pub takeovers: Counter,
     pub leaves: Counter,
+    /// Leaves said by the reader's page (`POST …/leave`), in `leaves` too.
+    pub goodbyes: Counter,
+    /// Long-poll sessions open (readers whose stream did not stream).
+    pub pollers: Gauge,
     pub streams_refused: Counter,
     pub moves_received: Counter,
     pub moves_coalesced: Counter,
@@ -140,6 +144,11 @@ impl Metrics {
             self.parked.get(),
         );
         gauge(
+            "ghostread_pollers",
+            "Readers on long-polling instead of an event stream.",
+            self.pollers.get(),
+        );
+        gauge(
             "ghostread_manager_queue_depth",
             "Commands waiting for the manager.",
             self.manager_queue_depth.get(),
@@ -165,6 +174,11 @@ impl Metrics {
             "ghostread_leaves_total",
             "Ghosts that left.",
             self.leaves.get(),
+        );
+        counter(
+            "ghostread_goodbyes_total",
+            "Ghosts that left because their page said goodbye.",
+            self.goodbyes.get(),
         );
         counter(
             "ghostread_streams_refused_total",

@@ -28,6 +28,10 @@
   const HIDDEN_KEY = "ghostread:hidden";
   const eventsUrl = "/posts/" + encodeURIComponent(slug) + "/events";
   const positionUrl = "/posts/" + encodeURIComponent(slug) + "/position";
+  const pollUrl = "/posts/" + encodeURIComponent(slug) + "/poll";
+  const leaveUrl = "/posts/" + encodeURIComponent(slug) + "/leave";
+  /** How long a stream may take to say hello before the client polls instead. */
+  const HELLO_WITHIN_MS = 4000;
 
   // --- State -------------------------------------------------------------
 
@@ -40,6 +44,12 @@
   let source = null;
   let reconnectTimer = null;
   let reconnectDelay = 2000;
+  let helloTimer = null;
+  // Long-polling: whether this page polls instead of streaming, and the
+  // number of the last answer it has.
+  let polling = false;
+  let pollTimer = null;
+  let pollSeen = 0;
 
   // Layout cache, refreshed by measure(): block tops and heights relative
   // to the reader container (the lane's coordinate system), and the
@@ -253,14 +263,12 @@
 
   // --- The event stream ----------------------------------------------------
 
-  function connect() {
-    clearTimeout(reconnectTimer);
-    if (source) source.close();
-    const token = readStorage(sessionStorage, TOKEN_KEY);
-    source = new EventSource(token ? eventsUrl + "?resume=" + encodeURIComponent(token) : eventsUrl);
-    source.addEventListener("hello", function (event) {
-      const hello = JSON.parse(event.data);
+  /** What each event does, whether it came on the stream or by polling. */
+  const handlers = {
+    hello: function (data) {
+      const hello = JSON.parse(data);
       me = { id: hello.id, token: hello.token, color: hello.color };
+      clearTimeout(helloTimer);
       writeStorage(sessionStorage, TOKEN_KEY, hello.token);
       own.dataset.ghost = hello.id;
       own.style.setProperty("--ghost", hello.color);
@@ -268,9 +276,9 @@
       lastSent = null; // A new or resumed ghost: say where this reader is.
       reportSoon();
       requestDraw();
-    });
-    source.addEventListener("snapshot", function (event) {
-      const snapshot = JSON.parse(event.data);
+    },
+    snapshot: function (data) {
+      const snapshot = JSON.parse(data);
       density = null; // Every ghost again: the room is not (or no longer) crowded.
       const present = new Set();
       for (const g of snapshot.ghosts) {
@@ -281,46 +289,155 @@
       setCounts(snapshot.now, snapshot.total);
       drawAll = true;
       requestDraw();
-    });
-    source.addEventListener("join", function (event) {
-      const g = JSON.parse(event.data);
+    },
+    join: function (data) {
+      const g = JSON.parse(data);
       upsert(g.id, g.color, g.pos);
       requestDraw();
-    });
-    source.addEventListener("leave", function (event) {
-      remove(JSON.parse(event.data).id);
+    },
+    leave: function (data) {
+      remove(JSON.parse(data).id);
       drawAll = true;
       requestDraw();
-    });
-    source.addEventListener("moves", function (event) {
-      for (const m of JSON.parse(event.data).moves) {
+    },
+    moves: function (data) {
+      for (const m of JSON.parse(data).moves) {
         const ghost = ghosts.get(m.id);
         if (!ghost || (me && m.id === me.id)) continue;
         ghost.pos = m.pos;
         dirty.add(m.id);
       }
       requestDraw();
-    });
-    source.addEventListener("density", function (event) {
+    },
+    density: function (data) {
       // The room is crowded: readers per block replace the ghosts.
-      const crowd = JSON.parse(event.data);
+      const crowd = JSON.parse(data);
       density = crowd.counts;
       setCounts(crowd.now, crowd.total);
       drawAll = true;
       requestDraw();
-    });
-    source.addEventListener("readers", function (event) {
-      const counts = JSON.parse(event.data);
+    },
+    readers: function (data) {
+      const counts = JSON.parse(data);
       setCounts(counts.now, counts.total);
-    });
+    },
+  };
+
+  function connect() {
+    clearTimeout(reconnectTimer);
+    clearTimeout(helloTimer);
+    if (source) source.close();
+    source = null;
+    if (polling) return pollSoon(0);
+    const token = readStorage(sessionStorage, TOKEN_KEY);
+    source = new EventSource(token ? eventsUrl + "?resume=" + encodeURIComponent(token) : eventsUrl);
+    for (const name of Object.keys(handlers)) {
+      source.addEventListener(name, function (event) {
+        handlers[name](event.data);
+      });
+    }
+    // A proxy that holds the stream back (buffering it whole) means no
+    // hello ever comes: then ask by plain requests instead.
+    helloTimer = setTimeout(function () {
+      if (!me) startPolling();
+    }, HELLO_WITHIN_MS);
     source.addEventListener("error", function () {
       // EventSource retries by itself (sending the token as Last-Event-ID)
       // unless the server answered with an error status; then retry here.
-      if (source.readyState === EventSource.CLOSED) {
+      if (source && source.readyState === EventSource.CLOSED) {
         reconnectTimer = setTimeout(connect, reconnectDelay);
         reconnectDelay = Math.min(reconnectDelay * 2, 60000);
       }
     });
+  }
+
+  // --- Long-polling, where the stream does not stream -----------------------
+
+  function startPolling() {
+    if (polling) return;
+    polling = true;
+    if (source) source.close();
+    source = null;
+    pollSoon(0);
+  }
+
+  function pollSoon(delay) {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, delay);
+  }
+
+  /** One poll: the events since the last answer, handled as if streamed. */
+  function poll() {
+    // This page's session, or (a new or reloaded page) the ghost to resume.
+    const body = me
+      ? { token: me.token, seen: pollSeen }
+      : { resume: readStorage(sessionStorage, TOKEN_KEY) };
+    fetch(pollUrl, {
+      method: "POST",
+      cache: "no-store",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    })
+      .then(function (response) {
+        if (response.status === 200) return response.json();
+        if (response.status === 410) {
+          // The ghost is gone: start anew with the next poll.
+          me = null;
+          pollSeen = 0;
+          writeStorage(sessionStorage, TOKEN_KEY, null);
+          return pollSoon(0);
+        }
+        throw new Error("poll answered " + response.status);
+      })
+      .then(function (answer) {
+        if (!answer) return;
+        if (answer.seq <= pollSeen && me) return pollSoon(0);
+        pollSeen = answer.seq;
+        dispatch(answer.events);
+        if (answer.ended) {
+          me = null;
+          pollSeen = 0;
+        }
+        pollSoon(0);
+      })
+      .catch(function () {
+        pollSoon(2000); // Offline or refused for a moment: try again shortly.
+      });
+  }
+
+  /** Event-stream text → the same handlers a stream's events go to. */
+  function dispatch(text) {
+    for (const block of text.split("\n\n")) {
+      let name = "message";
+      let data = null;
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) name = line.slice(7);
+        else if (line.startsWith("data: ")) data = line.slice(6);
+      }
+      if (data !== null && handlers[name]) handlers[name](data);
+    }
+  }
+
+  // --- Saying goodbye -------------------------------------------------------
+
+  /** The page is going: this ghost leaves now, whatever the proxies in
+   * between do with the stream. The token goes in the body, not the URL. */
+  function goodbye() {
+    if (!me) return;
+    try {
+      fetch(leaveUrl, {
+        method: "POST",
+        keepalive: true,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: me.token }),
+      }).catch(function () {});
+    } catch (_) {
+      // The page is unloading; nothing more can be done.
+    }
+    me = null;
+    clearTimeout(pollTimer);
+    if (source) source.close();
+    source = null;
   }
 
   // --- Reporting the position ----------------------------------------------
@@ -353,7 +470,7 @@
           // The server no longer knows this ghost (it restarted, or the
           // stream ended): reopen the stream, resuming when it can.
           me = null;
-          connect();
+          if (!polling) connect();
         } else if (response.status === 429) {
           const seconds = Number(response.headers.get("retry-after")) || 1;
           quietUntil = performance.now() + seconds * 1000;
@@ -369,6 +486,11 @@
   // --- Wiring --------------------------------------------------------------
 
   window.addEventListener("scroll", reportSoon, { passive: true });
+  window.addEventListener("pagehide", goodbye);
+  window.addEventListener("pageshow", function (event) {
+    // Back from the back-forward cache: the ghost left; come back, resuming.
+    if (event.persisted) connect();
+  });
   window.addEventListener("resize", measure, { passive: true });
   window.addEventListener("load", measure);
   document.addEventListener("visibilitychange", function () {

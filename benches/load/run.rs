@@ -93,7 +93,7 @@ impl Posts {
 pub struct Run {
     s: Scenario,
     target: Target,
-    transport: &'static str,
+    transport: String,
     shared: Arc<Shared>,
     posts: Posts,
     rng: StdRng,
@@ -121,11 +121,18 @@ impl Run {
     pub async fn start(s: Scenario, target: Target, fd_limit: u64) -> Run {
         // Past the open-file limit, readers ride HTTP/2 streams.
         let h2 = s.kind == Kind::Ramp || s.readers as u64 + 300 > fd_limit;
-        let transport = if h2 {
+        let mut transport = if h2 {
             "HTTP/2, 200 reader streams per connection (as a browser shares one per origin)"
         } else {
             "HTTP/1.1, one connection per reader stream, POSTs on 64 shared keep-alive connections"
-        };
+        }
+        .to_string();
+        if s.pollers > 0.0 {
+            transport.push_str(&format!(
+                "; {:.0} % of readers long-poll (POST …/poll) instead",
+                s.pollers * 100.0
+            ));
+        }
         let churners = match s.kind {
             Kind::Churn { per_sec } => (per_sec * (s.seconds + s.ramp_up) as f64) as usize,
             _ => 0,
@@ -135,6 +142,7 @@ impl Run {
             target.addrs.clone(),
             target.blocks,
             &target.slugs,
+            s.pollers,
             most,
             POST_CONNECTIONS,
             h2.then_some(H2_STREAMS),
@@ -414,7 +422,7 @@ impl Run {
             scenario: self.s.name.to_string(),
             command: command.to_string(),
             seed: self.s.seed,
-            transport: self.transport.to_string(),
+            transport: self.transport.clone(),
             server: self.target.mode(),
             posts: self.target.slugs.len(),
             readers: self.peak_open,

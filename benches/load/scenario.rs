@@ -35,6 +35,8 @@ pub struct Scenario {
     pub seed: u64,
     /// Server instances; more than one share readers through Redis.
     pub instances: usize,
+    /// The share of readers (0 to 1) that long-poll instead of streaming.
+    pub pollers: f64,
     /// The server's `--crowd` and `--crowd-interval-ms`; `None`: its default.
     pub crowd: Option<usize>,
     pub crowd_interval_ms: Option<u64>,
@@ -59,6 +61,9 @@ pub enum Name {
     /// One post going viral: 18,000 readers arriving at 1,000 a second, at
     /// 0.1 Hz.
     Viral,
+    /// `blog` with half its readers behind a proxy that buffers, so they
+    /// long-poll.
+    Proxied,
 }
 
 impl Name {
@@ -78,6 +83,7 @@ impl Name {
             instances: 1,
             crowd: None,
             crowd_interval_ms: None,
+            pollers: 0.0,
         };
         match self {
             Name::HotRoom => base,
@@ -126,6 +132,17 @@ impl Name {
                 hz: 0.1,
                 seconds: 20,
                 ramp_up: 18,
+                ..base
+            },
+            Name::Proxied => Scenario {
+                name: "proxied",
+                posts: 50,
+                readers: 2000,
+                hz: 2.0,
+                ramp_up: 5,
+                zipf: true,
+                leave_chance: 0.02,
+                pollers: 0.5,
                 ..base
             },
             Name::Ramp => Scenario {
@@ -182,6 +199,10 @@ pub struct Cli {
     /// The server's --crowd-interval-ms.
     #[arg(long, conflicts_with = "url", value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub crowd_interval_ms: Option<u64>,
+    /// The share of readers (0 to 1) that long-poll, as behind a proxy that
+    /// buffers whole responses.
+    #[arg(long)]
+    pub pollers: Option<f64>,
     /// Server instances sharing one Redis.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=8))]
     pub instances: Option<u64>,
@@ -229,6 +250,9 @@ impl Cli {
             s.instances = instances as usize;
         }
         s.crowd = self.crowd.or(s.crowd);
+        if let Some(pollers) = self.pollers {
+            s.pollers = pollers.clamp(0.0, 1.0);
+        }
         s.crowd_interval_ms = self.crowd_interval_ms.or(s.crowd_interval_ms);
         Some(s)
     }

@@ -96,6 +96,9 @@ pub struct Shared {
     ids: Vec<RwLock<HashMap<u64, usize, Fx>>>,
     pub(crate) posters: Vec<mpsc::Sender<Move>>,
     pub(crate) h2: Option<H2Pool>,
+    /// The share of readers (0 to 1) that long-poll, as behind a proxy that
+    /// buffers whole responses.
+    pub(crate) poll_share: f64,
     /// The markers of the posts that have one (see `marker.rs`).
     pub(crate) markers: HashMap<Arc<str>, Arc<Marker>>,
 }
@@ -109,6 +112,7 @@ impl Shared {
         addrs: Vec<SocketAddr>,
         blocks: u32,
         slugs: &[String],
+        poll_share: f64,
         readers: usize,
         posters: usize,
         h2_streams: Option<usize>,
@@ -129,6 +133,7 @@ impl Shared {
             next_seat: parking_lot::Mutex::new(HashMap::new()),
             ids: (0..ID_SHARDS).map(|_| RwLock::default()).collect(),
             posters: senders,
+            poll_share,
             markers: slugs
                 .iter()
                 .enumerate()
@@ -152,6 +157,12 @@ impl Shared {
     /// The blocks simulated readers read in: all but the marker block.
     pub(crate) fn reading_blocks(&self) -> u32 {
         self.marker_block().max(1)
+    }
+
+    /// Whether reader `n` long-polls: spread evenly over the readers.
+    pub(crate) fn polls(&self, n: usize) -> bool {
+        let share = self.poll_share.clamp(0.0, 1.0);
+        ((n + 1) as f64 * share).floor() > (n as f64 * share).floor()
     }
 
     /// The instance reader (or poster) `n` talks to.

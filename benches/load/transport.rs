@@ -69,10 +69,103 @@ pub(crate) async fn poster(shared: Arc<Shared>, n: usize, mut moves: mpsc::Recei
     }
 }
 
-/// A reader's event stream, over either protocol.
+/// A reader's event stream, over either protocol, or (a reader behind a
+/// proxy that buffers) long-polling that yields the same event text.
 pub(crate) enum Stream {
     H1(TcpStream),
     H2(Incoming),
+    Poll(Box<Poller>),
+}
+
+/// A long-polling reader: one keep-alive connection, one poll after another.
+/// Cancel-safe, as a reader's `select!` needs: a poll once sent is read to
+/// its answer by the next call, never sent again.
+pub(crate) struct Poller {
+    connection: TcpStream,
+    path: String,
+    token: Option<String>,
+    seen: u64,
+    /// The answer so far to the poll in flight, if one is.
+    answer: Vec<u8>,
+    in_flight: bool,
+}
+
+impl Poller {
+    /// The next poll's events, appended to `buf`; `None` once the ghost is
+    /// gone or the connection broke.
+    async fn next(&mut self, buf: &mut Vec<u8>) -> Option<usize> {
+        if !self.in_flight {
+            let body = match &self.token {
+                Some(token) => format!("{{\"token\":\"{token}\",\"seen\":{}}}", self.seen),
+                None => "{}".to_string(),
+            };
+            self.send(&body).await?;
+        }
+        let (status, body) = self.read_answer().await?;
+        if status != 200 {
+            return None;
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            seq: u64,
+            #[serde(default)]
+            ended: bool,
+            events: String,
+        }
+        let answer: Answer = serde_json::from_slice(&body).ok()?;
+        if self.token.is_none() {
+            let at = answer.events.find("\"token\":\"")? + 9;
+            let end = answer.events[at..].find('"')?;
+            self.token = Some(answer.events[at..at + end].to_string());
+        }
+        self.seen = answer.seq;
+        buf.extend_from_slice(answer.events.as_bytes());
+        if answer.ended {
+            return None;
+        }
+        Some(answer.events.len())
+    }
+
+    async fn send(&mut self, body: &str) -> Option<()> {
+        let request = format!(
+            "POST {} HTTP/1.1\r\nhost: load\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            self.path,
+            body.len()
+        );
+        self.answer.clear();
+        self.in_flight = true;
+        self.connection.write_all(request.as_bytes()).await.ok()
+    }
+
+    /// Reads the answer in flight to its end: its status and body.
+    async fn read_answer(&mut self) -> Option<(u16, Vec<u8>)> {
+        loop {
+            if let Some(end) = self.answer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.answer[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if self.answer.len() >= end + 4 + length {
+                    let status = head
+                        .split(' ')
+                        .nth(1)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    let body = self.answer[end + 4..end + 4 + length].to_vec();
+                    self.in_flight = false;
+                    return Some((status, body));
+                }
+            }
+            // A read is cancel-safe: nothing is lost if this is dropped here.
+            let mut chunk = [0u8; 4096];
+            match self.connection.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
 }
 
 impl Stream {
@@ -88,6 +181,7 @@ impl Stream {
                     Ok(n) => Some(n),
                 }
             }
+            Stream::Poll(poller) => poller.next(buf).await,
             Stream::H2(body) => loop {
                 match body.frame().await {
                     Some(Ok(frame)) => {
@@ -120,11 +214,15 @@ pub(crate) async fn open(
     resume: Option<&str>,
 ) -> Option<(Stream, Vec<u8>)> {
     let path = format!("/posts/{slug}/events");
-    let stream = match &shared.h2 {
-        Some(pool) => open_h2(shared, pool, me, &path, resume)
-            .await
-            .map(|stream| (stream, Vec::with_capacity(8192))),
-        None => open_h1(shared, me, &path, resume).await,
+    let stream = if shared.polls(me) {
+        open_poll(shared, me, slug, resume).await
+    } else {
+        match &shared.h2 {
+            Some(pool) => open_h2(shared, pool, me, &path, resume)
+                .await
+                .map(|stream| (stream, Vec::with_capacity(8192))),
+            None => open_h1(shared, me, &path, resume).await,
+        }
     };
     match &stream {
         Some(_) => {
@@ -138,6 +236,44 @@ pub(crate) async fn open(
         }
     }
     stream
+}
+
+/// A reader that polls: its first answer (`hello` and the room's state)
+/// comes back as a stream's first bytes would.
+async fn open_poll(
+    shared: &Shared,
+    me: usize,
+    slug: &str,
+    resume: Option<&str>,
+) -> Option<(Stream, Vec<u8>)> {
+    let connection = match connect_from(shared.addr(me), source(me)).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            shared
+                .stats
+                .error(&connect_error("poll connection", &error));
+            return None;
+        }
+    };
+    let mut poller = Poller {
+        connection,
+        path: format!("/posts/{slug}/poll"),
+        token: None,
+        seen: 0,
+        answer: Vec::with_capacity(4096),
+        in_flight: false,
+    };
+    let mut first = Vec::with_capacity(4096);
+    if let Some(token) = resume {
+        // A reader coming back resumes its ghost, as a reloaded page does.
+        poller.send(&format!("{{\"resume\":\"{token}\"}}")).await?;
+        poller.token = Some(token.to_string());
+    }
+    if poller.next(&mut first).await.is_none() {
+        shared.stats.error("first poll failed");
+        return None;
+    }
+    Some((Stream::Poll(Box::new(poller)), first))
 }
 
 async fn open_h1(

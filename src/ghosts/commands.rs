@@ -55,6 +55,10 @@ pub(super) enum Command {
         ghost: GhostId,
         pos: f64,
     },
+    /// The reader's page is gone: its ghost leaves now, its stream ends.
+    Goodbye {
+        ghost: GhostId,
+    },
     Shutdown {
         respond_to: oneshot::Sender<()>,
     },
@@ -73,6 +77,7 @@ impl std::fmt::Debug for Command {
         f.write_str(match self {
             Command::Join { .. } => "Join",
             Command::Move { .. } => "Move",
+            Command::Goodbye { .. } => "Goodbye",
             Command::Shutdown { .. } => "Shutdown",
             Command::Remote(_) => "Remote",
             Command::InstanceGone(_) => "InstanceGone",
@@ -108,6 +113,7 @@ pub struct Resync {
 /// back to the manager, which the handle adds (see [`StreamParts`]).
 pub(super) struct Joined {
     pub ghost: GhostId,
+    pub token: Token,
     pub serial: u64,
     pub hello: Bytes,
     pub state: Bytes,
@@ -121,6 +127,8 @@ pub(super) struct Joined {
 /// that ends it, and the channel its leave goes to.
 pub struct StreamParts {
     pub ghost: GhostId,
+    /// The reader's secret, as its `hello` gave it.
+    pub token: Token,
     /// Which stream of this ghost this is; a newer one (a takeover) has a
     /// higher serial, so the manager ignores this one's leave.
     pub serial: u64,

@@ -73,6 +73,7 @@ impl Ghosts {
         let joined = answer.await.map_err(|_| JoinRefused::Stopped)??;
         Ok(StreamParts {
             ghost: joined.ghost,
+            token: joined.token,
             serial: joined.serial,
             hello: joined.hello,
             state: joined.state,
@@ -91,6 +92,14 @@ impl Ghosts {
     pub async fn move_to(&self, ghost: GhostId, pos: f64) -> Result<(), Stopped> {
         self.commands
             .send(Command::Move { ghost, pos })
+            .await
+            .map_err(|_| Stopped)
+    }
+
+    /// The ghost's reader said goodbye: it leaves now, and its stream ends.
+    pub async fn goodbye(&self, ghost: GhostId) -> Result<(), Stopped> {
+        self.commands
+            .send(Command::Goodbye { ghost })
             .await
             .map_err(|_| Stopped)
     }

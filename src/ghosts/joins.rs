@@ -130,6 +130,7 @@ impl Manager {
             Waiting::Joined {
                 respond_to,
                 ghost: id.clone(),
+                token: token.clone(),
                 serial,
                 hello,
                 end: end_rx,
@@ -190,6 +191,7 @@ impl Manager {
             Waiting::Joined {
                 respond_to,
                 ghost,
+                token: token.clone(),
                 serial,
                 hello,
                 end: end_rx,

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::census::{Census, Counts};
 use super::commands::{Command, JoinRefused, Joined, Resync, Settings, StreamEvent};
 use super::directory::Directory;
-use super::ghost::GhostId;
+use super::ghost::{GhostId, Token};
 use super::messages::{Outbound, WireEvent};
 use super::room::{Moved, Room, Sharing};
 use super::roster::Roster;
@@ -40,6 +40,7 @@ pub(super) enum Waiting {
     Joined {
         respond_to: oneshot::Sender<Result<Joined, JoinRefused>>,
         ghost: GhostId,
+        token: Token,
         serial: u64,
         hello: Bytes,
         end: oneshot::Receiver<()>,
@@ -194,6 +195,14 @@ impl Manager {
                 }
             }
             Command::Move { ghost, pos } => self.move_ghost(&ghost, pos),
+            Command::Goodbye { ghost } => {
+                // Leaving drops the stream's `end`, which ends the stream;
+                // its own leave then comes for a ghost already gone.
+                if let Some(serial) = self.roster.get(&ghost).map(|live| live.serial) {
+                    self.metrics.goodbyes.inc();
+                    self.leave(&ghost, serial);
+                }
+            }
             Command::Remote(wire) => self.apply_remote(wire),
             Command::InstanceGone(instance) => self.instance_gone(&instance),
             Command::LocalSnapshot { respond_to } => {
@@ -306,12 +315,14 @@ impl Manager {
                 Waiting::Joined {
                     respond_to,
                     ghost,
+                    token,
                     serial,
                     hello,
                     end,
                 } => {
                     let joined = Joined {
                         ghost,
+                        token,
                         serial,
                         hello,
                         state: state.clone(),

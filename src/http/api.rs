@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::app::App;
+use super::json_body::read_json;
 use super::peer::client_address;
 use super::position::parse_position;
 use super::reply::{self, Body, Speaks};
@@ -49,22 +50,29 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
             let stream = EventStream::new(parts, app.config.heartbeat, app.metrics.clone());
             stream_response(http_body_util::BodyExt::boxed_unsync(stream))
         }
-        Err(JoinRefused::ServerFull) => reply::json_retry(
+        Err(why) => refused(why),
+    }
+}
+
+/// Why a reader was not let in, as the answer to its request.
+pub(super) fn refused(why: JoinRefused) -> Response<Body> {
+    match why {
+        JoinRefused::ServerFull => reply::json_retry(
             StatusCode::SERVICE_UNAVAILABLE,
             10,
             "The server has as many readers as it allows; try again in a little while.",
         ),
-        Err(JoinRefused::PostFull) => reply::json_retry(
+        JoinRefused::PostFull => reply::json_retry(
             StatusCode::SERVICE_UNAVAILABLE,
             10,
             "This post has as many live readers as it allows; try again in a little while.",
         ),
-        Err(JoinRefused::AddressFull) => reply::json_retry(
+        JoinRefused::AddressFull => reply::json_retry(
             StatusCode::TOO_MANY_REQUESTS,
             30,
             "Too many open streams from your address; close some tabs and try again.",
         ),
-        Err(JoinRefused::Stopped) => reply::json_retry(
+        JoinRefused::Stopped => reply::json_retry(
             StatusCode::SERVICE_UNAVAILABLE,
             2,
             "The server is restarting; reconnect in a few seconds.",
@@ -125,42 +133,9 @@ where
         Method::OPTIONS => return reply::options(POSITION_ALLOW),
         _ => return reply::method_not_allowed(POSITION_ALLOW, Speaks::Json),
     }
-    let is_json = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return reply::json_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Send the position with Content-Type: application/json.",
-        );
-    }
-    let limit = app.config.max_body_bytes;
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64)
-        || request.body().size_hint().lower() > limit as u64
-    {
-        return body_too_large(limit);
-    }
-    let read = tokio::time::timeout(
-        app.config.header_timeout,
-        read_body(request.into_body(), limit),
-    )
-    .await;
-    let body = match read {
-        Ok(Ok(body)) => body,
-        Ok(Err(BodyTooLarge)) => return body_too_large(limit),
-        Err(_) => {
-            return reply::json_error(
-                StatusCode::REQUEST_TIMEOUT,
-                "The request body took too long to arrive; send it in one go.",
-            )
-        }
+    let body = match read_json(app, request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let update = match parse_position(&body, entry.post.blocks) {
         Ok(update) => update,
@@ -196,31 +171,59 @@ where
     }
 }
 
-struct BodyTooLarge;
-
-/// Reads at most `limit` bytes; a body that breaks off counts as empty (and
-/// then fails to parse), one that runs over is refused.
-async fn read_body<B>(body: B, limit: usize) -> Result<Vec<u8>, BodyTooLarge>
+/// `POST /posts/{slug}/leave`: the reader's page is gone for good, so its
+/// ghost leaves now, whatever sits between it and the server (a proxy that
+/// keeps the stream open after the browser left). Its token comes in the
+/// body, never the URL. The ghost is parked, as after any leave.
+pub async fn goodbye<B>(app: &App, slug: &str, request: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    use http_body_util::BodyExt;
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(BodyTooLarge),
-        Err(_) => Ok(Vec::new()),
+    if app.blog.current().get(slug).is_none() {
+        return no_such_post(slug);
+    }
+    match *request.method() {
+        Method::POST => {}
+        Method::OPTIONS => return reply::options(POSITION_ALLOW),
+        _ => return reply::method_not_allowed(POSITION_ALLOW, Speaks::Json),
+    }
+    let body = match read_json(app, request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let Some(token) = parse_token(&body) else {
+        return reply::json_error(
+            StatusCode::BAD_REQUEST,
+            "The body must be a JSON object like {\"token\":\"…\"}, with this stream's token.",
+        );
+    };
+    let Some(seat) = Token::parse(&token)
+        .and_then(|token| app.ghosts.seat(&token))
+        .filter(|s| s.slug.as_str() == slug)
+    else {
+        return reply::json_error(
+            StatusCode::GONE,
+            "No live reader on this post has that token; it has left already.",
+        );
+    };
+    match app.ghosts.goodbye(seat.id.clone()).await {
+        Ok(()) => reply::no_content(),
+        Err(_) => reply::json_retry(
+            StatusCode::SERVICE_UNAVAILABLE,
+            2,
+            "The server is restarting; the stream ends with it.",
+        ),
     }
 }
 
-fn body_too_large(limit: usize) -> Response<Body> {
-    reply::json_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("The body is over {limit} bytes; a position needs far fewer."),
-    )
+/// The `token` string of a JSON object body, if it has one.
+pub fn parse_token(body: &[u8]) -> Option<String> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    object.get("token")?.as_str().map(str::to_string)
 }
 
-fn no_such_post(slug: &str) -> Response<Body> {
+pub(super) fn no_such_post(slug: &str) -> Response<Body> {
     let message = format!("There is no post \"{slug}\"; check the address.");
     reply::json_error(StatusCode::NOT_FOUND, &message)
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::assets::Assets;
+use super::polling::Pollers;
 use crate::blog::Blog;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -20,5 +21,7 @@ pub struct App {
     /// The link to the other instances, in cluster mode.
     pub cluster: Option<Cluster>,
     pub metrics: Arc<Metrics>,
+    /// Readers on long-polling, whose event streams did not stream.
+    pub pollers: Arc<Pollers>,
     pub shutdown: Shutdown,
 }

@@ -1,8 +1,9 @@
 //! The HTTP edge: everything that speaks HTTP, and nothing else does. The
 //! accept loop and its limits (`server.rs`), the HTTP/1.1 event-stream path
 //! (`h1_events.rs`), the router (`routes.rs`) and its replies (`reply.rs`),
-//! the two API handlers (`api.rs`) with the position body parser
-//! (`position.rs`), the `web/` files (`assets.rs`), the event stream body
+//! the API handlers (`api.rs`: stream, position, goodbye) with the position
+//! body parser (`position.rs`) and the JSON body reader (`json_body.rs`),
+//! long-polling for streams that do not stream (`polling.rs`), the `web/` files (`assets.rs`), the event stream body
 //! (`stream.rs`), the client's address (`peer.rs`) and what handlers can
 //! reach (`app.rs`). It calls into the engine and the blog; neither knows
 //! about HTTP.
@@ -11,7 +12,9 @@ mod api;
 mod app;
 mod assets;
 mod h1_events;
+mod json_body;
 mod peer;
+mod polling;
 pub mod position;
 mod reply;
 mod routes;

@@ -10,10 +10,10 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::api;
 use super::app::App;
 use super::assets::etag_matches;
 use super::reply::{self, Body, Speaks};
+use super::{api, polling};
 use crate::blog::pages::{self, Listed};
 
 /// Methods each kind of resource answers, for `Allow` and `405`.
@@ -62,6 +62,8 @@ where
         ["posts", slug] => read_only(method, || async { post_page(app, slug) }).await,
         ["posts", slug, "events"] => api::events(app, slug, &request).await,
         ["posts", slug, "position"] => api::position(app, slug, request).await,
+        ["posts", slug, "leave"] => api::goodbye(app, slug, request).await,
+        ["posts", slug, "poll"] => polling::poll(app, slug, request).await,
         _ if path.len() > 1 && path.ends_with('/') => reply::redirect(path.trim_end_matches('/')),
         _ => not_found(app),
     }

@@ -45,6 +45,26 @@ impl Driver {
         self.browser_with(width, height, json!({})).await
     }
 
+    /// A browser whose every request goes through the forward proxy at
+    /// `proxy` (loopback included, which Chromium otherwise never proxies).
+    pub async fn browser_behind(
+        &self,
+        width: u32,
+        height: u32,
+        proxy: std::net::SocketAddr,
+    ) -> Browser {
+        self.launch(
+            width,
+            height,
+            json!({}),
+            &[
+                format!("--proxy-server=http://{proxy}"),
+                "--proxy-bypass-list=<-loopback>".to_string(),
+            ],
+        )
+        .await
+    }
+
     /// A browser with JavaScript turned off, as some readers have it.
     pub async fn browser_without_js(&self, width: u32, height: u32) -> Browser {
         self.browser_with(
@@ -56,23 +76,40 @@ impl Driver {
     }
 
     async fn browser_with(&self, width: u32, height: u32, prefs: Value) -> Browser {
+        self.launch(width, height, prefs, &[]).await
+    }
+
+    async fn launch(&self, width: u32, height: u32, prefs: Value, extra: &[String]) -> Browser {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let profile = self.profiles.path().join(format!("profile-{n}"));
         let mut capabilities = serde_json::Map::new();
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-renderer-backgrounding",
+            "--disable-background-timer-throttling",
+            "--disable-backgrounding-occluded-windows",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--window-size={width},{height}"));
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(extra.iter().cloned());
         capabilities.insert(
             "goog:chromeOptions".into(),
             json!({
                 "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--disable-extensions",
-                    "--disable-renderer-backgrounding", "--disable-background-timer-throttling",
-                    "--disable-backgrounding-occluded-windows",
-                    format!("--window-size={width},{height}"),
-                    format!("--user-data-dir={}", profile.display()),
-                ],
+                "args": args,
                 "prefs": prefs,
             }),
         );

@@ -5,6 +5,7 @@
 pub mod binary;
 pub mod browser;
 pub mod nginx;
+pub mod proxies;
 pub mod redis;
 pub mod sse;
 

@@ -1,0 +1,77 @@
+//! The body of a JSON `POST` (a position, a goodbye, a poll), read with the
+//! same limits everywhere: `Content-Type: application/json`, at most
+//! `max_body_bytes`, arriving within the header timeout. Each refusal is the
+//! answer to send.
+
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+
+use super::app::App;
+use super::reply::{self, Body};
+
+/// The body's bytes, or the error response that refuses it.
+pub async fn read_json<B>(app: &App, request: Request<B>) -> Result<Vec<u8>, Response<Body>>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let is_json = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(reply::json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send the body with Content-Type: application/json.",
+        ));
+    }
+    let limit = app.config.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64)
+        || request.body().size_hint().lower() > limit as u64
+    {
+        return Err(body_too_large(limit));
+    }
+    let read = tokio::time::timeout(
+        app.config.header_timeout,
+        read_body(request.into_body(), limit),
+    )
+    .await;
+    match read {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(BodyTooLarge)) => Err(body_too_large(limit)),
+        Err(_) => Err(reply::json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body took too long to arrive; send it in one go.",
+        )),
+    }
+}
+
+struct BodyTooLarge;
+
+/// Reads at most `limit` bytes; a body that breaks off counts as empty (and
+/// then fails to parse), one that runs over is refused.
+async fn read_body<B>(body: B, limit: usize) -> Result<Vec<u8>, BodyTooLarge>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(BodyTooLarge),
+        Err(_) => Ok(Vec::new()),
+    }
+}
+
+fn body_too_large(limit: usize) -> Response<Body> {
+    reply::json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("The body is over {limit} bytes; what this address takes needs far fewer."),
+    )
+}
