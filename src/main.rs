@@ -32,19 +32,23 @@ struct Args {
     title: String,
     /// Seconds a client may take to send a request's headers, and that an
     /// idle keep-alive connection stays open.
-    #[arg(long, env = "GHOSTREAD_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "GHOSTREAD_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     header_timeout_secs: u64,
     /// Most connections open at once; more are answered 503.
-    #[arg(long, env = "GHOSTREAD_MAX_CONNECTIONS", default_value_t = 19_000)]
-    max_connections: usize,
+    #[arg(long, env = "GHOSTREAD_MAX_CONNECTIONS", default_value_t = 19_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
     /// Milliseconds per tick: moves are coalesced and sent once per tick.
-    #[arg(long, env = "GHOSTREAD_TICK_MS", default_value_t = 10)]
+    #[arg(long, env = "GHOSTREAD_TICK_MS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
     tick_ms: u64,
     /// A post with more live readers than this is crowded: its readers get
     /// the number of readers at each paragraph instead of every ghost's
     /// moves. 0 turns crowd mode off.
-    #[arg(long, env = "GHOSTREAD_CROWD", default_value_t = 50)]
-    crowd: usize,
+    #[arg(long, env = "GHOSTREAD_CROWD", default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    crowd: u64,
     /// Least milliseconds between two updates of a crowded post's readers.
     #[arg(long, env = "GHOSTREAD_CROWD_INTERVAL_MS", default_value_t = 250,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -60,23 +64,29 @@ struct Args {
     poll_gone_secs: u64,
     /// Seconds between heartbeat comments on an idle event stream; keep it
     /// under your proxy's or load balancer's idle timeout.
-    #[arg(long, env = "GHOSTREAD_HEARTBEAT_SECS", default_value_t = 15)]
+    #[arg(long, env = "GHOSTREAD_HEARTBEAT_SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     heartbeat_secs: u64,
     /// Seconds a closed stream's ghost can be resumed (same id and colour).
-    #[arg(long, env = "GHOSTREAD_RESUME_SECS", default_value_t = 30)]
+    #[arg(long, env = "GHOSTREAD_RESUME_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
     resume_secs: u64,
     /// Position updates allowed per reader per second; more get 429.
-    #[arg(long, env = "GHOSTREAD_MOVES_PER_SEC", default_value_t = 50)]
+    #[arg(long, env = "GHOSTREAD_MOVES_PER_SEC", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
     moves_per_sec: u32,
     /// Most live readers on the whole server; more get 503.
-    #[arg(long, env = "GHOSTREAD_MAX_READERS", default_value_t = 100_000)]
-    max_readers: usize,
+    #[arg(long, env = "GHOSTREAD_MAX_READERS", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_readers: u64,
     /// Most live readers on one post; more get 503.
-    #[arg(long, env = "GHOSTREAD_MAX_READERS_PER_POST", default_value_t = 20_000)]
-    max_readers_per_post: usize,
+    #[arg(long, env = "GHOSTREAD_MAX_READERS_PER_POST", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_readers_per_post: u64,
     /// Most live event streams from one client address; more get 429.
-    #[arg(long, env = "GHOSTREAD_MAX_STREAMS_PER_ADDRESS", default_value_t = 500)]
-    max_streams_per_address: usize,
+    #[arg(long, env = "GHOSTREAD_MAX_STREAMS_PER_ADDRESS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_streams_per_address: u64,
     /// A reverse proxy whose X-Forwarded-For header is trusted for the client
     /// address (repeat for several; comma-separated in the environment).
     #[arg(
@@ -86,7 +96,8 @@ struct Args {
     )]
     trust_proxy: Vec<std::net::IpAddr>,
     /// Milliseconds between saves of the reader counts (when they changed).
-    #[arg(long, env = "GHOSTREAD_SAVE_INTERVAL_MS", default_value_t = 1000)]
+    #[arg(long, env = "GHOSTREAD_SAVE_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     save_interval_ms: u64,
     /// Cluster mode: share readers with other instances through this Redis
     /// (redis://HOST:PORT). Off by default: one instance needs nothing else.
@@ -106,25 +117,30 @@ impl Args {
             posts_dir: self.posts,
             data_dir: self.data,
             web: self.web.map_or(WebSource::Embedded, WebSource::Dir),
-            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
-            max_connections: self.max_connections,
-            tick: Duration::from_millis(self.tick_ms.clamp(1, 1000)),
-            crowd: self.crowd,
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            max_connections: whole(self.max_connections),
+            tick: Duration::from_millis(self.tick_ms),
+            crowd: whole(self.crowd),
             crowd_interval: Duration::from_millis(self.crowd_interval_ms),
             poll_wait: Duration::from_secs(self.poll_wait_secs),
             poll_gone: Duration::from_secs(self.poll_gone_secs),
-            heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
+            heartbeat: Duration::from_secs(self.heartbeat_secs),
             resume_window: Duration::from_secs(self.resume_secs),
-            moves_per_sec: self.moves_per_sec.max(1),
-            max_readers: self.max_readers,
-            max_readers_per_post: self.max_readers_per_post,
-            max_streams_per_address: self.max_streams_per_address,
+            moves_per_sec: self.moves_per_sec,
+            max_readers: whole(self.max_readers),
+            max_readers_per_post: whole(self.max_readers_per_post),
+            max_streams_per_address: whole(self.max_streams_per_address),
             trusted_proxies: self.trust_proxy,
-            save_interval: Duration::from_millis(self.save_interval_ms.max(1)),
+            save_interval: Duration::from_millis(self.save_interval_ms),
             redis: self.redis,
             ..defaults
         }
     }
+}
+
+/// A count from the command line, already bounded by its flag's range.
+fn whole(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 fn main() -> ExitCode {

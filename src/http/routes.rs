@@ -32,6 +32,7 @@ where
     if method == Method::HEAD {
         strip_body(&mut response);
     }
+    reply::secure(&mut response);
     // The path only: query strings can carry resume tokens, never logged.
     tracing::debug!(
         method = %method,
@@ -64,7 +65,7 @@ where
         ["posts", slug, "position"] => api::position(app, slug, request).await,
         ["posts", slug, "leave"] => api::goodbye(app, slug, request).await,
         ["posts", slug, "poll"] => polling::poll(app, slug, request).await,
-        _ if path.len() > 1 && path.ends_with('/') => reply::redirect(path.trim_end_matches('/')),
+        _ if path.len() > 1 && path.ends_with('/') => reply::redirect(&same_site(&path)),
         _ => not_found(app),
     }
 }
@@ -192,6 +193,14 @@ fn error_page(app: &App, status: StatusCode, title: &str, advice: &str) -> Respo
     reply::html(status, page)
 }
 
+/// `path` without its trailing slashes, as a path on this site: leading
+/// slashes and backslashes become one slash, so `//evil.com/` (which a
+/// browser reads as another host) redirects to `/evil.com`, a page here.
+fn same_site(path: &str) -> String {
+    let inner = path.trim_start_matches(['/', '\\']).trim_end_matches('/');
+    format!("/{inner}")
+}
+
 /// `HEAD` gets `GET`'s headers, including the length of the body it omits.
 fn strip_body(response: &mut Response<Body>) {
     if let Some(length) = response.body().size_hint().exact() {
@@ -201,4 +210,26 @@ fn strip_body(response: &mut Response<Body>) {
             .or_insert_with(|| HeaderValue::from(length));
     }
     *response.body_mut() = reply::empty();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_site;
+
+    #[test]
+    fn a_trailing_slash_redirect_never_leaves_the_site() {
+        let cases = [
+            ("/posts/hello/", "/posts/hello"),
+            ("//evil.com/", "/evil.com"),
+            ("///evil.com//", "/evil.com"),
+            ("/\\evil.com/", "/evil.com"),
+            ("/\\/evil.com/", "/evil.com"),
+            ("//", "/"),
+        ];
+        for (path, want) in cases {
+            let got = same_site(path);
+            assert_eq!(got, want, "{path}");
+            assert!(!got.starts_with("//") && !got.starts_with("/\\"), "{got}");
+        }
+    }
 }

@@ -43,6 +43,37 @@ impl Running {
         }
     }
 
+    /// The binary started with `args` it should refuse: its exit code and
+    /// what it said. Killed (and so failing the test) if it still runs
+    /// after 10 s.
+    pub async fn refused(args: &[&str]) -> (Option<i32>, String) {
+        let mut child = Command::new(BIN)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the ghostread binary");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        }
+        (status, stderr)
+    }
+
     /// The server on a free port with these posts and data folders.
     pub fn serve(posts: &TempDir, data: &TempDir) -> Running {
         Running::serve_with(posts, data, &[])
