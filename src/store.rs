@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -72,18 +72,31 @@ pub fn load_counts(dir: &Path) -> io::Result<Totals> {
     }
 }
 
-/// A save cut short (kill -9, power loss) leaves its temp file; it was never
-/// renamed, so it holds nothing the real file needs.
+/// How old a temp file must be to be litter. A save takes milliseconds, so
+/// a temp file this old is one a save cut short (kill -9, power loss) left,
+/// never another instance's save in progress in a shared data folder.
+const STALE: Duration = Duration::from_secs(600);
+
+/// Removes temp files that saves cut short left behind; they were never
+/// renamed, so they hold nothing the real file needs. Another instance's
+/// fresh temp file (two instances sharing a folder, or two containers that
+/// are both pid 1) is left alone.
 fn remove_stale_temp_files(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
+    let now = SystemTime::now();
     for entry in entries.flatten() {
-        if entry
+        let is_temp = entry
             .file_name()
             .to_string_lossy()
-            .starts_with(&format!(".{FILE}.tmp-"))
-        {
+            .starts_with(&format!(".{FILE}.tmp-"));
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| now.duration_since(modified).ok());
+        if is_temp && age.is_some_and(|age| age >= STALE) {
             let _ = fs::remove_file(entry.path()); // Best effort: it is only litter.
         }
     }
@@ -97,7 +110,13 @@ pub fn save_counts(dir: &Path, totals: &Totals) -> io::Result<()> {
         totals: totals.clone(),
     })?;
     let path = counts_path(dir);
-    let temp = dir.join(format!(".{FILE}.tmp-{}", std::process::id()));
+    // Unique per save, not per process: two instances sharing the folder
+    // (or two containers that are both pid 1) never write the same file.
+    let temp = dir.join(format!(
+        ".{FILE}.tmp-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     let result = (|| {
         let mut file = File::create(&temp)?;
         file.write_all(&bytes)?;
@@ -157,6 +176,47 @@ mod tests {
             fs::read_to_string(dir.join(&aside[0])).expect("read"),
             "{ not json"
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn start_up_removes_only_stale_temp_files_not_another_instances_save() {
+        let dir = temp_dir("temps");
+        fs::create_dir_all(&dir).expect("make the folder");
+        let fresh = dir.join(format!(".{FILE}.tmp-1-00000000000000aa"));
+        let stale = dir.join(format!(".{FILE}.tmp-1-00000000000000bb"));
+        fs::write(&fresh, b"another instance saving now").expect("write");
+        fs::write(&stale, b"cut short an hour ago").expect("write");
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&stale)
+            .and_then(|f| f.set_modified(hour_ago))
+            .expect("age it");
+        load_counts(&dir).expect("load");
+        assert!(fresh.exists(), "another instance's save in progress is left alone");
+        assert!(!stale.exists(), "litter from a save cut short is removed");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn two_saves_into_one_folder_never_share_a_temp_file() {
+        let dir = temp_dir("shared");
+        let totals: Totals = [("p".to_string(), 3)].into_iter().collect();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (dir, totals) = (dir.clone(), totals.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        save_counts(&dir, &totals).expect("every save succeeds");
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("no panic");
+        }
+        assert_eq!(load_counts(&dir).expect("load").get("p"), Some(&3));
         let _ = fs::remove_dir_all(&dir);
     }
 }
