@@ -194,7 +194,10 @@ mod tests {
             .and_then(|f| f.set_modified(hour_ago))
             .expect("age it");
         load_counts(&dir).expect("load");
-        assert!(fresh.exists(), "another instance's save in progress is left alone");
+        assert!(
+            fresh.exists(),
+            "another instance's save in progress is left alone"
+        );
         assert!(!stale.exists(), "litter from a save cut short is removed");
         let _ = fs::remove_dir_all(&dir);
     }

@@ -5,6 +5,7 @@
 mod common;
 
 use common::binary::Running;
+use common::sse::open_with;
 use common::{get, one_post, send, start_server};
 
 #[tokio::test]
@@ -96,4 +97,35 @@ async fn absurd_settings_are_refused_at_start_with_exit_code_2() {
             "{flag} {value}: the error names the flag: {stderr}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_ipv6_client_is_limited_by_its_64_not_by_each_address_in_it() {
+    // Behind a trusted proxy, so the test can speak for IPv6 clients.
+    let server = start_server(one_post(4), |c| {
+        c.max_streams_per_address = 2;
+        c.trusted_proxies = vec!["127.0.0.1".parse().expect("an address")];
+    })
+    .await;
+    let from = |address: &str| format!("x-forwarded-for: {address}\r\n");
+    let _first = open_with(server.addr, "/posts/p/events", &from("2001:db8:7:7::1"))
+        .await
+        .expect("the first from its /64");
+    let _second = open_with(server.addr, "/posts/p/events", &from("2001:db8:7:7::2"))
+        .await
+        .expect("the second from its /64");
+    // Any other address of the same /64 is the same client.
+    let refused = open_with(
+        server.addr,
+        "/posts/p/events",
+        &from("2001:db8:7:7:ffff:ffff:ffff:ffff"),
+    )
+    .await
+    .err()
+    .expect("a third from the same /64 is refused");
+    assert_eq!(refused.status, 429);
+    // Another /64 is another client.
+    let _other = open_with(server.addr, "/posts/p/events", &from("2001:db8:7:8::1"))
+        .await
+        .expect("another /64");
 }

@@ -8,7 +8,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::app::App;
 use super::json_body::read_json;
-use super::peer::client_address;
+use super::peer::client_block;
 use super::position::parse_position;
 use super::reply::{self, Body, Speaks};
 use super::stream::EventStream;
@@ -42,7 +42,7 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
         slug: post.slug.clone(),
         blocks: post.blocks,
         resume,
-        peer: client_address(&app.config.trusted_proxies, request),
+        peer: client_block(&app.config.trusted_proxies, request),
         remote_parked,
     };
     match app.ghosts.join(request_to_join).await {

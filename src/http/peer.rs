@@ -10,6 +10,24 @@ use hyper::Request;
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// Whom the per-address limits count a request against: the client's
+/// address, or for IPv6 its /64. One subscriber (one household, one phone)
+/// commonly has a whole /64 and can pick any address in it, so counting
+/// single IPv6 addresses would give one client billions of allowances.
+pub fn client_block<B>(trusted_proxies: &[IpAddr], request: &Request<B>) -> IpAddr {
+    block_of(client_address(trusted_proxies, request))
+}
+
+fn block_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
 /// The client's address: the connection's, or, from a trusted proxy, the
 /// last address it appended to `X-Forwarded-For`.
 pub fn client_address<B>(trusted_proxies: &[IpAddr], request: &Request<B>) -> IpAddr {
@@ -29,4 +47,25 @@ pub fn client_address<B>(trusted_proxies: &[IpAddr], request: &Request<B>) -> Ip
         .filter_map(|a| a.trim().parse::<IpAddr>().ok())
         .next_back()
         .map_or(peer, |a| a.to_canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_and_ipv4_by_its_address() {
+        let cases = [
+            ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"),
+            ("2001:db8:1:2::ffff", "2001:db8:1:2::"),
+            ("2001:db8:1:3::1", "2001:db8:1:3::"),
+            ("::1", "::"),
+            ("203.0.113.9", "203.0.113.9"),
+        ];
+        for (address, block) in cases {
+            let address: IpAddr = address.parse().expect("an address");
+            let block: IpAddr = block.parse().expect("a block");
+            assert_eq!(block_of(address), block, "{address}");
+        }
+    }
 }

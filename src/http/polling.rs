@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::api::{self, POSITION_ALLOW};
 use super::app::App;
 use super::json_body::read_json;
-use super::peer::client_address;
+use super::peer::client_block;
 use super::reply::{self, Body, Speaks};
 use super::stream::EventStream;
 use crate::events::PING;
@@ -81,7 +81,7 @@ where
         Method::OPTIONS => return reply::options(POSITION_ALLOW),
         _ => return reply::method_not_allowed(POSITION_ALLOW, Speaks::Json),
     }
-    let peer = client_address(&app.config.trusted_proxies, &request);
+    let peer = client_block(&app.config.trusted_proxies, &request);
     let body = match read_json(app, request).await {
         Ok(body) => body,
         Err(refused) => return refused,
