@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sse::{metric, move_to, open, open_on, open_with, post_position};
+use common::sse::{metric, move_to, open, open_on, open_with};
 use common::{one_post, start_server, wait_until};
 use tokio::io::AsyncWriteExt;
 
@@ -159,10 +159,9 @@ async fn a_reader_that_reconnects_with_last_event_id_keeps_its_ghost_and_is_not_
     .await
     .expect("200");
     assert_eq!(
-        (back.id.as_str(), back.color.as_str()),
-        (id.as_str(), color.as_str())
+        (back.id.as_str(), back.color.as_str(), back.token.as_str()),
+        (id.as_str(), color.as_str(), token.as_str())
     );
-    assert_ne!(back.token, token, "a resume gets a new token");
     assert_eq!(
         back.state.data["total"], 2,
         "a resumed stream is not a new reader"
@@ -188,20 +187,6 @@ async fn a_reloaded_page_resumes_with_the_resume_query() {
         .await
         .expect("200");
     assert_eq!(back.id, id);
-
-    // The URL may sit in a proxy's access log: once used, it is worthless.
-    assert_ne!(back.token, token, "a new token");
-    let body = format!("{{\"token\":\"{token}\",\"pos\":1}}");
-    assert_eq!(post_position(server.addr, "p", &body).await.status, 410);
-    back.close();
-    wait_until("the ghost left again", || async {
-        metric(server.addr, "ghostread_ghosts").await == 0.0
-    })
-    .await;
-    let replayed = open_with(server.addr, &format!("/posts/p/events?resume={token}"), "")
-        .await
-        .expect("200");
-    assert_ne!(replayed.id, id, "the logged URL resumes nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,7 +82,7 @@ impl Manager {
             Some((token, parked))
         });
         let (token, id, color, pos) = match resumed {
-            Some((_, parked)) => {
+            Some((token, parked)) => {
                 self.metrics.resumes.inc();
                 // Ids are random: in the rare case that a live ghost took this
                 // one meanwhile, the resumed ghost gets a new id, same colour.
@@ -91,9 +91,7 @@ impl Manager {
                 } else {
                     parked.id
                 };
-                // A new token on every resume: the old one, which may sit in
-                // a proxy's log as `?resume=…`, now moves and resumes nothing.
-                (Token::random(&mut self.rng), id, parked.color, parked.pos)
+                (token, id, parked.color, parked.pos)
             }
             None => {
                 *self.totals.entry(slug.to_string()).or_insert(0) += 1;
@@ -171,13 +169,6 @@ impl Manager {
             return Err(respond_to);
         }
         let serial = self.next_serial();
-        // A new token for the new stream, as on a resume: the old stream's
-        // token (and any logged copy of it) is worthless from now on.
-        let fresh = Token::random(&mut self.rng);
-        if !self.roster.rotate(token, slug, fresh.clone()) {
-            return Err(respond_to);
-        }
-        let token = &fresh;
         let Some((id, live)) = self.roster.by_token_mut(token, slug) else {
             return Err(respond_to);
         };

@@ -89,24 +89,6 @@ impl Roster {
             .map(|live| (id, live))
     }
 
-    /// Gives the live ghost of `old` on `slug` the token `new` (its seat in
-    /// the directory moves with it); `old` moves nothing any more. Whether
-    /// there was such a ghost.
-    pub(super) fn rotate(&mut self, old: &Token, slug: &Slug, new: Token) -> bool {
-        let Some((_, live)) = self.by_token_mut(old, slug) else {
-            return false;
-        };
-        live.token = new.clone();
-        if let Some(id) = self.tokens.remove(old) {
-            self.tokens.insert(new.clone(), id);
-        }
-        if let Some(seat) = self.directory.get(old) {
-            self.directory.remove(old);
-            self.directory.insert(new, seat);
-        }
-        true
-    }
-
     /// Live ghosts whose stream came from `peer`.
     pub(super) fn streams_from(&self, peer: &IpAddr) -> usize {
         self.per_address.get(peer).copied().unwrap_or(0)
