@@ -70,6 +70,12 @@ pub struct Config {
     pub resume_window: Duration,
     /// Position updates allowed per ghost per second.
     pub moves_per_sec: u32,
+    /// Streams one client address (its /64 for IPv6) may open a second, and
+    /// at once: opening and dropping streams in a loop must not keep the
+    /// manager busy. Generous, as an office can share one address.
+    pub joins_per_sec: u32,
+    /// Resumes and takeovers of one ghost a second (a reload, a reconnect).
+    pub resumes_per_sec: u32,
     /// Readers allowed on the whole server.
     pub max_readers: usize,
     /// Readers allowed on one post.
@@ -110,6 +116,8 @@ impl Default for Config {
             poll_gone: Duration::from_secs(10),
             resume_window: Duration::from_secs(30),
             moves_per_sec: 50,
+            joins_per_sec: 100,
+            resumes_per_sec: 5,
             max_readers: 100_000,
             max_readers_per_post: 20_000,
             max_streams_per_address: 500,

@@ -146,6 +146,8 @@ pub async fn serve(
         cluster,
         metrics,
         pollers: Arc::default(),
+        tickets: http::Tickets::default(),
+        join_limits: http::JoinLimits::new(config.joins_per_sec, config.resumes_per_sec),
         shutdown: stopping,
         config,
     });

@@ -75,6 +75,15 @@ struct Args {
     #[arg(long, env = "GHOSTREAD_MOVES_PER_SEC", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     moves_per_sec: u32,
+    /// Event streams one client address (IPv6: its /64) may open a second,
+    /// and at once; more get 429.
+    #[arg(long, env = "GHOSTREAD_JOINS_PER_SEC", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    joins_per_sec: u32,
+    /// Resumes or takeovers of one reader's ghost a second; more get 429.
+    #[arg(long, env = "GHOSTREAD_RESUMES_PER_SEC", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    resumes_per_sec: u32,
     /// Most live readers on the whole server; more get 503.
     #[arg(long, env = "GHOSTREAD_MAX_READERS", default_value_t = 100_000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -127,6 +136,8 @@ impl Args {
             heartbeat: Duration::from_secs(self.heartbeat_secs),
             resume_window: Duration::from_secs(self.resume_secs),
             moves_per_sec: self.moves_per_sec,
+            joins_per_sec: self.joins_per_sec,
+            resumes_per_sec: self.resumes_per_sec,
             max_readers: whole(self.max_readers),
             max_readers_per_post: whole(self.max_readers_per_post),
             max_streams_per_address: whole(self.max_streams_per_address),

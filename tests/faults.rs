@@ -66,12 +66,9 @@ async fn kill_9_in_the_middle_of_saving_always_leaves_a_valid_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_folder_that_refuses_writes_keeps_counts_in_memory_and_saves_later() {
     let server = start_server(one_post(3), |c| c.save_interval = Duration::from_millis(20)).await;
-    // The save's temp file path is taken by a folder: every save fails,
-    // as on a full or read-only disk (root ignores permissions).
-    let blocker = server
-        .data
-        .path()
-        .join(format!(".counts.json.tmp-{}", std::process::id()));
+    // The counts file's path is taken by a folder: every save fails at its
+    // rename, as on a full or read-only disk (root ignores permissions).
+    let blocker = server.data.path().join("counts.json");
     std::fs::create_dir_all(&blocker).expect("block saves");
     let _readers = [open(server.addr, "p").await, open(server.addr, "p").await];
     wait_until("a save failed", || async {

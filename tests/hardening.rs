@@ -5,7 +5,7 @@
 mod common;
 
 use common::binary::Running;
-use common::sse::open_with;
+use common::sse::{metric, move_to, open, open_with};
 use common::{get, one_post, send, start_server};
 
 #[tokio::test]
@@ -128,4 +128,65 @@ async fn an_ipv6_client_is_limited_by_its_64_not_by_each_address_in_it() {
     let _other = open_with(server.addr, "/posts/p/events", &from("2001:db8:7:8::1"))
         .await
         .expect("another /64");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_churning_streams_is_refused_before_the_manager_works_and_others_move_on() {
+    let server = start_server(one_post(8), |c| {
+        c.joins_per_sec = 20;
+        c.resumes_per_sec = 2;
+        c.trusted_proxies = vec!["127.0.0.1".parse().expect("an address")];
+    })
+    .await;
+    let addr = server.addr;
+    let reader = open(addr, "p").await;
+    let churner = "x-forwarded-for: 198.51.100.66\r\n";
+    let (mut refused, mut retry_after) = (0, None);
+    for _ in 0..60 {
+        match open_with(addr, "/posts/p/events", churner).await {
+            Ok(stream) => drop(stream), // Opened and dropped at once, again and again.
+            Err(answer) => {
+                assert_eq!(answer.status, 429);
+                retry_after = answer.header("retry-after").map(str::to_string);
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused >= 30, "only {refused} of 60 refused");
+    assert!(retry_after.is_some_and(|s| s.parse::<u32>().is_ok_and(|s| s >= 1)));
+    let joins = metric(addr, "ghostread_joins_total").await;
+    assert!(
+        joins <= 1.0 + 20.0 + 5.0,
+        "the manager booked {joins} ghosts for 60 tries"
+    );
+    // The reader who just reads moves on as ever.
+    move_to(addr, "p", &reader, 4.5).await;
+
+    // One token resumed again and again is held back too.
+    let token = reader.token.clone();
+    let resume = format!("last-event-id: {token}\r\nx-forwarded-for: 198.51.100.67\r\n");
+    let mut held_back = 0;
+    let mut last = token;
+    let mut streams = Vec::new();
+    for _ in 0..6 {
+        match open_with(
+            addr,
+            "/posts/p/events",
+            &resume.replace(&reader.token, &last),
+        )
+        .await
+        {
+            Ok(stream) => {
+                // Each takeover ends the one before; the newest stays open.
+                last = stream.token.clone();
+                streams.push(stream);
+            }
+            Err(answer) => {
+                assert_eq!(answer.status, 429);
+                held_back += 1;
+            }
+        }
+    }
+    let _ = last;
+    assert!(held_back >= 1, "takeovers of one token are limited");
 }

@@ -107,11 +107,11 @@ async fn saves_that_start_failing_later_are_logged_once_and_so_is_the_recovery()
     };
     let _first = common::sse::open(addr, "p").await;
     common::wait_until("a first save", || saved(1)).await;
-    // Now the save's temp file path is taken by a folder, as a full or
-    // read-only disk would refuse it (root ignores permissions).
-    let blocker = data
-        .path()
-        .join(format!(".counts.json.tmp-{}", server.child.id()));
+    // Now the counts file's path is taken by a folder: every save fails at
+    // its rename, as a full or read-only disk would refuse it (root ignores
+    // permissions).
+    let blocker = data.path().join("counts.json");
+    std::fs::remove_file(&blocker).expect("the first save's file");
     std::fs::create_dir_all(&blocker).expect("block saves");
     let _second = common::sse::open(addr, "p").await;
     common::wait_until("several saves failed", || async {

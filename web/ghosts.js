@@ -30,6 +30,7 @@
   const positionUrl = "/posts/" + encodeURIComponent(slug) + "/position";
   const pollUrl = "/posts/" + encodeURIComponent(slug) + "/poll";
   const leaveUrl = "/posts/" + encodeURIComponent(slug) + "/leave";
+  const ticketUrl = "/posts/" + encodeURIComponent(slug) + "/ticket";
   /** How long a stream may take to say hello before the client polls instead. */
   const HELLO_WITHIN_MS = 4000;
 
@@ -330,7 +331,30 @@
     source = null;
     if (polling) return pollSoon(0);
     const token = readStorage(sessionStorage, TOKEN_KEY);
-    source = new EventSource(token ? eventsUrl + "?resume=" + encodeURIComponent(token) : eventsUrl);
+    if (!token) return openStream(eventsUrl);
+    // A reload resumes its ghost, but its token must not go in the URL
+    // (proxies log URLs): a one-time ticket that moves nothing goes there.
+    fetch(ticketUrl, {
+      method: "POST",
+      cache: "no-store",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: token }),
+    })
+      .then(function (response) {
+        return response.status === 200 ? response.json() : null;
+      })
+      .catch(function () {
+        return null;
+      })
+      .then(function (answer) {
+        const ticket = answer && answer.ticket;
+        openStream(ticket ? eventsUrl + "?resume=" + encodeURIComponent(ticket) : eventsUrl);
+      });
+  }
+
+  function openStream(url) {
+    if (source) source.close();
+    source = new EventSource(url);
     for (const name of Object.keys(handlers)) {
       source.addEventListener(name, function (event) {
         handlers[name](event.data);

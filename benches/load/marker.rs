@@ -4,7 +4,6 @@
 //! out again once a second, at known times. A reader's staleness is the
 //! time until its `density` shows the marker's newest step.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,12 +12,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::http::{connect_from, post, source};
-use crate::shared::Shared;
+use crate::shared::{Marker, Shared};
 use crate::transport::open;
 
-/// Steps remembered; a reader further behind than this many seconds of
-/// steps leaves them untimed.
-const STEPS: usize = 16;
 /// How often a marker steps in or out of its block, on average. Each pause
 /// is drawn between 0.7 and 1.3 of it, so steps fall at every phase of the
 /// server's crowd interval, not at one phase for a whole run. Every step
@@ -26,50 +22,8 @@ const STEPS: usize = 16;
 /// become the load, so steps are few and (see `sampled`) so are markers.
 const EVERY: Duration = Duration::from_secs(2);
 
-/// One post in this many gets a marker (and the first always does): enough
-/// rooms to sample every kind of room, few enough that their steps are a
-/// small part of what the server sends.
-const ONE_IN: usize = 10;
-
-/// Whether post number `n` (in the target's order) gets a marker.
-pub fn sampled(n: usize) -> bool {
-    n.is_multiple_of(ONE_IN)
-}
 /// Reader numbers for markers' source addresses, clear of the readers'.
 const MARKER_BASE: usize = 800_000;
-
-/// One post's marker: how many steps it took, and when.
-pub struct Marker {
-    steps: AtomicU64,
-    /// Step `k` at `k % STEPS`: µs since the run's start. Even steps go into
-    /// the marker block, odd ones out of it.
-    times: [AtomicU64; STEPS],
-}
-
-impl Marker {
-    pub fn new() -> Marker {
-        Marker {
-            steps: AtomicU64::new(0),
-            times: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-
-    /// The newest step: how many there have been, whether it put the marker
-    /// in its block, and when (µs since the start). `None` before the first.
-    pub fn newest(&self) -> Option<(u64, bool, u64)> {
-        let steps = self.steps.load(Ordering::Acquire);
-        let k = steps.checked_sub(1)?;
-        let at = self.times[k as usize % STEPS].load(Ordering::Acquire);
-        Some((steps, k.is_multiple_of(2), at))
-    }
-
-    /// Only the marker's own task steps, so a plain store is enough.
-    fn step(&self, micros: u64) {
-        let k = self.steps.load(Ordering::Relaxed);
-        self.times[k as usize % STEPS].store(micros, Ordering::Release);
-        self.steps.store(k + 1, Ordering::Release);
-    }
-}
 
 /// Marker `n` of post `slug`: holds a stream like any reader (and reads it,
 /// so the server never sees it stall), and steps until `until`.

@@ -14,7 +14,6 @@ use hyper::client::conn::http2::SendRequest;
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
 
-use crate::marker::Marker;
 use crate::stats::Stats;
 
 /// Sends remembered per ghost: 6.4 s of a reader moving at 10 Hz. A
@@ -137,7 +136,7 @@ impl Shared {
             markers: slugs
                 .iter()
                 .enumerate()
-                .filter(|(n, _)| crate::marker::sampled(*n))
+                .filter(|(n, _)| sampled(*n))
                 .map(|(_, slug)| (Arc::from(slug.as_str()), Arc::new(Marker::new())))
                 .collect(),
             h2: h2_streams.map(|per| H2Pool {
@@ -231,5 +230,52 @@ impl Hasher for FxHasher {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+// --- Markers (see `marker.rs`) ---------------------------------------------
+
+/// Steps remembered; a reader further behind than this many seconds of
+/// steps leaves them untimed.
+const STEPS: usize = 16;
+/// One post in this many gets a marker (and the first always does): enough
+/// rooms to sample every kind of room, few enough that their steps are a
+/// small part of what the server sends.
+const ONE_IN: usize = 10;
+
+/// Whether post number `n` (in the target's order) gets a marker.
+pub fn sampled(n: usize) -> bool {
+    n.is_multiple_of(ONE_IN)
+}
+/// One post's marker: how many steps it took, and when.
+pub struct Marker {
+    steps: AtomicU64,
+    /// Step `k` at `k % STEPS`: µs since the run's start. Even steps go into
+    /// the marker block, odd ones out of it.
+    times: [AtomicU64; STEPS],
+}
+
+impl Marker {
+    pub fn new() -> Marker {
+        Marker {
+            steps: AtomicU64::new(0),
+            times: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// The newest step: how many there have been, whether it put the marker
+    /// in its block, and when (µs since the start). `None` before the first.
+    pub fn newest(&self) -> Option<(u64, bool, u64)> {
+        let steps = self.steps.load(Ordering::Acquire);
+        let k = steps.checked_sub(1)?;
+        let at = self.times[k as usize % STEPS].load(Ordering::Acquire);
+        Some((steps, k.is_multiple_of(2), at))
+    }
+
+    /// Only the marker's own task steps, so a plain store is enough.
+    pub(crate) fn step(&self, micros: u64) {
+        let k = self.steps.load(Ordering::Relaxed);
+        self.times[k as usize % STEPS].store(micros, Ordering::Release);
+        self.steps.store(k + 1, Ordering::Release);
     }
 }

@@ -5,7 +5,7 @@ use std::hash::Hasher;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::marker::Marker;
+use crate::shared::Marker;
 use crate::shared::{FxHasher, Shared, RING};
 
 /// The events a watcher tells apart.

@@ -17,5 +17,5 @@ mod reload;
 
 pub use front_matter::FrontMatter;
 pub use library::Blog;
-pub use post::Slug;
+pub use post::{Post, Slug};
 pub use reload::{run as run_reload, Folder};

@@ -32,3 +32,4 @@ pub use commands::{JoinRefused, JoinRequest, Resync, Settings, StreamEvent, Stre
 pub use crowd::CrowdRule;
 pub use ghost::{base36, GhostId, Token};
 pub use handle::Ghosts;
+pub use limiter::Limiter;

@@ -7,7 +7,8 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::app::App;
-use super::json_body::read_json;
+use super::join_limits::resuming;
+use super::json_body::read_post;
 use super::peer::client_block;
 use super::position::parse_position;
 use super::reply::{self, Body, Speaks};
@@ -16,8 +17,6 @@ use crate::ghosts::{JoinRefused, JoinRequest, Token};
 
 /// Methods the event stream answers.
 pub const EVENTS_ALLOW: &str = "GET, HEAD, OPTIONS";
-/// Methods the position endpoint answers.
-pub const POSITION_ALLOW: &str = "POST, OPTIONS";
 
 /// `GET /posts/{slug}/events`.
 pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<Body> {
@@ -32,7 +31,14 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
         _ => return reply::method_not_allowed(EVENTS_ALLOW, Speaks::Json),
     }
     let post = &entry.post;
-    let resume = resume_token(request);
+    let resume = resume_token(app, slug, request);
+    let peer = client_block(&app.config.trusted_proxies, request);
+    if let Err(wait) = app
+        .join_limits
+        .check(peer, resuming(&app.ghosts, resume.as_ref()))
+    {
+        return too_many_joins(wait);
+    }
     // In cluster mode the ghost may have been parked by another instance.
     let remote_parked = match (&app.cluster, &resume) {
         (Some(cluster), Some(token)) => cluster.parked(token).await,
@@ -42,7 +48,7 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
         slug: post.slug.clone(),
         blocks: post.blocks,
         resume,
-        peer: client_block(&app.config.trusted_proxies, request),
+        peer,
         remote_parked,
     };
     match app.ghosts.join(request_to_join).await {
@@ -52,6 +58,15 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
         }
         Err(why) => refused(why),
     }
+}
+
+/// Over a join rate limit (see `join_limits.rs`).
+pub(super) fn too_many_joins(wait: Duration) -> Response<Body> {
+    reply::json_retry(
+        StatusCode::TOO_MANY_REQUESTS,
+        retry_secs(wait),
+        "Too many streams opened from your address, or resumes of this reader; wait a moment and reconnect.",
+    )
 }
 
 /// Why a reader was not let in, as the answer to its request.
@@ -91,20 +106,23 @@ fn stream_response(body: Body) -> Response<Body> {
 }
 
 /// The token a reconnecting reader sends back: `Last-Event-ID` from
-/// `EventSource` itself, or `?resume=` from a reloaded page.
-fn resume_token<B>(request: &Request<B>) -> Option<Token> {
+/// `EventSource` itself, or from a reloaded page `?resume=` with a one-time
+/// ticket (see `tickets.rs`), never the token itself, which would end up
+/// in proxies' logs.
+fn resume_token<B>(app: &App, slug: &str, request: &Request<B>) -> Option<Token> {
     let from_header = request
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(Token::parse);
     from_header.or_else(|| {
-        request
+        let ticket = request
             .uri()
             .query()?
             .split('&')
             .find_map(|pair| pair.strip_prefix("resume="))
-            .and_then(Token::parse)
+            .and_then(Token::parse)?;
+        app.tickets.redeem(&ticket, slug)
     })
 }
 
@@ -124,20 +142,11 @@ where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let library = app.blog.current();
-    let Some(entry) = library.get(slug) else {
-        return no_such_post(slug);
-    };
-    match *request.method() {
-        Method::POST => {}
-        Method::OPTIONS => return reply::options(POSITION_ALLOW),
-        _ => return reply::method_not_allowed(POSITION_ALLOW, Speaks::Json),
-    }
-    let body = match read_json(app, request).await {
-        Ok(body) => body,
+    let (post, _, body) = match read_post(app, slug, request).await {
+        Ok(accepted) => accepted,
         Err(refused) => return refused,
     };
-    let update = match parse_position(&body, entry.post.blocks) {
+    let update = match parse_position(&body, post.blocks) {
         Ok(update) => update,
         Err(error) => return reply::json_error(StatusCode::BAD_REQUEST, &error.to_string()),
     };
@@ -180,16 +189,8 @@ where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if app.blog.current().get(slug).is_none() {
-        return no_such_post(slug);
-    }
-    match *request.method() {
-        Method::POST => {}
-        Method::OPTIONS => return reply::options(POSITION_ALLOW),
-        _ => return reply::method_not_allowed(POSITION_ALLOW, Speaks::Json),
-    }
-    let body = match read_json(app, request).await {
-        Ok(body) => body,
+    let body = match read_post(app, slug, request).await {
+        Ok((_, _, body)) => body,
         Err(refused) => return refused,
     };
     let Some(token) = parse_token(&body) else {

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use super::assets::Assets;
-use super::polling::Pollers;
+use super::join_limits::JoinLimits;
+use super::poll_sessions::Pollers;
+use super::tickets::Tickets;
 use crate::blog::Blog;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -21,6 +23,10 @@ pub struct App {
     /// The link to the other instances, in cluster mode.
     pub cluster: Option<Cluster>,
     pub metrics: Arc<Metrics>,
+    /// How often one client may open streams, and resume one ghost.
+    pub join_limits: JoinLimits,
+    /// One-time tickets for resuming by URL without the token in it.
+    pub tickets: Tickets,
     /// Readers on long-polling, whose event streams did not stream.
     pub pollers: Arc<Pollers>,
     pub shutdown: Shutdown,

@@ -3,11 +3,48 @@
 //! `max_body_bytes`, arriving within the header timeout. Each refusal is the
 //! answer to send.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 
 use super::app::App;
-use super::reply::{self, Body};
+use super::peer::client_block;
+use super::reply::{self, Body, Speaks};
+use crate::blog::Post;
+
+/// Methods the JSON `POST` endpoints answer.
+pub const POST_ALLOW: &str = "POST, OPTIONS";
+
+/// A JSON `POST` to one of a post's endpoints, checked the same way for each:
+/// the post exists, the method is `POST` (`OPTIONS` answered), and the body
+/// passes `read_json`. The post, the client (for the per-address limits)
+/// and the body; or the answer that refuses it.
+pub async fn read_post<B>(
+    app: &App,
+    slug: &str,
+    request: Request<B>,
+) -> Result<(Arc<Post>, IpAddr, Vec<u8>), Response<Body>>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let Some(post) = app.blog.current().get(slug).map(|entry| entry.post.clone()) else {
+        return Err(reply::json_error(
+            StatusCode::NOT_FOUND,
+            &format!("There is no post \"{slug}\"; check the address."),
+        ));
+    };
+    match *request.method() {
+        Method::POST => {}
+        Method::OPTIONS => return Err(reply::options(POST_ALLOW)),
+        _ => return Err(reply::method_not_allowed(POST_ALLOW, Speaks::Json)),
+    }
+    let peer = client_block(&app.config.trusted_proxies, &request);
+    let body = read_json(app, request).await?;
+    Ok((post, peer, body))
+}
 
 /// The body's bytes, or the error response that refuses it.
 pub async fn read_json<B>(app: &App, request: Request<B>) -> Result<Vec<u8>, Response<Body>>

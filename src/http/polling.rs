@@ -10,58 +10,19 @@
 //! lost answer is sent again), and ends when polls stop coming: dropping
 //! the stream is then what makes the ghost leave, as for a closed stream.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
-
-use http_body_util::BodyExt;
 use hyper::body::Bytes;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use hyper::{Method, Request, Response, StatusCode};
-use parking_lot::Mutex;
-use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use hyper::{Request, Response, StatusCode};
+use tokio::sync::oneshot;
 
-use super::api::{self, POSITION_ALLOW};
+use super::api;
 use super::app::App;
-use super::json_body::read_json;
-use super::peer::client_block;
-use super::reply::{self, Body, Speaks};
+use super::join_limits::resuming;
+use super::json_body::read_post;
+use super::poll_sessions::{Answer, Poll, Timing};
+use super::reply::{self, Body};
 use super::stream::EventStream;
-use crate::events::PING;
 use crate::ghosts::{JoinRequest, Token};
-use crate::metrics::Metrics;
-
-/// Polls waiting for one session: a client sends one at a time, and a
-/// retry or two when an answer is lost.
-const POLLS_WAITING: usize = 4;
-
-/// The live poll sessions, by token. Each has a number, so a session that
-/// was taken over (a reload resumed its ghost) removes only itself.
-#[derive(Debug, Default)]
-pub struct Pollers {
-    sessions: Mutex<HashMap<Token, (u64, mpsc::Sender<Poll>)>>,
-    next: std::sync::atomic::AtomicU64,
-}
-
-/// One poll, handed to its session.
-struct Poll {
-    /// The `seq` of the last answer the client has.
-    seen: u64,
-    respond_to: oneshot::Sender<Answer>,
-}
-
-/// What a poll gets: the events since the last answer, as event-stream text.
-#[derive(Clone, Serialize)]
-struct Answer {
-    /// This answer's number; the next poll sends it back as `seen`.
-    seq: u64,
-    /// Set when the ghost is gone (the server ended it): poll no more.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    ended: bool,
-    events: String,
-}
 
 /// `POST /posts/{slug}/poll` with `{"token":"…","seen":n}`: the events of
 /// this reader's ghost since its answer `seen`. With `{}` it joins, and with
@@ -72,18 +33,8 @@ where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let library = app.blog.current();
-    let Some(entry) = library.get(slug) else {
-        return api::no_such_post(slug);
-    };
-    match *request.method() {
-        Method::POST => {}
-        Method::OPTIONS => return reply::options(POSITION_ALLOW),
-        _ => return reply::method_not_allowed(POSITION_ALLOW, Speaks::Json),
-    }
-    let peer = client_block(&app.config.trusted_proxies, &request);
-    let body = match read_json(app, request).await {
-        Ok(body) => body,
+    let (post, peer, body) = match read_post(app, slug, request).await {
+        Ok(accepted) => accepted,
         Err(refused) => return refused,
     };
     let Some(asked) = parse_poll(&body) else {
@@ -96,25 +47,25 @@ where
     if let Some(resume) = &resume {
         // A new page of the same reader: its old session (if any) ends once
         // the manager hands the ghost to the new one.
-        app.pollers.sessions.lock().remove(resume);
+        app.pollers.forget(resume);
     }
     let token = asked.token.as_deref().and_then(Token::parse);
-    let session = token.as_ref().and_then(|token| {
-        app.pollers
-            .sessions
-            .lock()
-            .get(token)
-            .map(|(_, s)| s.clone())
-    });
+    let session = token.as_ref().and_then(|token| app.pollers.get(token));
     if token.is_some() && session.is_none() && resume.is_none() {
         return gone();
     }
     let session = match session {
         Some(session) => session,
         None => {
+            if let Err(wait) = app
+                .join_limits
+                .check(peer, resuming(&app.ghosts, resume.as_ref()))
+            {
+                return api::too_many_joins(wait);
+            }
             let request = JoinRequest {
-                slug: entry.post.slug.clone(),
-                blocks: entry.post.blocks,
+                slug: post.slug.clone(),
+                blocks: post.blocks,
                 resume,
                 peer,
                 remote_parked: None,
@@ -125,27 +76,11 @@ where
             };
             let token = parts.token.clone();
             let stream = EventStream::new(parts, app.config.heartbeat, app.metrics.clone());
-            let (polls, inbox) = mpsc::channel(POLLS_WAITING);
-            let number = app
-                .pollers
-                .next
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            app.pollers
-                .sessions
-                .lock()
-                .insert(token.clone(), (number, polls.clone()));
-            tokio::spawn(run_session(
-                stream,
-                inbox,
-                Timing {
-                    wait: app.config.poll_wait,
-                    gone_after: app.config.poll_gone,
-                },
-                (token, number),
-                app.pollers.clone(),
-                app.metrics.clone(),
-            ));
-            polls
+            let timing = Timing {
+                wait: app.config.poll_wait,
+                gone_after: app.config.poll_gone,
+            };
+            app.pollers.open(stream, token, timing, app.metrics.clone())
         }
     };
     let (respond_to, answer) = oneshot::channel();
@@ -203,102 +138,6 @@ fn gone() -> Response<Body> {
         StatusCode::GONE,
         "This reader's ghost is gone; poll again without a token to start anew.",
     )
-}
-
-/// How long a poll may wait for events, and how long a session lives
-/// without one.
-struct Timing {
-    wait: Duration,
-    gone_after: Duration,
-}
-
-async fn run_session(
-    mut stream: EventStream,
-    mut polls: mpsc::Receiver<Poll>,
-    timing: Timing,
-    (token, number): (Token, u64),
-    pollers: Arc<Pollers>,
-    metrics: Arc<Metrics>,
-) {
-    metrics.pollers.inc();
-    let mut last = Answer {
-        seq: 0,
-        ended: false,
-        events: String::new(),
-    };
-    let mut ended = false;
-    loop {
-        let poll = match tokio::time::timeout(timing.gone_after, polls.recv()).await {
-            Ok(Some(poll)) => poll,
-            // Nobody polls any more: the reader is gone, and so is its ghost.
-            _ => break,
-        };
-        if poll.seen < last.seq || ended {
-            // The last answer did not arrive (or there is nothing after it):
-            // the same again. The poller may be gone; the next poll asks again.
-            let _ = poll.respond_to.send(last.clone());
-            continue;
-        }
-        let (events, stream_ended) = next_events(&mut stream, timing.wait).await;
-        ended = stream_ended;
-        last = Answer {
-            seq: last.seq + 1,
-            ended,
-            events,
-        };
-        let _ = poll.respond_to.send(last.clone());
-    }
-    {
-        let mut sessions = pollers.sessions.lock();
-        if sessions.get(&token).is_some_and(|(n, _)| *n == number) {
-            sessions.remove(&token);
-        }
-    }
-    metrics.pollers.dec();
-    // Dropping the stream here tells the manager the ghost left.
-}
-
-/// Waits up to `wait` for the stream's next frames, then takes every frame
-/// already there; heartbeats are left out (the poll itself is one). Whether
-/// the stream ended.
-async fn next_events(stream: &mut EventStream, wait: Duration) -> (String, bool) {
-    let mut events = Vec::new();
-    let deadline = Instant::now() + wait;
-    while events.is_empty() {
-        match tokio::time::timeout_at(deadline, stream.frame()).await {
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    if data != PING {
-                        events.extend_from_slice(&data);
-                    }
-                }
-            }
-            Ok(Some(Err(never))) => match never {},
-            Ok(None) => return (into_text(events), true),
-            Err(_) => return (into_text(events), false),
-        }
-    }
-    // Whatever else is ready now goes in the same answer: a timeout of zero
-    // still polls the frame once first.
-    loop {
-        match tokio::time::timeout(Duration::ZERO, stream.frame()).await {
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    if data != PING {
-                        events.extend_from_slice(&data);
-                    }
-                }
-            }
-            Ok(Some(Err(never))) => match never {},
-            Ok(None) => return (into_text(events), true),
-            Err(_) => return (into_text(events), false),
-        }
-    }
-}
-
-/// The server's own events are UTF-8 (JSON and ASCII names).
-fn into_text(events: Vec<u8>) -> String {
-    String::from_utf8(events).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
