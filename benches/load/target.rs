@@ -94,7 +94,10 @@ impl Target {
                     "--max-readers-per-post",
                     "1000000",
                 ])
+                // The harness speaks for thousands of readers from a few
+                // addresses (over HTTP/2, 200 on one connection).
                 .args(["--max-streams-per-address", "1000000"])
+                .args(["--joins-per-sec", "1000000"])
                 .args(
                     scenario
                         .crowd
