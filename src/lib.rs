@@ -151,7 +151,12 @@ pub async fn serve(
         shutdown: stopping,
         config,
     });
-    http::run(listener, app, trigger, shutdown).await;
+    let outcome = http::run(listener, app, trigger, shutdown).await;
     tracing::info!("ghostread stopped");
-    Ok(())
+    outcome.map_err(|_| {
+        io::Error::other(
+            "the ghost manager stopped unexpectedly (a bug: please report the log above); \
+             exited so that a supervisor restarts the server",
+        )
+    })
 }

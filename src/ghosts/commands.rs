@@ -70,6 +70,9 @@ pub(super) enum Command {
     LocalSnapshot {
         respond_to: oneshot::Sender<Vec<WireRoom>>,
     },
+    /// Tests only: the manager panics, as a bug would make it.
+    #[cfg(test)]
+    Crash,
 }
 
 impl std::fmt::Debug for Command {
@@ -82,6 +85,8 @@ impl std::fmt::Debug for Command {
             Command::Remote(_) => "Remote",
             Command::InstanceGone(_) => "InstanceGone",
             Command::LocalSnapshot { .. } => "LocalSnapshot",
+            #[cfg(test)]
+            Command::Crash => "Crash",
         })
     }
 }

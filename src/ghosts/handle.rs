@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::census::{Census, Counts};
 use super::commands::{
@@ -30,6 +30,19 @@ pub struct Ghosts {
     directory: Arc<Directory>,
     census: Arc<Census>,
     metrics: Arc<Metrics>,
+    /// `true` while the manager task runs; `false` once it ended, for
+    /// whatever reason (shutdown, or a panic nothing else would notice).
+    alive: watch::Receiver<bool>,
+}
+
+/// Says the manager ended when it is dropped: on a normal return, and when
+/// a panic unwinds the task.
+struct Alive(watch::Sender<bool>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.send_replace(false);
+    }
 }
 
 impl Ghosts {
@@ -48,13 +61,19 @@ impl Ghosts {
             census.clone(),
             metrics.clone(),
         );
-        tokio::spawn(manager.run());
+        let (alive_tx, alive) = watch::channel(true);
+        let guard = Alive(alive_tx);
+        tokio::spawn(async move {
+            let _guard = guard;
+            manager.run().await;
+        });
         Ghosts {
             commands,
             stream_events,
             directory,
             census,
             metrics,
+            alive,
         }
     }
 
@@ -147,6 +166,24 @@ impl Ghosts {
             // An error means the manager already stopped, which is the goal.
             let _ = done.await;
         }
+    }
+
+    /// Tests only: makes the manager panic, as a bug would.
+    #[cfg(test)]
+    pub async fn crash(&self) {
+        let _ = self.commands.send(Command::Crash).await;
+    }
+
+    /// Whether the manager task still runs.
+    pub fn is_alive(&self) -> bool {
+        *self.alive.borrow()
+    }
+
+    /// Resolves once the manager task has ended, for whatever reason.
+    pub async fn stopped(&self) {
+        let mut alive = self.alive.clone();
+        // An error means the sender is gone: the manager has ended too.
+        let _ = alive.wait_for(|alive| !alive).await;
     }
 
     /// Commands waiting, for `/metrics`.

@@ -210,6 +210,8 @@ impl Manager {
                 let _ = respond_to.send(self.local_snapshot());
             }
             Command::Shutdown { .. } => {}
+            #[cfg(test)]
+            Command::Crash => panic!("the manager crashed, as a test asked"),
         }
     }
 

@@ -536,3 +536,15 @@ async fn a_room_that_crosses_the_threshold_switches_both_ways() {
     assert!(frame.starts_with("event: snapshot"), "{frame}");
     assert_eq!(frame.matches("\"id\"").count(), 2, "{frame}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_manager_that_dies_is_noticed_and_joins_are_refused() {
+    let actor = start("crash");
+    let _reader = join(&actor, "p").await;
+    assert!(actor.ghosts.is_alive());
+    actor.ghosts.crash().await;
+    actor.ghosts.stopped().await;
+    assert!(!actor.ghosts.is_alive());
+    let refused = actor.ghosts.join(request("p", None)).await.err();
+    assert_eq!(refused, Some(super::commands::JoinRefused::Stopped));
+}

@@ -129,6 +129,11 @@ fn metrics(app: &App) -> Response<Body> {
 fn health(app: &App) -> Response<Body> {
     if app.shutdown.is_started() {
         reply::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else if !app.ghosts.is_alive() {
+        reply::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the ghost manager has stopped; the server is stopping to be restarted\n",
+        )
     } else {
         reply::text(StatusCode::OK, "ok\n")
     }

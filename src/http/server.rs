@@ -28,15 +28,22 @@ const MAX_H2_STREAMS: u32 = 256;
 /// answer: finds peers that vanished without closing.
 const H2_KEEPALIVE: Duration = Duration::from_secs(20);
 
-/// Accepts connections until `shutdown` resolves, then fires `trigger` (which
-/// ends every event stream), lets in-flight requests finish within the grace
-/// period, and returns.
+/// The ghost manager ended while the server was not stopping: a bug. The
+/// server stops too, so that a supervisor (systemd, a container runtime)
+/// restarts it whole, rather than serving pages without live readers.
+#[derive(Debug)]
+pub struct ManagerStopped;
+
+/// Accepts connections until `shutdown` resolves (or the ghost manager
+/// stops, which is an error), then fires `trigger` (which ends every event
+/// stream), lets in-flight requests finish within the grace period, and
+/// returns.
 pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
     trigger: Trigger,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Result<(), ManagerStopped> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -56,6 +63,10 @@ pub async fn run(
     let open = Arc::new(AtomicUsize::new(0));
     let mut accept_errors = 0u64;
     tokio::pin!(shutdown);
+    let ghosts = app.ghosts.clone();
+    let manager_stopped = ghosts.stopped();
+    tokio::pin!(manager_stopped);
+    let mut outcome = Ok(());
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -73,6 +84,13 @@ pub async fn run(
                 }
             },
             _ = &mut shutdown => break,
+            _ = &mut manager_stopped => {
+                tracing::error!(
+                    "the ghost manager stopped unexpectedly; stopping the server so that its supervisor restarts it"
+                );
+                outcome = Err(ManagerStopped);
+                break;
+            }
         };
         tune_socket(&stream, &app.config);
         let guard = ConnectionGuard::enter(&open);
@@ -141,6 +159,7 @@ pub async fn run(
             app.config.shutdown_grace
         );
     }
+    outcome
 }
 
 /// Socket options that bound what a connection can cost and find peers that
