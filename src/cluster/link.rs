@@ -32,6 +32,10 @@ const LOOKUP_CAPACITY: usize = 256;
 
 const TOTALS: &str = "ghostread:totals";
 
+/// The largest cluster message parsed: a snapshot of 100,000 ghosts is
+/// about 6 MiB.
+const MAX_MESSAGE: usize = 32 * 1024 * 1024;
+
 /// The handle request handlers use: resume lookups.
 #[derive(Clone, Debug)]
 pub struct Cluster {
@@ -224,8 +228,15 @@ impl Link {
         for (slug, n) in std::mem::take(&mut self.pending_totals) {
             let _: u64 = command(connection.hincr(TOTALS, &slug, n)).await?;
         }
-        let totals: HashMap<String, u64> = command(connection.hgetall(TOTALS)).await?;
+        // Read as text, so one bad field (another program's, a typo) is
+        // skipped with a warning instead of failing the whole read, which
+        // would make the link reconnect for ever.
+        let totals: HashMap<String, String> = command(connection.hgetall(TOTALS)).await?;
         for (slug, total) in totals {
+            let Ok(total) = total.trim().parse::<u64>() else {
+                tracing::warn!("cluster: {TOTALS} has a field that is not a count; skipped");
+                continue;
+            };
             // The manager stopped: the server is shutting down anyway.
             let _ = self.ghosts.remote(Wire::Total { slug, total }).await;
         }
@@ -244,6 +255,15 @@ impl Link {
         connection: &mut MultiplexedConnection,
         payload: &[u8],
     ) -> Result<(), String> {
+        // A snapshot of a busy instance is a few MiB; anything far larger is
+        // not one of ours, and is not parsed at all.
+        if payload.len() > MAX_MESSAGE {
+            tracing::warn!(
+                "ignored a cluster message of {} bytes (more than {MAX_MESSAGE})",
+                payload.len()
+            );
+            return Ok(());
+        }
         let Ok(wire) = serde_json::from_slice::<Wire>(payload) else {
             tracing::debug!("ignored a cluster message that is not ghostread's");
             return Ok(());

@@ -14,6 +14,7 @@ use super::ghost::{palette_color, pick_color, Color, GhostId, Token};
 use super::limiter::Limiter;
 use super::manager::{Manager, Waiting};
 use super::messages::Outbound;
+use super::remote::MAX_TOTAL;
 use super::room::Room;
 use super::roster::{Live, Parked};
 use crate::blog::Slug;
@@ -94,7 +95,8 @@ impl Manager {
                 (token, id, parked.color, parked.pos)
             }
             None => {
-                *self.totals.entry(slug.to_string()).or_insert(0) += 1;
+                let total = self.totals.entry(slug.to_string()).or_insert(0);
+                *total = total.saturating_add(1).min(MAX_TOTAL);
                 self.saver.changed();
                 self.metrics.joins.inc();
                 // If Redis is far behind, the count waits for the next snapshot of totals.

@@ -12,6 +12,20 @@ use super::messages::{Wire, WireEvent, WireRoom};
 use super::room::Moved;
 use crate::blog::Slug;
 
+/// The largest all-time count kept: 2^53 - 1, the largest whole number a
+/// browser's JavaScript shows exactly, and far from overflowing at a join.
+pub(super) const MAX_TOTAL: u64 = (1 << 53) - 1;
+
+/// A position from another instance, as a local one could be: finite and
+/// not negative (the room's density puts anything past the end at the end).
+fn sane(pos: f64) -> f64 {
+    if pos.is_finite() {
+        pos.max(0.0)
+    } else {
+        0.0
+    }
+}
+
 impl Manager {
     pub(super) fn apply_remote(&mut self, wire: Wire) {
         match wire {
@@ -32,17 +46,23 @@ impl Manager {
             Wire::Snapshot { instance, rooms } => self.apply_snapshot(Arc::from(instance), rooms),
             Wire::Bye { instance } => self.instance_gone(&instance),
             Wire::Total { slug, total } => {
-                let entry = self.totals.entry(slug.clone()).or_insert(0);
+                // Nothing from Redis is trusted: a slug that no post could
+                // have is dropped before it is stored, and a total is kept
+                // where a browser can still show it exactly.
+                let Some(slug) = Slug::parse(&slug) else {
+                    tracing::warn!("cluster: a total for a slug no post can have; ignored");
+                    return;
+                };
+                let total = total.min(MAX_TOTAL);
+                let entry = self.totals.entry(slug.to_string()).or_insert(0);
                 // Counts never go backwards: Redis can only add to ours.
                 if total > *entry {
                     *entry = total;
-                    if let Some(slug) = Slug::parse(&slug) {
-                        if self.rooms.contains_key(&slug) {
-                            self.mark_dirty(&slug);
-                        } else {
-                            let counts = self.census.get(slug.as_str());
-                            self.census.set(&slug, Counts { total, ..counts });
-                        }
+                    if self.rooms.contains_key(&slug) {
+                        self.mark_dirty(&slug);
+                    } else {
+                        let counts = self.census.get(slug.as_str());
+                        self.census.set(&slug, Counts { total, ..counts });
                     }
                 }
             }
@@ -62,13 +82,22 @@ impl Manager {
                     let room = self.new_room(1);
                     self.rooms.insert(slug.clone(), room);
                 }
+                let most = self.settings.max_readers_per_post;
                 let Some(room) = self.rooms.get_mut(slug) else {
                     return;
                 };
                 if room.contains(&id) {
                     return; // Already known (a snapshot came first), or an id clash with a local ghost.
                 }
-                room.add_remote(id.clone(), palette_color(&color), pos, instance.clone());
+                if room.len() >= most {
+                    return; // Remote joins respect the post's limit, as local ones do.
+                }
+                room.add_remote(
+                    id.clone(),
+                    palette_color(&color),
+                    sane(pos),
+                    instance.clone(),
+                );
                 self.remote
                     .entry(instance.clone())
                     .or_default()
@@ -91,7 +120,7 @@ impl Manager {
                     let theirs = room
                         .member(&id)
                         .is_some_and(|m| m.origin.as_deref() == Some(&**instance));
-                    if theirs && room.moved(&id, pos) == Moved::Coalesced {
+                    if theirs && room.moved(&id, sane(pos)) == Moved::Coalesced {
                         self.metrics.moves_coalesced.inc();
                     }
                 }

@@ -548,3 +548,86 @@ async fn a_manager_that_dies_is_noticed_and_joins_are_refused() {
     let refused = actor.ghosts.join(request("p", None)).await.err();
     assert_eq!(refused, Some(super::commands::JoinRefused::Stopped));
 }
+
+#[tokio::test(start_paused = true)]
+async fn messages_from_other_instances_are_checked_before_they_touch_state() {
+    let actor = start("untrusted");
+    let mut local = join(&actor, "p").await;
+    let total = |slug: &str, total: u64| Wire::Total {
+        slug: slug.into(),
+        total,
+    };
+    // A slug no post can have is never stored; a total past what a browser
+    // shows exactly is clamped, and a join after it does not overflow.
+    actor.ghosts.remote(total("../etc", 5)).await.expect("sent");
+    actor
+        .ghosts
+        .remote(total("p", u64::MAX))
+        .await
+        .expect("sent");
+    settle(&actor).await;
+    assert_eq!(actor.ghosts.counts("../etc").total, 0);
+    let frame = next_frame(&mut local).await;
+    assert!(
+        frame.contains(&format!("\"total\":{}", super::remote::MAX_TOTAL)),
+        "{frame}"
+    );
+    let _another = join(&actor, "p").await;
+    assert_eq!(actor.ghosts.counts("p").total, super::remote::MAX_TOTAL);
+
+    // Positions are made sane, and remote joins respect the post's limit.
+    let snapshot = |ghosts: Vec<(String, String, f64)>| Wire::Snapshot {
+        instance: "other".into(),
+        rooms: vec![WireRoom {
+            slug: "p".into(),
+            ghosts,
+        }],
+    };
+    actor
+        .ghosts
+        .remote(snapshot(vec![("ccccc1".into(), "c".into(), -5.0)]))
+        .await
+        .expect("sent");
+    let mut frame = next_frame(&mut local).await;
+    while !frame.contains("ccccc1") {
+        frame = next_frame(&mut local).await;
+    }
+    assert!(frame.contains("{\"id\":\"ccccc1\",\"color\":"), "{frame}");
+    assert!(
+        frame.contains("\"pos\":0.0"),
+        "no negative position: {frame}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn remote_joins_respect_the_posts_limit_as_local_ones_do() {
+    let folder = Folder::new("remote-limit");
+    let metrics = Arc::new(Metrics::default());
+    let settings = Settings {
+        max_readers_per_post: 2,
+        ..settings(folder.0.clone())
+    };
+    let ghosts = Ghosts::spawn(settings, Totals::new(), metrics);
+    let _local = ghosts.join(request("p", None)).await.expect("joined");
+    let ghosts_of = |n: usize| -> Vec<(String, String, f64)> {
+        (0..n)
+            .map(|i| (format!("ddddd{i}"), "c".to_string(), 1.0))
+            .collect()
+    };
+    let snapshot = Wire::Snapshot {
+        instance: "other".into(),
+        rooms: vec![WireRoom {
+            slug: "p".into(),
+            ghosts: ghosts_of(3),
+        }],
+    };
+    ghosts.remote(snapshot).await.expect("sent");
+    ghosts.local_snapshot().await.expect("settled");
+    tokio::time::advance(TICK * 2).await;
+    ghosts.local_snapshot().await.expect("settled");
+    assert_eq!(
+        ghosts.counts("p").now,
+        2,
+        "one local and one remote, no more"
+    );
+}
