@@ -86,8 +86,14 @@ impl Manager {
             Some((token, parked)) => {
                 self.metrics.resumes.inc();
                 // Ids are random: in the rare case that a live ghost took this
-                // one meanwhile, the resumed ghost gets a new id, same colour.
-                let id = if self.roster.contains(&parked.id) {
+                // one meanwhile (here, or another instance's in this room),
+                // the resumed ghost gets a new id, same colour.
+                let taken = self.roster.contains(&parked.id)
+                    || self
+                        .rooms
+                        .get(&slug)
+                        .is_some_and(|r| r.contains(&parked.id));
+                let id = if taken {
                     self.roster.fresh_id(&mut self.rng)
                 } else {
                     parked.id

@@ -190,15 +190,15 @@ impl Manager {
     /// An instance went silent or said goodbye: all its ghosts leave.
     pub(super) fn instance_gone(&mut self, instance: &str) {
         let instance: Arc<str> = Arc::from(instance);
-        let Some(ghosts) = self.remote.remove(&instance) else {
+        let Some(ghosts) = self.remote.get(&instance).cloned() else {
             return;
         };
         for (id, slug) in ghosts {
-            if let Some(room) = self.rooms.get_mut(&slug) {
-                room.remove(&id);
-                self.mark_dirty(&slug);
-            }
+            // Only members that are that instance's: an id it once had may
+            // be a local ghost's now, and that one stays.
+            self.remove_remote(&instance, &slug, &id);
         }
+        self.remote.remove(&instance);
     }
 
     /// This instance's own ghosts, for a snapshot to the others.

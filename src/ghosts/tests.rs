@@ -631,3 +631,52 @@ async fn remote_joins_respect_the_posts_limit_as_local_ones_do() {
         "one local and one remote, no more"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_ghost_never_takes_a_remote_id_and_outlives_that_instance() {
+    let actor = start("clash");
+    let mut watcher = join(&actor, "p").await;
+    let remote_id = "eeeee1";
+    actor
+        .ghosts
+        .remote(Wire::Snapshot {
+            instance: "one".into(),
+            rooms: vec![WireRoom {
+                slug: "p".into(),
+                ghosts: vec![(remote_id.into(), "c".into(), 1.0)],
+            }],
+        })
+        .await
+        .expect("sent");
+    // A reader parked by another instance under that same id comes back here.
+    let token = Token::random(&mut rand::rng());
+    let request = JoinRequest {
+        remote_parked: Some(super::messages::RemoteParked {
+            id: remote_id.into(),
+            color: "c".into(),
+            slug: "p".into(),
+            pos: 2.0,
+        }),
+        ..request("p", Some(&token))
+    };
+    let resumed = actor.ghosts.join(request).await.expect("joined");
+    assert_ne!(resumed.ghost.as_str(), remote_id, "a clash gets a new id");
+    actor
+        .ghosts
+        .instance_gone("one".into())
+        .await
+        .expect("sent");
+    let frame = loop {
+        let frame = next_frame(&mut watcher).await;
+        if frame.contains("event: leave") {
+            break frame;
+        }
+    };
+    assert!(frame.contains(remote_id), "{frame}");
+    assert!(!frame.contains(resumed.ghost.as_str()), "{frame}");
+    assert_eq!(
+        actor.ghosts.counts("p").now,
+        2,
+        "the watcher and the resumed reader"
+    );
+}
