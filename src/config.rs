@@ -43,6 +43,10 @@ pub struct Config {
     /// How many connections may be open at once; over it, new connections get
     /// a `503` and are closed, so the process keeps file descriptors in reserve.
     pub max_connections: usize,
+    /// How many connections one client address (its /64 for IPv6) may hold
+    /// open at once; trusted proxies are not counted. Generous: an office
+    /// behind one address holds a stream and a POST connection per reader.
+    pub max_connections_per_address: usize,
     /// Kernel send buffer of each connection, in bytes (0: the kernel's own
     /// autotuning, which lets one stalled reader pin megabytes). An event
     /// stream needs a few KB a second; 64 KiB also sends a page in one go.
@@ -106,6 +110,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(3),
             max_connections: 19_000,
+            max_connections_per_address: 1_000,
             socket_send_buffer: 64 * 1024,
             max_body_bytes: 1024,
             tick: Duration::from_millis(10),

@@ -39,6 +39,11 @@ struct Args {
     #[arg(long, env = "GHOSTREAD_MAX_CONNECTIONS", default_value_t = 19_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
+    /// Most connections open at once from one client address (IPv6: its
+    /// /64), trusted proxies aside; more are answered 429.
+    #[arg(long, env = "GHOSTREAD_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_address: u64,
     /// Milliseconds per tick: moves are coalesced and sent once per tick.
     #[arg(long, env = "GHOSTREAD_TICK_MS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -128,6 +133,7 @@ impl Args {
             web: self.web.map_or(WebSource::Embedded, WebSource::Dir),
             header_timeout: Duration::from_secs(self.header_timeout_secs),
             max_connections: whole(self.max_connections),
+            max_connections_per_address: whole(self.max_connections_per_address),
             tick: Duration::from_millis(self.tick_ms),
             crowd: whole(self.crowd),
             crowd_interval: Duration::from_millis(self.crowd_interval_ms),

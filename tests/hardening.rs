@@ -190,3 +190,30 @@ async fn a_client_churning_streams_is_refused_before_the_manager_works_and_other
     let _ = last;
     assert!(held_back >= 1, "takeovers of one token are limited");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_only_so_many_connections_and_gets_them_back() {
+    let server = start_server(one_post(4), |c| c.max_connections_per_address = 5).await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(
+            tokio::net::TcpStream::connect(server.addr)
+                .await
+                .expect("connect"),
+        );
+    }
+    // The sixth from the same address is told at once, and closed.
+    let refused = get(server.addr, "/healthz").await;
+    assert_eq!(refused.status, 429);
+    assert!(refused.header("retry-after").is_some());
+    assert!(refused.text().contains("your address"));
+    // Another address is another client.
+    let other = common::sse::open_from(server.addr, "p", common::sse::source(3)).await;
+    drop(other);
+    // Closing one gives the address a connection back.
+    drop(held.pop());
+    common::wait_until("a connection is free again", || async {
+        get(server.addr, "/healthz").await.status == 200
+    })
+    .await;
+}

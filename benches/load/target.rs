@@ -98,6 +98,7 @@ impl Target {
                 // addresses (over HTTP/2, 200 on one connection).
                 .args(["--max-streams-per-address", "1000000"])
                 .args(["--joins-per-sec", "1000000"])
+                .args(["--max-connections-per-address", "1000000"])
                 .args(
                     scenario
                         .crowd

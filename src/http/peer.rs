@@ -18,7 +18,7 @@ pub fn client_block<B>(trusted_proxies: &[IpAddr], request: &Request<B>) -> IpAd
     block_of(client_address(trusted_proxies, request))
 }
 
-fn block_of(address: IpAddr) -> IpAddr {
+pub fn block_of(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);

@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::app::App;
-use super::peer::PeerAddr;
+use super::peer::{block_of, PeerAddr};
 use super::{h1_events, routes};
 use crate::shutdown::Trigger;
 
@@ -61,6 +61,7 @@ pub async fn run(
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let open = Arc::new(AtomicUsize::new(0));
+    let per_address = Arc::new(PerAddress::default());
     let mut accept_errors = 0u64;
     tokio::pin!(shutdown);
     let ghosts = app.ghosts.clone();
@@ -95,15 +96,29 @@ pub async fn run(
         tune_socket(&stream, &app.config);
         let guard = ConnectionGuard::enter(&open);
         if guard.count > app.config.max_connections {
-            tokio::spawn(refuse(stream));
+            tokio::spawn(refuse(stream, Refusal::ServerFull));
             continue;
         }
+        // Trusted proxies speak for many clients; anyone else holds at most
+        // so many connections (an IPv6 client: its /64).
+        let from = peer.ip().to_canonical();
+        let address_guard = if app.config.trusted_proxies.contains(&from) {
+            None
+        } else {
+            let guard = per_address.enter(block_of(from));
+            if guard.count > app.config.max_connections_per_address {
+                tokio::spawn(refuse(stream, Refusal::AddressFull));
+                continue;
+            }
+            Some(guard)
+        };
         let app = app.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let mut stopping = app.shutdown.clone();
         tokio::spawn(async move {
             let _guard = guard;
+            let _address_guard = address_guard;
             // hyper's own header timeout starts only once it has decided
             // between HTTP/1 and HTTP/2, which needs a first byte. Wait for it
             // here, bounded, so a silent socket cannot stay open for ever.
@@ -206,15 +221,70 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// Over the connection limit: a short `503` written by hand (no parsing, no
+/// Open connections per client address, for `--max-connections-per-address`.
+#[derive(Default)]
+struct PerAddress {
+    counts: parking_lot::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+impl PerAddress {
+    fn enter(self: &Arc<Self>, address: std::net::IpAddr) -> AddressGuard {
+        let mut counts = self.counts.lock();
+        let count = counts.entry(address).or_insert(0);
+        *count += 1;
+        AddressGuard {
+            count: *count,
+            address,
+            per_address: self.clone(),
+        }
+    }
+}
+
+/// Counts a connection against its address while it lives; an address is
+/// forgotten when its last connection closes.
+struct AddressGuard {
+    /// Connections from this address including this one, when accepted.
+    count: usize,
+    address: std::net::IpAddr,
+    per_address: Arc<PerAddress>,
+}
+
+impl Drop for AddressGuard {
+    fn drop(&mut self) {
+        let mut counts = self.per_address.counts.lock();
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Why a connection is refused before anything is read from it.
+#[derive(Clone, Copy)]
+enum Refusal {
+    ServerFull,
+    AddressFull,
+}
+
+/// Over a connection limit: a short answer written by hand (no parsing, no
 /// waiting for the request), then close. Bounded so a client that never reads
 /// cannot keep the socket.
-async fn refuse(mut stream: TcpStream) {
-    const BODY: &str =
-        "{\"error\":\"The server has too many open connections; try again in a few seconds.\"}";
+async fn refuse(mut stream: TcpStream, why: Refusal) {
+    let (status, body) = match why {
+        Refusal::ServerFull => (
+            "503 Service Unavailable",
+            "{\"error\":\"The server has too many open connections; try again in a few seconds.\"}",
+        ),
+        Refusal::AddressFull => (
+            "429 Too Many Requests",
+            "{\"error\":\"Too many open connections from your address; close some and try again.\"}",
+        ),
+    };
     let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 5\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
-        BODY.len()
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nretry-after: 5\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
     );
     let write = async {
         stream.write_all(response.as_bytes()).await?;
