@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use hyper::body::Bytes;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -234,4 +235,36 @@ fn retry_secs(wait: Duration) -> u32 {
     u32::try_from(wait.as_secs())
         .unwrap_or(u32::MAX)
         .saturating_add(1)
+}
+
+/// `POST /posts/{slug}/ticket` with `{"token":"…"}`: a one-time ticket to
+/// resume that reader's ghost with `GET …/events?resume=<ticket>`.
+pub async fn ticket<B>(app: &App, slug: &str, request: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (post, _, body) = match read_post(app, slug, request).await {
+        Ok(accepted) => accepted,
+        Err(refused) => return refused,
+    };
+    let Some(token) = parse_token(&body).as_deref().and_then(Token::parse) else {
+        return reply::json_error(
+            StatusCode::BAD_REQUEST,
+            "The body must be a JSON object like {\"token\":\"…\"}, with the token of the reader to resume.",
+        );
+    };
+    let Some(ticket) = app.tickets.issue(token, post.slug.clone()) else {
+        return reply::json_retry(
+            StatusCode::SERVICE_UNAVAILABLE,
+            5,
+            "Too many tickets are waiting to be used; open the stream without one.",
+        );
+    };
+    let json = format!("{{\"ticket\":\"{}\"}}", ticket.as_str());
+    let mut response = Response::new(reply::full(Bytes::from(json)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

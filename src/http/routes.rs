@@ -13,7 +13,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::app::App;
 use super::assets::etag_matches;
 use super::reply::{self, Body, Speaks};
-use super::{api, polling, tickets};
+use super::{api, polling};
 use crate::blog::pages::{self, Listed};
 
 /// Methods each kind of resource answers, for `Allow` and `405`.
@@ -65,7 +65,7 @@ where
         ["posts", slug, "position"] => api::position(app, slug, request).await,
         ["posts", slug, "leave"] => api::goodbye(app, slug, request).await,
         ["posts", slug, "poll"] => polling::poll(app, slug, request).await,
-        ["posts", slug, "ticket"] => tickets::ticket(app, slug, request).await,
+        ["posts", slug, "ticket"] => api::ticket(app, slug, request).await,
         _ if path.len() > 1 && path.ends_with('/') => reply::redirect(&same_site(&path)),
         _ => not_found(app),
     }

@@ -1,4 +1,5 @@
-//! One-time tickets, so a reader's token never travels in a URL. A reloaded
+//! One-time tickets, so a reader's token never travels in a URL (the route
+//! that issues them is `api::ticket`). A reloaded
 //! page cannot send `Last-Event-ID`, so it names the ghost to resume in the
 //! stream's URL, and URLs end up in proxies' access logs. It asks for a
 //! ticket first (`POST /posts/{slug}/ticket`, the token in the body), and
@@ -9,16 +10,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use hyper::body::Bytes;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use hyper::{Request, Response, StatusCode};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use super::api::parse_token;
-use super::app::App;
-use super::json_body::read_post;
-use super::reply::{self, Body};
 use crate::blog::Slug;
 use crate::ghosts::Token;
 
@@ -44,7 +38,7 @@ struct Ticket {
 
 impl Tickets {
     /// A ticket for `token` on `slug`, or `None` while too many are open.
-    fn issue(&self, token: Token, slug: Slug) -> Option<Token> {
+    pub fn issue(&self, token: Token, slug: Slug) -> Option<Token> {
         let now = Instant::now();
         let mut open = self.open.lock();
         if open.len() >= MOST {
@@ -71,38 +65,6 @@ impl Tickets {
         let ticket = self.open.lock().remove(ticket)?;
         (ticket.slug.as_str() == slug && ticket.expires > Instant::now()).then_some(ticket.token)
     }
-}
-
-/// `POST /posts/{slug}/ticket` with `{"token":"…"}`: a one-time ticket to
-/// resume that reader's ghost with `GET …/events?resume=<ticket>`.
-pub async fn ticket<B>(app: &App, slug: &str, request: Request<B>) -> Response<Body>
-where
-    B: hyper::body::Body,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let (post, _, body) = match read_post(app, slug, request).await {
-        Ok(accepted) => accepted,
-        Err(refused) => return refused,
-    };
-    let Some(token) = parse_token(&body).as_deref().and_then(Token::parse) else {
-        return reply::json_error(
-            StatusCode::BAD_REQUEST,
-            "The body must be a JSON object like {\"token\":\"…\"}, with the token of the reader to resume.",
-        );
-    };
-    let Some(ticket) = app.tickets.issue(token, post.slug.clone()) else {
-        return reply::json_retry(
-            StatusCode::SERVICE_UNAVAILABLE,
-            5,
-            "Too many tickets are waiting to be used; open the stream without one.",
-        );
-    };
-    let json = format!("{{\"ticket\":\"{}\"}}", ticket.as_str());
-    let mut response = Response::new(reply::full(Bytes::from(json)));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 #[cfg(test)]
