@@ -145,6 +145,22 @@ pub struct StreamParts {
     pub to_manager: mpsc::UnboundedSender<StreamEvent>,
 }
 
+/// A reader the next tick answers.
+pub(super) enum Waiting {
+    /// A newcomer (or a takeover): its own `hello` is ready, the room's
+    /// state and its subscription come at the tick.
+    Joined {
+        respond_to: oneshot::Sender<Result<Joined, JoinRefused>>,
+        ghost: GhostId,
+        token: Token,
+        serial: u64,
+        hello: Bytes,
+        end: oneshot::Receiver<()>,
+    },
+    /// A reader that fell behind.
+    Resync { respond_to: oneshot::Sender<Resync> },
+}
+
 /// Why a stream was not opened.
 #[derive(Debug, PartialEq, Eq)]
 pub enum JoinRefused {

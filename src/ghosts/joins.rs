@@ -8,11 +8,11 @@ use hyper::body::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::commands::{JoinRefused, JoinRequest, Joined};
+use super::commands::{JoinRefused, JoinRequest, Joined, Resync, Waiting};
 use super::directory::Seat;
 use super::ghost::{palette_color, pick_color, Color, GhostId, Token};
 use super::limiter::Limiter;
-use super::manager::{Manager, Waiting};
+use super::manager::Manager;
 use super::messages::Outbound;
 use super::remote::MAX_TOTAL;
 use super::room::Room;
@@ -30,6 +30,67 @@ pub(super) struct Refused {
 }
 
 impl Manager {
+    /// `waiting` is answered at the room's next tick, with the state that
+    /// every other reader waiting there gets too.
+    pub(super) fn wait_for_tick(&mut self, slug: &Slug, waiting: Waiting) {
+        self.waiting.entry(slug.clone()).or_default().push(waiting);
+        self.mark_dirty(slug);
+    }
+
+    /// Gives every reader waiting on a room the room's state, encoded once,
+    /// and a subscription from after this tick's frame.
+    pub(super) fn answer_waiting(&mut self, slug: &Slug) {
+        let Some(waiting) = self.waiting.remove(slug) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(slug) else {
+            return; // Dropping the senders ends those streams; they reconnect.
+        };
+        let state = Bytes::from(room.state(self.counts(slug)));
+        let mut gave_up = Vec::new();
+        for reader in waiting {
+            match reader {
+                Waiting::Joined {
+                    respond_to,
+                    ghost,
+                    token,
+                    serial,
+                    hello,
+                    end,
+                } => {
+                    let joined = Joined {
+                        ghost,
+                        token,
+                        serial,
+                        hello,
+                        state: state.clone(),
+                        events: room.subscribe(),
+                        end,
+                    };
+                    // If the requester gave up, the stream parts it would
+                    // have got are dropped here... but the manager still
+                    // holds the ghost, and its stream never existed to send
+                    // the leave. Undo the join.
+                    if let Err(Ok(joined)) = respond_to.send(Ok(joined)) {
+                        gave_up.push((joined.ghost, joined.serial));
+                    }
+                }
+                Waiting::Resync { respond_to } => {
+                    self.metrics.lag_snapshots.inc();
+                    let resync = Resync {
+                        snapshot: state.clone(),
+                        events: room.subscribe(),
+                    };
+                    // The stream may have closed meanwhile; then it needs nothing.
+                    let _ = respond_to.send(resync);
+                }
+            }
+        }
+        for (ghost, serial) in gave_up {
+            self.leave(&ghost, serial);
+        }
+    }
+
     /// Books a reader's ghost (new, resumed or taken over) and queues its
     /// answer for the room's next tick; a refusal comes back at once.
     pub(super) fn join(&mut self, request: JoinRequest, respond_to: Answer) -> Result<(), Refused> {

@@ -1,23 +1,22 @@
 //! The actor: one task that owns every ghost, room and count. It never awaits
 //! a reader: frames go out through each room's broadcast channel, and each
 //! reader's stream copies them to its own socket at its own pace. Its joins
-//! and leaves are in `joins.rs`, its side of cluster mode in `remote.rs`;
+//! and leaves (and the answers that wait for a tick) are in `joins.rs`, its side of cluster mode in `remote.rs`;
 //! who is live is kept by `Roster`, and when to save by `Saver`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Bytes;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::census::{Census, Counts};
-use super::commands::{Command, JoinRefused, Joined, Resync, Settings, StreamEvent};
+use super::commands::{Command, Settings, StreamEvent, Waiting};
 use super::directory::Directory;
-use super::ghost::{GhostId, Token};
+use super::ghost::GhostId;
 use super::messages::{Outbound, WireEvent};
 use super::room::{Moved, Room, Sharing};
 use super::roster::Roster;
@@ -32,22 +31,6 @@ const BATCH: usize = 256;
 
 /// How often expired resume tokens are forgotten.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
-
-/// A reader the next tick answers.
-pub(super) enum Waiting {
-    /// A newcomer (or a takeover): its own `hello` is ready, the room's
-    /// state and its subscription come at the tick.
-    Joined {
-        respond_to: oneshot::Sender<Result<Joined, JoinRefused>>,
-        ghost: GhostId,
-        token: Token,
-        serial: u64,
-        hello: Bytes,
-        end: oneshot::Receiver<()>,
-    },
-    /// A reader that fell behind.
-    Resync { respond_to: oneshot::Sender<Resync> },
-}
 
 pub(super) struct Manager {
     pub(super) settings: Settings,
@@ -265,13 +248,6 @@ impl Manager {
         self.flush_at = Some(self.flush_at.map_or(due, |at| at.min(due)));
     }
 
-    /// `waiting` is answered at the room's next tick, with the state that
-    /// every other reader waiting there gets too.
-    pub(super) fn wait_for_tick(&mut self, slug: &Slug, waiting: Waiting) {
-        self.waiting.entry(slug.clone()).or_default().push(waiting);
-        self.mark_dirty(slug);
-    }
-
     /// One tick: each changed room that is due publishes one frame, then
     /// answers its waiting readers. Crowded rooms not yet due wait on.
     fn flush(&mut self, now: Instant) {
@@ -299,60 +275,6 @@ impl Manager {
         self.flush_at = next;
         self.last_flush = now;
         self.metrics.tick_seconds.observe(started.elapsed());
-    }
-
-    /// Gives every reader waiting on a room the room's state, encoded once,
-    /// and a subscription from after this tick's frame.
-    fn answer_waiting(&mut self, slug: &Slug) {
-        let Some(waiting) = self.waiting.remove(slug) else {
-            return;
-        };
-        let Some(room) = self.rooms.get(slug) else {
-            return; // Dropping the senders ends those streams; they reconnect.
-        };
-        let state = Bytes::from(room.state(self.counts(slug)));
-        let mut gave_up = Vec::new();
-        for reader in waiting {
-            match reader {
-                Waiting::Joined {
-                    respond_to,
-                    ghost,
-                    token,
-                    serial,
-                    hello,
-                    end,
-                } => {
-                    let joined = Joined {
-                        ghost,
-                        token,
-                        serial,
-                        hello,
-                        state: state.clone(),
-                        events: room.subscribe(),
-                        end,
-                    };
-                    // If the requester gave up, the stream parts it would
-                    // have got are dropped here... but the manager still
-                    // holds the ghost, and its stream never existed to send
-                    // the leave. Undo the join.
-                    if let Err(Ok(joined)) = respond_to.send(Ok(joined)) {
-                        gave_up.push((joined.ghost, joined.serial));
-                    }
-                }
-                Waiting::Resync { respond_to } => {
-                    self.metrics.lag_snapshots.inc();
-                    let resync = Resync {
-                        snapshot: state.clone(),
-                        events: room.subscribe(),
-                    };
-                    // The stream may have closed meanwhile; then it needs nothing.
-                    let _ = respond_to.send(resync);
-                }
-            }
-        }
-        for (ghost, serial) in gave_up {
-            self.leave(&ghost, serial);
-        }
     }
 
     /// Publishes whatever a room has to say (one frame to its readers, one
