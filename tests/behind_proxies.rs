@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::browser::{block_of, console_errors, own_id, Browser, Driver, LONG, ONE_AT_A_TIME};
 use common::proxies::{Kind, Proxy};
 use common::sse::open_with;
-use common::{sample_blog, start_server, TestServer};
+use common::{sample_blog, start_server};
 
 /// A ghost one page shows, by id, as a JavaScript expression.
 fn shows(id: &str) -> String {
@@ -30,7 +30,7 @@ async fn readers_behind(kind: Kind) {
     })
     .await;
     let proxy = Proxy::start(kind, server.addr).await;
-    heartbeats_pass(&server, &proxy).await;
+    heartbeats_pass(&proxy).await;
 
     let driver = Driver::start().await;
     let direct = driver.browser(1280, 900).await;
@@ -122,7 +122,7 @@ async fn close_tab(browser: Browser) {
 
 /// With nothing to say, the stream stays open through the proxy on
 /// heartbeats (1 s here), each arriving as it is sent.
-async fn heartbeats_pass(server: &TestServer, proxy: &Proxy) {
+async fn heartbeats_pass(proxy: &Proxy) {
     if matches!(proxy.kind, Kind::Squid | Kind::Buffering) {
         return; // A forward proxy is the browser's; a buffering one holds them all.
     }
@@ -132,7 +132,6 @@ async fn heartbeats_pass(server: &TestServer, proxy: &Proxy) {
     for _ in 0..3 {
         assert_eq!(reader.wait_comment().await, "ping", "{:?}", proxy.kind);
     }
-    let _ = server;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,7 @@ use super::reply::{self, Body, Speaks};
 use crate::blog::Post;
 
 /// Methods the JSON `POST` endpoints answer.
-pub const POST_ALLOW: &str = "POST, OPTIONS";
+const POST_ALLOW: &str = "POST, OPTIONS";
 
 /// A JSON `POST` to one of a post's endpoints, checked the same way for each:
 /// the post exists, the method is `POST` (`OPTIONS` answered), and the body
@@ -47,7 +47,7 @@ where
 }
 
 /// The body's bytes, or the error response that refuses it.
-pub async fn read_json<B>(app: &App, request: Request<B>) -> Result<Vec<u8>, Response<Body>>
+async fn read_json<B>(app: &App, request: Request<B>) -> Result<Vec<u8>, Response<Body>>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

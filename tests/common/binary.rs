@@ -11,6 +11,17 @@ use super::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ghostread");
 
+/// The binary with `args`, its log (stderr) piped, without colours.
+fn spawn(args: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the ghostread binary")
+}
+
 /// A running binary whose log lines arrive on a channel.
 pub struct Running {
     pub child: Child,
@@ -20,13 +31,7 @@ pub struct Running {
 
 impl Running {
     pub fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the ghostread binary");
+        let mut child = spawn(args);
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -47,14 +52,7 @@ impl Running {
     /// what it said. Killed (and so failing the test) if it still runs
     /// after 10 s.
     pub async fn refused(args: &[&str]) -> (Option<i32>, String) {
-        let mut child = Command::new(BIN)
-            .args(["--addr", "127.0.0.1:0"])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the ghostread binary");
+        let mut child = spawn(&[&["--addr", "127.0.0.1:0"], args].concat());
         let deadline = Instant::now() + Duration::from_secs(10);
         let status = loop {
             if let Ok(Some(status)) = child.try_wait() {
