@@ -139,7 +139,7 @@ impl Stats {
     /// The run's crowd staleness; `None` if no room was crowded.
     pub fn crowd(&self) -> Option<Histogram<u64>> {
         let _ = self.take_crowd_second();
-        self.crowd_total.lock().clone()
+        self.crowd_total.lock().clone().filter(|h| !h.is_empty())
     }
 
     /// A reader's `hello` came `micros` after it began to connect.
