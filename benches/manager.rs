@@ -23,6 +23,9 @@ fn settings(tick: Duration, dir: &std::path::Path) -> Settings {
         max_streams_per_address: 10_000_000,
         data_dir: dir.to_path_buf(),
         save_interval: Duration::from_secs(1),
+        count_after: Duration::from_secs(5),
+        away_after: Duration::from_secs(90),
+        let_go: Duration::from_secs(120),
         crowd: CrowdRule::OFF,
         cluster: None,
     }
@@ -39,6 +42,9 @@ fn request(n: usize) -> JoinRequest {
         resume: None,
         peer: std::net::IpAddr::from([127, 0, 0, 1]),
         remote_parked: None,
+        ask_elsewhere: false,
+        released_by: None,
+        watch: false,
     }
 }
 

@@ -37,6 +37,23 @@ pub struct Config {
     /// hyper starts it while a keep-alive connection waits for its next
     /// request) closes keep-alive connections left idle that long.
     pub header_timeout: Duration,
+    /// How long an HTTP/2 connection may stay open with no request or stream
+    /// on it before the server closes it (politely, with `GOAWAY`). HTTP/1.1
+    /// keep-alive connections are bounded by `header_timeout` instead.
+    pub idle_timeout: Duration,
+    /// A new reader counts in a post's all-time `total` once it shows it is
+    /// one: at its first position, or once its stream has been held this
+    /// long. A cross-origin `EventSource` (any web page can open one) is
+    /// closed by the browser's CORS check at once and so never counts.
+    /// Zero counts every stream when it opens.
+    pub count_after: Duration,
+    /// Told to pages: a reader who has not scrolled this long is shown
+    /// away (dimmed) to the others until it reads on.
+    pub away_after: Duration,
+    /// Told to pages: a tab hidden this long closes its stream (its ghost
+    /// leaves) and opens it again when shown. Also how long the server
+    /// holds the ghost of a hidden tab that gave its connection up.
+    pub let_go: Duration,
     /// How long graceful shutdown waits for in-flight requests before it
     /// closes what is left.
     pub shutdown_grace: Duration,
@@ -108,6 +125,10 @@ impl Default for Config {
             web: WebSource::Embedded,
             reload_interval: Duration::from_millis(500),
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            count_after: Duration::from_secs(5),
+            away_after: Duration::from_secs(90),
+            let_go: Duration::from_secs(120),
             shutdown_grace: Duration::from_secs(3),
             max_connections: 19_000,
             max_connections_per_address: 1_000,

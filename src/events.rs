@@ -19,28 +19,46 @@ pub trait Event: Serialize {
     const NAME: &'static str;
 }
 
-/// A ghost as `snapshot` and `join` show it.
+/// A ghost as `snapshot` and `join` show it. `away` (its reader's tabs
+/// are hidden, or it has not scrolled for a while) is only written when true.
 #[derive(Serialize)]
 pub struct Ghost<'a> {
     pub id: &'a str,
     pub color: &'a str,
     pub pos: f64,
+    #[serde(skip_serializing_if = "is_false")]
+    pub away: bool,
 }
 
-/// One entry of `moves`.
+/// One entry of `moves`: where the ghost is now, and whether it is away
+/// (written only when true: an entry without it means present).
 #[derive(Serialize)]
 pub struct Move<'a> {
     pub id: &'a str,
     pub pos: f64,
+    #[serde(skip_serializing_if = "is_false")]
+    pub away: bool,
 }
 
-/// First, once per stream: who this reader is.
+/// First, once per stream: who this reader is, and the server's manners.
 #[derive(Serialize)]
 pub struct Hello<'a> {
     pub id: &'a str,
     pub token: &'a str,
     pub color: &'a str,
     pub blocks: u32,
+    /// The stream watches without a ghost (an invisible reader); written
+    /// only when true.
+    #[serde(skip_serializing_if = "is_false")]
+    pub watching: bool,
+    /// Seconds without scrolling after which a page reports itself away.
+    pub away_after: u64,
+    /// Seconds a tab may stay hidden before it closes its stream.
+    pub let_go: u64,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// The whole room, right after `hello` and for a reader that fell behind.
@@ -143,6 +161,7 @@ mod tests {
             id: "a\nb",
             color: "red",
             pos: 2.25,
+            away: false,
         };
         let cases: [(String, &str); 6] = [
             (
@@ -163,9 +182,20 @@ mod tests {
             ),
             (
                 encoded(&Moves {
-                    moves: vec![Move { id: "a", pos: 3.5 }],
+                    moves: vec![
+                        Move {
+                            id: "a",
+                            pos: 3.5,
+                            away: false,
+                        },
+                        Move {
+                            id: "b",
+                            pos: 1.0,
+                            away: true,
+                        },
+                    ],
                 }),
-                "event: moves\ndata: {\"moves\":[{\"id\":\"a\",\"pos\":3.5}]}\n\n",
+                "event: moves\ndata: {\"moves\":[{\"id\":\"a\",\"pos\":3.5},{\"id\":\"b\",\"pos\":1.0,\"away\":true}]}\n\n",
             ),
             (
                 encoded(&Readers { now: 1, total: 9 }),
@@ -195,11 +225,14 @@ mod tests {
                 token: "tok",
                 color: "red",
                 blocks: 4,
+                watching: false,
+                away_after: 90,
+                let_go: 120,
             },
         );
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
-            "retry: 2000\nid: tok\nevent: hello\ndata: {\"id\":\"k3x9q2\",\"token\":\"tok\",\"color\":\"red\",\"blocks\":4}\n\n"
+            "retry: 2000\nid: tok\nevent: hello\ndata: {\"id\":\"k3x9q2\",\"token\":\"tok\",\"color\":\"red\",\"blocks\":4,\"away_after\":90,\"let_go\":120}\n\n"
         );
     }
 }

@@ -97,6 +97,9 @@ pub async fn serve(
     };
     let ghosts = ghosts::Ghosts::spawn(
         ghosts::Settings {
+            count_after: config.count_after,
+            away_after: config.away_after,
+            let_go: config.let_go,
             tick: config.tick,
             resume_window: config.resume_window,
             moves_per_sec: config.moves_per_sec,

@@ -35,6 +35,28 @@ struct Args {
     #[arg(long, env = "GHOSTREAD_HEADER_TIMEOUT_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     header_timeout_secs: u64,
+    /// Seconds an HTTP/2 connection with no request or stream open stays
+    /// open before the server closes it.
+    #[arg(long, env = "GHOSTREAD_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout_secs: u64,
+    /// Seconds a new reader's stream must be held before it counts in the
+    /// post's all-time total, unless it sends a position sooner (which
+    /// counts it at once). Keeps streams that no reader holds (a
+    /// cross-origin page's EventSource) out of the count. 0: count at once.
+    #[arg(long, env = "GHOSTREAD_COUNT_AFTER_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    count_after_secs: u64,
+    /// Seconds without scrolling after which a reader is shown away
+    /// (dimmed) to the others; told to every page.
+    #[arg(long, env = "GHOSTREAD_AWAY_AFTER_SECS", default_value_t = 90,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    away_after_secs: u64,
+    /// Seconds a hidden tab keeps its stream before it lets go (its ghost
+    /// leaves, and comes back when the tab is shown); told to every page.
+    #[arg(long, env = "GHOSTREAD_LET_GO_SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    let_go_secs: u64,
     /// Most connections open at once; more are answered 503.
     #[arg(long, env = "GHOSTREAD_MAX_CONNECTIONS", default_value_t = 19_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -132,6 +154,10 @@ impl Args {
             data_dir: self.data,
             web: self.web.map_or(WebSource::Embedded, WebSource::Dir),
             header_timeout: Duration::from_secs(self.header_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            count_after: Duration::from_secs(self.count_after_secs),
+            away_after: Duration::from_secs(self.away_after_secs),
+            let_go: Duration::from_secs(self.let_go_secs),
             max_connections: whole(self.max_connections),
             max_connections_per_address: whole(self.max_connections_per_address),
             tick: Duration::from_millis(self.tick_ms),

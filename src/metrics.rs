@@ -87,6 +87,8 @@ pub struct Metrics {
     pub rooms: Gauge,
     pub parked: Gauge,
     pub joins: Counter,
+    /// New readers counted in a post's `total` (see `Config::count_after`).
+    pub readers_counted: Counter,
     pub resumes: Counter,
     pub takeovers: Counter,
     pub leaves: Counter,
@@ -160,6 +162,11 @@ impl Metrics {
             );
         };
         counter("ghostread_joins_total", "New ghosts.", self.joins.get());
+        counter(
+            "ghostread_readers_counted_total",
+            "New readers counted in a post's total: at their first position, or once their stream was held long enough.",
+            self.readers_counted.get(),
+        );
         counter(
             "ghostread_resumes_total",
             "Ghosts resumed by token after their stream ended.",

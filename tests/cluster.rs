@@ -235,3 +235,69 @@ async fn a_crowded_room_counts_every_instances_readers() {
     assert_eq!(summed(&density.data), 3, "{:?}", density.data);
     a1.close();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_resuming_on_another_instance_while_its_stream_is_open_is_taken_over_not_shown_twice(
+) {
+    let redis = Redis::start().await;
+    let (a_server, b_server) = (instance(&redis).await, instance(&redis).await);
+    // A reader on B, and a phone whose stream is on A, each seeing the other.
+    let mut on_b = open(b_server.addr, "p").await;
+    let mut phone = reader_seeing(&a_server, &mut on_b).await;
+    sees(&mut on_b, &phone.id).await;
+
+    // The phone changes networks: its EventSource reconnects, through the
+    // load balancer to B, while A still holds its old stream open.
+    let moved = open_with(
+        b_server.addr,
+        "/posts/p/events",
+        &format!("last-event-id: {}\r\n", phone.token),
+    )
+    .await
+    .expect("200");
+    assert_eq!(
+        (moved.id.as_str(), moved.color.as_str()),
+        (phone.id.as_str(), phone.color.as_str()),
+        "the same ghost, now on B"
+    );
+    // A ended the old stream, and counts it as a takeover.
+    phone.wait_closed().await;
+    assert_eq!(
+        metric(a_server.addr, "ghostread_takeovers_total").await,
+        1.0
+    );
+
+    // Both instances show two readers, and the ghost once, from B. The
+    // reader on B keeps seeing the phone's ghost move.
+    let reading_now = |addr: std::net::SocketAddr| async move {
+        common::get(addr, "/posts/p")
+            .await
+            .text()
+            .contains("<span data-now>2</span>")
+    };
+    wait_until("A shows two readers", || reading_now(a_server.addr)).await;
+    wait_until("B shows two readers", || reading_now(b_server.addr)).await;
+    move_to(b_server.addr, "p", &moved, 6.5).await;
+    on_b.wait_for("moves", |d| {
+        d["moves"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m["id"] == moved.id.as_str() && m["pos"] == 6.5)
+        })
+    })
+    .await;
+    let fresh = open(a_server.addr, "p").await;
+    let ghosts = fresh.state.data["ghosts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        ghosts
+            .iter()
+            .filter(|g| g["id"] == moved.id.as_str())
+            .count(),
+        1,
+        "A shows the ghost once: {ghosts:?}"
+    );
+    // The old token's stream is over on A, and nobody is counted twice.
+    assert_eq!(metric(b_server.addr, "ghostread_joins_total").await, 1.0);
+}

@@ -217,3 +217,166 @@ async fn one_address_holds_only_so_many_connections_and_gets_them_back() {
     })
     .await;
 }
+
+/// How long after `start` the server closed `stream` (reading and
+/// discarding whatever it sends), or `None` if it stays open `within`.
+async fn closed_after(
+    stream: &mut tokio::net::TcpStream,
+    start: std::time::Instant,
+    within: std::time::Duration,
+) -> Option<std::time::Duration> {
+    use tokio::io::AsyncReadExt;
+    let mut sink = [0u8; 1024];
+    let read_to_end = async { while stream.read(&mut sink).await.is_ok_and(|n| n > 0) {} };
+    tokio::time::timeout(within, read_to_end).await.ok()?;
+    Some(start.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_client_gets_one_header_timeout_from_connecting_not_two() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    let timeout = Duration::from_secs(2);
+    let server = start_server(one_post(3), |c| c.header_timeout = timeout).await;
+    // Wait almost the whole timeout before the first byte, then dribble the
+    // head a byte at a time, never finishing it. (It failed before the fix:
+    // the first byte restarted the clock, and the socket lived ~3.8 s.)
+    let connected = Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    tokio::time::sleep(timeout - Duration::from_millis(300)).await;
+    let dribble = async {
+        for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle() {
+            if slow.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(6), dribble).await;
+    let closed = closed_after(&mut slow, connected, Duration::from_secs(1))
+        .await
+        .expect("the server closed the connection");
+    assert!(
+        closed < timeout + Duration::from_millis(900),
+        "closed {closed:?} after connecting; the header timeout is {timeout:?}"
+    );
+    assert_eq!(get(server.addr, "/healthz").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_with_nothing_open_is_closed_but_one_with_a_stream_is_not() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    let idle = Duration::from_secs(1);
+    let server = start_server(one_post(3), |c| {
+        c.idle_timeout = idle;
+        c.header_timeout = Duration::from_secs(2);
+        c.heartbeat = Duration::from_millis(300);
+    })
+    .await;
+    // An HTTP/2 client that sends its preface and settings, then one
+    // request, and then nothing at all.
+    let h2 = |addr| async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        let driver = tokio::spawn(connection);
+        (sender, driver)
+    };
+    let request = |path: &str| {
+        hyper::Request::get(format!("http://{}{path}", server.addr))
+            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .expect("request")
+    };
+
+    let (mut sender, driver) = h2(server.addr).await;
+    let answer = sender.send_request(request("/healthz")).await.expect("200");
+    assert_eq!(answer.status(), 200);
+    drop(answer);
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), driver)
+        .await
+        .expect("the server closed the idle connection")
+        .expect("the driver task")
+        .expect("closed cleanly, with GOAWAY");
+    assert!(started.elapsed() >= idle - Duration::from_millis(100));
+
+    // A connection holding an event stream is not idle, however long.
+    let (mut sender, driver) = h2(server.addr).await;
+    let stream = sender
+        .send_request(request("/posts/p/events"))
+        .await
+        .expect("a stream");
+    assert_eq!(stream.status(), 200);
+    tokio::time::sleep(idle * 3).await;
+    assert!(!driver.is_finished(), "a connection with a stream stays");
+    drop(stream);
+    tokio::time::timeout(Duration::from_secs(10), driver)
+        .await
+        .expect("closed once its stream ended and it sat idle")
+        .expect("the driver task")
+        .expect("closed cleanly");
+
+    // A raw socket that sends the HTTP/2 preface and never a request is
+    // cut off by the header timeout like any other.
+    let mut silent = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    silent
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .expect("write");
+    let closed = closed_after(&mut silent, Instant::now(), Duration::from_secs(20)).await;
+    assert!(closed.is_some(), "a connection that never asks is closed");
+}
+
+/// The post's all-time count, as its page shows it.
+async fn total_on_page(addr: std::net::SocketAddr) -> u64 {
+    let page = get(addr, "/posts/p").await.text();
+    page.split("data-total>")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the page shows a total")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_counts_in_total_only_once_it_shows_a_reader_holds_it() {
+    use std::time::Duration;
+    let after = Duration::from_secs(2);
+    let server = start_server(one_post(8), |c| c.count_after = after).await;
+
+    // What a cross-origin page's EventSource does: the stream opens, the
+    // browser's CORS check fails, the stream closes. Fifty times.
+    for _ in 0..50 {
+        open(server.addr, "p").await.close();
+    }
+    tokio::time::sleep(after + Duration::from_millis(700)).await;
+    assert_eq!(total_on_page(server.addr).await, 0, "no drive-by counts");
+
+    // A reader that reports where it reads counts at once...
+    let reader = open(server.addr, "p").await;
+    assert_eq!(reader.state.data["total"], 0, "not before it shows itself");
+    move_to(server.addr, "p", &reader, 2.0).await;
+    common::wait_until("the reader counts", || async {
+        total_on_page(server.addr).await == 1
+    })
+    .await;
+    // ...and one that only holds its stream, once it has held it a while.
+    let _sitter = open(server.addr, "p").await;
+    common::wait_until("the held stream counts", || async {
+        total_on_page(server.addr).await == 2
+    })
+    .await;
+    assert_eq!(
+        metric(server.addr, "ghostread_readers_counted_total").await,
+        2.0
+    );
+    assert_eq!(metric(server.addr, "ghostread_joins_total").await, 52.0);
+}

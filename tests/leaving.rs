@@ -66,7 +66,7 @@ async fn a_goodbye_from_a_forged_stale_or_foreign_token_is_refused_and_changes_n
         (
             "/posts/p/leave",
             "application/json",
-            "{\"token\":\"0123456789abcdef0123456789abcdef\"}",
+            "{\"token\":\"k3x9q2-0123456789abcdef0123456789abcdef\"}",
             410,
         ),
         (

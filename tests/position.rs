@@ -118,7 +118,7 @@ async fn a_token_moves_only_its_own_ghost_on_its_own_post() {
     posts.write("q.md", common::post("Q", "2025-01-01", "Another post."));
     let server = start_server(posts, |_| {}).await;
     let on_p = open(server.addr, "p").await;
-    let forged = "0123456789abcdef0123456789abcdef";
+    let forged = "k3x9q2-0123456789abcdef0123456789abcdef";
     assert_error(
         &post_position(server.addr, "p", &body(forged, "1")).await,
         410,

@@ -8,7 +8,7 @@ use ghostread::{parse_position, FrontMatter};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "k3x9q2-0123456789abcdef0123456789abcdef";
 
 /// Any JSON value, a few levels deep: what a confused or hostile client
 /// might put in a body or a field.

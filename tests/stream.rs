@@ -32,7 +32,12 @@ async fn a_stream_starts_with_retry_hello_and_a_snapshot_that_holds_the_reader()
         .id
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
-    assert_eq!(reader.token.len(), 32, "128 bits as hex");
+    let (issued_to, secret) = reader.token.split_once('-').expect("id-secret");
+    assert_eq!(
+        issued_to, reader.id,
+        "the token names the ghost it was issued to"
+    );
+    assert_eq!(secret.len(), 32, "and has 128 secret bits as hex");
     assert!(reader.color.starts_with("rgba("));
     assert_eq!(reader.hello.data["blocks"], 12);
     let snapshot = &reader.state.data;
@@ -245,7 +250,7 @@ async fn unknown_expired_or_foreign_tokens_get_a_new_ghost() {
     posts.write("q.md", common::post("Q", "2025-01-01", "Other post."));
     let server = start_server(posts, |c| c.resume_window = Duration::from_millis(1)).await;
     let addr = server.addr;
-    let forged = "0123456789abcdef0123456789abcdef";
+    let forged = "k3x9q2-0123456789abcdef0123456789abcdef";
     let fresh = open_with(addr, &format!("/posts/p/events?resume={forged}"), "")
         .await
         .expect("200");

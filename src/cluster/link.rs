@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
 
-use crate::ghosts::messages::{Outbound, RemoteParked, Wire, CHANNEL};
+use crate::ghosts::messages::{decode, Outbound, RemoteParked, Wire, CHANNEL};
 use crate::ghosts::{base36, Ghosts, Token};
 use crate::shutdown::Shutdown;
 
@@ -32,14 +32,30 @@ const LOOKUP_CAPACITY: usize = 256;
 
 const TOTALS: &str = "ghostread:totals";
 
-/// The largest cluster message parsed: a snapshot of 100,000 ghosts is
-/// about 6 MiB.
-const MAX_MESSAGE: usize = 32 * 1024 * 1024;
+/// How long a resume waits for another instance to release a ghost that
+/// is live there: one round trip through Redis each way, usually.
+const RELEASE_WAIT: Duration = Duration::from_secs(1);
+
+/// Where a lookup's answer goes.
+type Answer = oneshot::Sender<Option<RemoteParked>>;
+
+/// What request handlers ask the link for.
+#[derive(Debug)]
+enum Lookup {
+    /// The ghost parked in Redis under this token, taken.
+    Parked(Token, Answer),
+    /// Ask `instance` to release this token's live ghost, and take it.
+    Release {
+        token: Token,
+        instance: String,
+        respond_to: Answer,
+    },
+}
 
 /// The handle request handlers use: resume lookups.
 #[derive(Clone, Debug)]
 pub struct Cluster {
-    lookups: mpsc::Sender<(Token, oneshot::Sender<Option<RemoteParked>>)>,
+    lookups: mpsc::Sender<Lookup>,
 }
 
 impl Cluster {
@@ -61,6 +77,7 @@ impl Cluster {
             ghosts,
             outbound,
             lookups: lookup_rx,
+            releasing: HashMap::new(),
             heard: HashMap::new(),
             pending_totals: HashMap::new(),
             resume_window,
@@ -74,8 +91,28 @@ impl Cluster {
     /// once). `None` when there is none, or Redis does not answer quickly.
     pub async fn parked(&self, token: &Token) -> Option<RemoteParked> {
         let (respond_to, answer) = oneshot::channel();
-        self.lookups.try_send((token.clone(), respond_to)).ok()?;
+        self.lookups
+            .try_send(Lookup::Parked(token.clone(), respond_to))
+            .ok()?;
         tokio::time::timeout(Duration::from_millis(500), answer)
+            .await
+            .ok()?
+            .ok()?
+    }
+
+    /// Has `instance`, where this token's ghost is live, end its stream and
+    /// hand the ghost over through Redis; the ghost, taken, or `None` if
+    /// that instance does not answer within a second (it may be gone) or
+    /// does not hold the token.
+    pub async fn release(&self, token: &Token, instance: String) -> Option<RemoteParked> {
+        let (respond_to, answer) = oneshot::channel();
+        let lookup = Lookup::Release {
+            token: token.clone(),
+            instance,
+            respond_to,
+        };
+        self.lookups.try_send(lookup).ok()?;
+        tokio::time::timeout(RELEASE_WAIT, answer)
             .await
             .ok()?
             .ok()?
@@ -89,7 +126,9 @@ struct Link {
     instance: String,
     ghosts: Ghosts,
     outbound: mpsc::Receiver<Outbound>,
-    lookups: mpsc::Receiver<(Token, oneshot::Sender<Option<RemoteParked>>)>,
+    lookups: mpsc::Receiver<Lookup>,
+    /// Releases asked of other instances, by token, waiting for `Released`.
+    releasing: HashMap<String, Answer>,
     /// When each other instance was last heard from.
     heard: HashMap<String, Instant>,
     /// New readers counted while Redis was away, added when it is back.
@@ -174,7 +213,10 @@ impl Link {
                         *self.pending_totals.entry(slug.to_string()).or_insert(0) += 1;
                     }
                 }
-                Some((_, respond_to)) = self.lookups.recv() => { let _ = respond_to.send(None); }
+                Some(lookup) = self.lookups.recv() => {
+                    let (Lookup::Parked(_, respond_to) | Lookup::Release { respond_to, .. }) = lookup;
+                    let _ = respond_to.send(None);
+                }
             }
         }
     }
@@ -196,14 +238,18 @@ impl Link {
                     None => Err("the subscription closed".to_string()),
                 },
                 Some(out) = self.outbound.recv() => self.send(&mut connection, out).await,
-                Some((token, respond_to)) = self.lookups.recv() => {
-                    let key = format!("ghostread:park:{}", token.as_str());
-                    let found: Result<Option<String>, String> = command(connection.get_del(key)).await;
-                    let _ = respond_to.send(found.as_ref().ok().and_then(|text| text.as_deref()).and_then(|t| serde_json::from_str(t).ok()));
-                    found.map(|_| ())
-                }
+                Some(lookup) = self.lookups.recv() => match lookup {
+                    Lookup::Parked(token, respond_to) => take_parked(&mut connection, token.as_str(), respond_to).await,
+                    Lookup::Release { token, instance, respond_to } => {
+                        let ask = Wire::Release { instance: self.instance.clone(), to: instance, token: token.as_str().to_string() };
+                        self.releasing.insert(token.as_str().to_string(), respond_to);
+                        self.publish(&mut connection, &ask).await
+                    }
+                },
                 _ = heartbeat.tick() => {
                     beats += 1;
+                    // Releases nobody answered: their askers gave up.
+                    self.releasing.retain(|_, respond_to| !respond_to.is_closed());
                     self.sweep().await;
                     if beats.is_multiple_of(SNAPSHOT_EVERY) {
                         self.publish_snapshot(&mut connection).await
@@ -255,17 +301,7 @@ impl Link {
         connection: &mut MultiplexedConnection,
         payload: &[u8],
     ) -> Result<(), String> {
-        // A snapshot of a busy instance is a few MiB; anything far larger is
-        // not one of ours, and is not parsed at all.
-        if payload.len() > MAX_MESSAGE {
-            tracing::warn!(
-                "ignored a cluster message of {} bytes (more than {MAX_MESSAGE})",
-                payload.len()
-            );
-            return Ok(());
-        }
-        let Ok(wire) = serde_json::from_slice::<Wire>(payload) else {
-            tracing::debug!("ignored a cluster message that is not ghostread's");
+        let Some(wire) = decode(payload) else {
             return Ok(());
         };
         let from = match &wire {
@@ -273,7 +309,9 @@ impl Link {
             | Wire::Snapshot { instance, .. }
             | Wire::Heartbeat { instance }
             | Wire::Hello { instance }
-            | Wire::Bye { instance } => Some(instance.clone()),
+            | Wire::Bye { instance }
+            | Wire::Release { instance, .. }
+            | Wire::Released { instance, .. } => Some(instance.clone()),
             Wire::Total { .. } => None,
         };
         if let Some(from) = from {
@@ -285,6 +323,20 @@ impl Link {
             } else {
                 self.heard.insert(from, Instant::now());
             }
+        }
+        match &wire {
+            // Asked of another instance: nothing for this one to do.
+            Wire::Release { to, .. } if *to != self.instance => return Ok(()),
+            Wire::Released { to, token, .. } => {
+                if *to != self.instance {
+                    return Ok(());
+                }
+                let Some(respond_to) = self.releasing.remove(token) else {
+                    return Ok(()); // Asked long ago, or never: nothing waits.
+                };
+                return take_parked(connection, token, respond_to).await;
+            }
+            _ => {}
         }
         let hello = matches!(wire, Wire::Hello { .. });
         let _ = self.ghosts.remote(wire).await; // An error means the server is stopping.
@@ -330,17 +382,31 @@ impl Link {
                 color,
                 slug,
                 pos,
+                counted,
+                released_to,
             } => {
                 let parked = RemoteParked {
                     id: id.to_string(),
                     color: color.to_string(),
                     slug: slug.to_string(),
                     pos,
+                    counted,
                 };
                 let text = serde_json::to_string(&parked).map_err(|e| e.to_string())?;
                 let key = format!("ghostread:park:{}", token.as_str());
                 let seconds = self.resume_window.as_secs().max(1);
-                command(connection.set_ex::<_, _, ()>(key, text, seconds)).await
+                command(connection.set_ex::<_, _, ()>(key, text, seconds)).await?;
+                match released_to {
+                    Some(to) => {
+                        let released = Wire::Released {
+                            instance: self.instance.clone(),
+                            to,
+                            token: token.as_str().to_string(),
+                        };
+                        self.publish(connection, &released).await
+                    }
+                    None => Ok(()),
+                }
             }
         }
     }
@@ -386,6 +452,24 @@ impl Link {
             let _ = self.ghosts.instance_gone(instance).await; // See `receive`.
         }
     }
+}
+
+/// Takes the ghost parked under `token` (so it resumes once) and hands it
+/// to `respond_to`; a failed command is a lost link.
+async fn take_parked(
+    connection: &mut MultiplexedConnection,
+    token: &str,
+    respond_to: Answer,
+) -> Result<(), String> {
+    let key = format!("ghostread:park:{token}");
+    let found: Result<Option<String>, String> = command(connection.get_del(key)).await;
+    let parked = found
+        .as_ref()
+        .ok()
+        .and_then(|text| text.as_deref())
+        .and_then(|text| serde_json::from_str(text).ok());
+    let _ = respond_to.send(parked); // The asker may have given up.
+    found.map(|_| ())
 }
 
 /// Runs one Redis command with a deadline; any failure is a lost link.

@@ -25,6 +25,15 @@ pub struct Settings {
     pub max_streams_per_address: usize,
     pub data_dir: PathBuf,
     pub save_interval: Duration,
+    /// A new reader counts in `total` at its first position, or once its
+    /// stream has been held this long; zero counts it when it joins.
+    pub count_after: Duration,
+    /// Told to every page in `hello`: how long without scrolling makes a
+    /// reader away.
+    pub away_after: Duration,
+    /// Told to every page in `hello`: how long a hidden tab keeps its
+    /// stream. Also the longest a ghost is held (away) without a stream.
+    pub let_go: Duration,
     /// When a room sends its density instead of per-ghost events.
     pub crowd: CrowdRule,
     /// In cluster mode, where this instance's own events go to be shared.
@@ -32,7 +41,7 @@ pub struct Settings {
 }
 
 /// A reader asking for a stream.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct JoinRequest {
     pub slug: Slug,
     /// The post's block count, for `hello`.
@@ -44,6 +53,16 @@ pub struct JoinRequest {
     pub peer: IpAddr,
     /// In cluster mode, the ghost this token parked on another instance.
     pub remote_parked: Option<RemoteParked>,
+    /// In cluster mode: `true` asks the manager to say so (`LiveElsewhere`)
+    /// when this token's ghost is live on another instance, so that the
+    /// caller can have that instance release it first.
+    pub ask_elsewhere: bool,
+    /// The instance that released `remote_parked` for this join (a
+    /// takeover across instances): its member with that id is replaced.
+    pub released_by: Option<String>,
+    /// An invisible reader: it sees the room, and nobody sees it (no
+    /// member, no `join`, not in `now`).
+    pub watch: bool,
 }
 
 pub(super) enum Command {
@@ -54,6 +73,10 @@ pub(super) enum Command {
     Move {
         ghost: GhostId,
         pos: f64,
+        /// `Some`: the reader is away, or back.
+        away: Option<bool>,
+        /// Keep the ghost (away) when its stream closes, for `let_go`.
+        hold: bool,
     },
     /// The reader's page is gone: its ghost leaves now, its stream ends.
     Goodbye {
@@ -168,6 +191,9 @@ pub enum JoinRefused {
     PostFull,
     AddressFull,
     Stopped,
+    /// The token's ghost is live on this other instance (cluster mode;
+    /// only when the request asked).
+    LiveElsewhere(String),
 }
 
 /// The manager has stopped (the server is shutting down).

@@ -52,10 +52,6 @@ impl Density {
         }
     }
 
-    pub fn blocks(&self) -> u32 {
-        self.counts.len() as u32
-    }
-
     pub fn counts(&self) -> &[u32] {
         &self.counts
     }

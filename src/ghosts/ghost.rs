@@ -11,9 +11,12 @@ use rand::Rng;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GhostId(Arc<str>);
 
-/// The secret that moves a ghost or resumes it: 128 random bits from a
-/// CSPRNG seeded by the operating system (the manager's ChaCha12), as 32 hex
-/// characters. Never logged: its `Debug` is redacted.
+/// The secret that moves a ghost or resumes it: the ghost's public id as it
+/// was issued, a `-`, and 128 random bits from a CSPRNG seeded by the
+/// operating system (the manager's ChaCha12) as 32 hex characters. The id
+/// is only a hint, which lets another instance of a cluster find where the
+/// ghost lives (see `remote.rs`); the random part is the secret. Never
+/// logged: its `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Token(Arc<str>);
 
@@ -58,26 +61,41 @@ impl fmt::Display for GhostId {
 }
 
 impl Token {
-    pub const LEN: usize = 32;
-
-    pub fn random(rng: &mut impl Rng) -> Token {
-        let bytes: [u8; 16] = rng.random();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        Token(Arc::from(hex))
+    /// A new token for the ghost `id`.
+    pub fn for_ghost(id: &GhostId, rng: &mut impl Rng) -> Token {
+        Token(Arc::from(format!("{}-{}", id.as_str(), random_hex(rng))))
     }
 
     /// Accepts only the shape we issue, so junk never reaches a lookup.
     pub fn parse(text: &str) -> Option<Token> {
-        let valid = text.len() == Self::LEN
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let (id, secret) = text.split_once('-')?;
+        let valid = GhostId::parse(id).is_some() && is_secret_hex(secret);
         valid.then(|| Token(Arc::from(text)))
+    }
+
+    /// The id the ghost had when this token was issued. A hint only: a
+    /// resumed ghost whose id was taken meanwhile has a new one.
+    pub fn issued_to(&self) -> Option<GhostId> {
+        GhostId::parse(self.0.split_once('-')?.0)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// 128 random bits as 32 lowercase hex characters.
+pub fn random_hex(rng: &mut impl Rng) -> String {
+    let bytes: [u8; 16] = rng.random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `text` has the shape `random_hex` gives.
+pub fn is_secret_hex(text: &str) -> bool {
+    text.len() == 32
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl fmt::Debug for Token {
@@ -137,15 +155,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_are_128_bit_hex_and_never_printed() {
+    fn tokens_are_the_id_and_128_bits_of_hex_and_never_printed() {
         let mut rng = rand::rng();
-        let token = Token::random(&mut rng);
-        assert_eq!(token.as_str().len(), 32);
+        let id = GhostId::random(&mut rng);
+        let token = Token::for_ghost(&id, &mut rng);
+        assert_eq!(token.as_str().len(), 6 + 1 + 32);
         assert!(Token::parse(token.as_str()).is_some());
+        assert_eq!(token.issued_to(), Some(id.clone()));
         assert_eq!(format!("{token:?}"), "Token(…)");
-        assert_ne!(Token::random(&mut rng), token);
-        for bad in ["", "abc", &"g".repeat(32), &"A".repeat(32), &"a".repeat(33)] {
-            assert!(Token::parse(bad).is_none(), "{bad}");
+        assert_ne!(Token::for_ghost(&id, &mut rng), token);
+        let hex = "a".repeat(32);
+        for bad in [
+            String::new(),
+            "abc".into(),
+            hex.clone(),
+            format!("abcdef-{}", "g".repeat(32)),
+            format!("abcdef-{}", "A".repeat(32)),
+            format!("abcdef-{hex}a"),
+            format!("ABCDEF-{hex}"),
+            format!("abcde-{hex}"),
+            format!("abcdef{hex}"),
+            format!("abcdef--{hex}"),
+        ] {
+            assert!(Token::parse(&bad).is_none(), "{bad}");
         }
     }
 

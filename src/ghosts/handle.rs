@@ -109,8 +109,25 @@ impl Ghosts {
 
     /// Moves a ghost. Waits only when the manager's queue is full.
     pub async fn move_to(&self, ghost: GhostId, pos: f64) -> Result<(), Stopped> {
+        self.report(ghost, pos, None, false).await
+    }
+
+    /// A reader's report: where it is, whether it is away (`None`: not
+    /// said), and whether its ghost should be held while its stream closes.
+    pub async fn report(
+        &self,
+        ghost: GhostId,
+        pos: f64,
+        away: Option<bool>,
+        hold: bool,
+    ) -> Result<(), Stopped> {
         self.commands
-            .send(Command::Move { ghost, pos })
+            .send(Command::Move {
+                ghost,
+                pos,
+                away,
+                hold,
+            })
             .await
             .map_err(|_| Stopped)
     }

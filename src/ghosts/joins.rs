@@ -100,11 +100,14 @@ impl Manager {
             resume,
             peer,
             remote_parked,
+            ask_elsewhere,
+            released_by,
+            watch,
         } = request;
         // A ghost whose stream is still open: the newer stream takes over,
         // silently for everyone else.
         let respond_to = match resume.as_ref() {
-            Some(token) => match self.take_over(token, &slug, blocks, respond_to) {
+            Some(token) => match self.take_over(token, &slug, blocks, watch, respond_to) {
                 Ok(()) => return Ok(()),
                 Err(respond_to) => respond_to,
             },
@@ -126,6 +129,12 @@ impl Manager {
         if let Some(why) = refused {
             return Err(Refused { respond_to, why });
         }
+        if ask_elsewhere {
+            if let Some(instance) = resume.as_ref().and_then(|t| self.live_elsewhere(t, &slug)) {
+                let why = JoinRefused::LiveElsewhere(instance.to_string());
+                return Err(Refused { respond_to, why });
+            }
+        }
         let resumed = resume.and_then(|token| {
             let parked = self
                 .roster
@@ -139,16 +148,22 @@ impl Manager {
                         color: palette_color(&remote.color),
                         pos: remote.pos,
                         expires: Instant::now(),
+                        counted: remote.counted,
                     })
                 })?;
             Some((token, parked))
         });
-        let (token, id, color, pos) = match resumed {
+        let (token, id, color, pos, counted) = match resumed {
             Some((token, parked)) => {
                 self.metrics.resumes.inc();
                 // Ids are random: in the rare case that a live ghost took this
                 // one meanwhile (here, or another instance's in this room),
                 // the resumed ghost gets a new id, same colour.
+                if let Some(instance) = &released_by {
+                    // Released for this join: the releasing instance's
+                    // member is this very ghost, and is this instance's now.
+                    self.remove_remote(&std::sync::Arc::from(instance.as_str()), &slug, &parked.id);
+                }
                 let taken = self.roster.contains(&parked.id)
                     || self
                         .rooms
@@ -159,31 +174,45 @@ impl Manager {
                 } else {
                     parked.id
                 };
-                (token, id, parked.color, parked.pos)
+                (token, id, parked.color, parked.pos, parked.counted)
             }
             None => {
-                let total = self.totals.entry(slug.to_string()).or_insert(0);
-                *total = total.saturating_add(1).min(MAX_TOTAL);
-                self.saver.changed();
                 self.metrics.joins.inc();
-                // If Redis is far behind, the count waits for the next snapshot of totals.
-                self.tell_cluster(Outbound::NewReader { slug: slug.clone() });
                 let in_use = self.rooms.get(&slug).into_iter().flat_map(Room::colors);
                 let color = pick_color(in_use, &mut self.rng);
                 let id = self.roster.fresh_id(&mut self.rng);
-                (Token::random(&mut self.rng), id, color, 0.0)
+                let counted = self.settings.count_after.is_zero();
+                if counted {
+                    self.count_reader(&slug);
+                }
+                (
+                    Token::for_ghost(&id, &mut self.rng),
+                    id,
+                    color,
+                    0.0,
+                    counted,
+                )
             }
         };
+        if !counted {
+            // Counted at its first position, or when this comes due.
+            let due = Instant::now() + self.settings.count_after;
+            self.uncounted.push_back((due, id.clone()));
+        }
         if !self.rooms.contains_key(&slug) {
-            let room = self.new_room(blocks);
+            let room = self.new_room(Some(blocks));
             self.rooms.insert(slug.clone(), room);
         }
         if let Some(room) = self.rooms.get_mut(&slug) {
             room.set_blocks(blocks);
-            // The others hear the join at the tick, after any moves queued
-            // before it; this reader subscribes after that frame, so it
-            // never hears its own join.
-            room.add(id.clone(), color, pos.min(f64::from(blocks)));
+            if watch {
+                room.watch(true); // Sees the room; nobody sees it.
+            } else {
+                // The others hear the join at the tick, after any moves
+                // queued before it; this reader subscribes after that
+                // frame, so it never hears its own join.
+                room.add(id.clone(), color, pos.min(f64::from(blocks)));
+            }
         }
         let serial = self.next_serial();
         let (end, end_rx) = oneshot::channel();
@@ -192,8 +221,9 @@ impl Manager {
             token: &token,
             color,
             blocks,
+            watching: watch,
         }
-        .hello();
+        .hello(&self.settings);
         self.wait_for_tick(
             &slug,
             Waiting::Joined {
@@ -217,6 +247,9 @@ impl Manager {
             color,
             serial,
             end,
+            counted,
+            watching: watch,
+            held_until: None,
         };
         self.roster.admit(id, live, seat);
         self.metrics.ghosts.set(self.roster.live_count() as i64);
@@ -232,6 +265,7 @@ impl Manager {
         token: &Token,
         slug: &Slug,
         blocks: u32,
+        watch: bool,
         respond_to: Answer,
     ) -> Result<(), Answer> {
         if !self.rooms.contains_key(slug) {
@@ -246,14 +280,31 @@ impl Manager {
         // Replacing the sender drops the old one, which ends the old stream;
         // its leave then carries an old serial and is ignored.
         live.end = end;
+        // A held ghost's page is back: its stream is its own again.
+        live.held_until = None;
+        let switched = (live.watching != watch).then_some((live.color, watch));
+        live.watching = watch;
         let hello = Arrival {
             id,
             token,
             color: live.color,
             blocks,
+            watching: watch,
         }
-        .hello();
+        .hello(&self.settings);
         let ghost = id.clone();
+        if let Some((color, watch)) = switched {
+            // The reader chose to be seen, or not to be: its ghost joins
+            // or leaves for the others, as the reader it is.
+            if let Some(room) = self.rooms.get_mut(slug) {
+                room.watch(watch);
+                if watch {
+                    room.remove(&ghost);
+                } else {
+                    room.add(ghost.clone(), color, 0.0);
+                }
+            }
+        }
         self.metrics.takeovers.inc();
         self.wait_for_tick(
             slug,
@@ -269,13 +320,70 @@ impl Manager {
         Ok(())
     }
 
+    /// A reader has shown it is one: it counts in its post's all-time
+    /// `total`, here and (through Redis) on every instance. The one place
+    /// a total grows.
+    pub(super) fn count_reader(&mut self, slug: &Slug) {
+        let total = self.totals.entry(slug.to_string()).or_insert(0);
+        *total = total.saturating_add(1).min(MAX_TOTAL);
+        self.saver.changed();
+        self.metrics.readers_counted.inc();
+        // If Redis is far behind, the count waits for the next snapshot of totals.
+        self.tell_cluster(Outbound::NewReader { slug: slug.clone() });
+        if self.rooms.contains_key(slug) {
+            self.mark_dirty(slug);
+        }
+    }
+
+    /// Counts the live reader `id` if it is not counted yet (its first
+    /// position came, or it has held its stream long enough).
+    pub(super) fn count_if_new(&mut self, id: &GhostId) {
+        let Some(live) = self.roster.get_mut(id).filter(|live| !live.counted) else {
+            return;
+        };
+        live.counted = true;
+        let slug = live.slug.clone();
+        self.count_reader(&slug);
+    }
+
+    /// Counts the readers whose stream has been held `count_after`.
+    pub(super) fn count_held(&mut self, now: Instant) {
+        while let Some((due, _)) = self.uncounted.front() {
+            if *due > now {
+                break;
+            }
+            if let Some((_, id)) = self.uncounted.pop_front() {
+                self.count_if_new(&id);
+            }
+        }
+    }
+
     /// The stream `serial` of ghost `id` ended: the ghost leaves its room
     /// and is parked for the resume window.
     pub(super) fn leave(&mut self, id: &GhostId, serial: u64) {
+        self.depart(id, serial, None);
+    }
+
+    /// Another instance (`to`) has a reader resuming with this token while
+    /// its ghost is live here: its stream here ends, and the ghost is
+    /// parked in Redis only, for that instance to take with its id and
+    /// colour.
+    pub(super) fn release(&mut self, token: &Token, to: String) {
+        if let Some((id, serial)) = self.roster.by_token(token) {
+            self.metrics.takeovers.inc();
+            self.depart(&id, serial, Some(to));
+        }
+    }
+
+    fn depart(&mut self, id: &GhostId, serial: u64, released_to: Option<String>) {
         let Some(live) = self.roster.remove(id, serial) else {
             return; // An older stream of a ghost that was taken over, or already gone.
         };
         let pos = match self.rooms.get_mut(&live.slug) {
+            Some(room) if live.watching => {
+                room.watch(false);
+                0.0
+            }
             Some(room) => room.remove(id).map_or(0.0, |m| m.pos),
             None => 0.0,
         };
@@ -287,17 +395,23 @@ impl Manager {
             color: live.color,
             slug: live.slug.clone(),
             pos,
+            counted: live.counted,
+            released_to: released_to.clone(),
         });
+        self.metrics.leaves.inc();
+        self.metrics.ghosts.set(self.roster.live_count() as i64);
+        if released_to.is_some() {
+            return; // Resumed elsewhere; never here.
+        }
         let parked = Parked {
             id: id.clone(),
             slug: live.slug,
             color: live.color,
             pos,
             expires: Instant::now() + self.settings.resume_window,
+            counted: live.counted,
         };
         self.roster.park(live.token, parked);
-        self.metrics.leaves.inc();
-        self.metrics.ghosts.set(self.roster.live_count() as i64);
         self.metrics.parked.set(self.roster.parked_count() as i64);
     }
 }
@@ -308,17 +422,21 @@ struct Arrival<'a> {
     token: &'a Token,
     color: Color,
     blocks: u32,
+    watching: bool,
 }
 
 impl Arrival<'_> {
     /// The stream's own first bytes: `retry`, then `hello`.
-    fn hello(&self) -> Bytes {
+    fn hello(&self, settings: &super::commands::Settings) -> Bytes {
         let mut first = Vec::with_capacity(256);
         let hello = Hello {
             id: self.id.as_str(),
             token: self.token.as_str(),
             color: self.color,
             blocks: self.blocks,
+            watching: self.watching,
+            away_after: settings.away_after.as_secs(),
+            let_go: settings.let_go.as_secs(),
         };
         encode_hello(&mut first, &hello);
         Bytes::from(first)

@@ -56,6 +56,12 @@ pub(super) struct Manager {
     last_flush: Instant,
     next_serial: u64,
     pub(super) saver: Saver,
+    /// New readers not yet in their post's `total`, oldest first, with when
+    /// their held stream counts them.
+    pub(super) uncounted: std::collections::VecDeque<(Instant, GhostId)>,
+    /// Ghosts held (away) for a page that gave its stream up, until it
+    /// comes back or `let_go` passes.
+    held: std::collections::HashSet<GhostId>,
     pub(super) census: Arc<Census>,
     pub(super) metrics: Arc<Metrics>,
     /// ChaCha12 seeded from the operating system: a CSPRNG, as tokens need,
@@ -104,6 +110,8 @@ impl Manager {
             flush_at: None,
             last_flush: Instant::now(),
             next_serial: 0,
+            uncounted: std::collections::VecDeque::new(),
+            held: std::collections::HashSet::new(),
             census,
             metrics,
             rng: StdRng::from_os_rng(),
@@ -177,7 +185,17 @@ impl Manager {
                     let _ = refused.respond_to.send(Err(refused.why));
                 }
             }
-            Command::Move { ghost, pos } => self.move_ghost(&ghost, pos),
+            Command::Move {
+                ghost,
+                pos,
+                away,
+                hold,
+            } => {
+                self.move_ghost(&ghost, pos);
+                if let Some(away) = away {
+                    self.mark_away(&ghost, away, hold);
+                }
+            }
             Command::Goodbye { ghost } => {
                 // Leaving drops the stream's `end`, which ends the stream;
                 // its own leave then comes for a ghost already gone.
@@ -200,7 +218,7 @@ impl Manager {
 
     fn on_stream_event(&mut self, event: StreamEvent) {
         match event {
-            StreamEvent::Left { ghost, serial } => self.leave(&ghost, serial),
+            StreamEvent::Left { ghost, serial } => self.stream_ended(&ghost, serial),
             StreamEvent::Lagged {
                 ghost,
                 serial,
@@ -216,6 +234,8 @@ impl Manager {
     }
 
     fn move_ghost(&mut self, id: &GhostId, pos: f64) {
+        // A position is what a reader sends: it counts now, if new.
+        self.count_if_new(id);
         let Some(live) = self.roster.get(id) else {
             return;
         };
@@ -229,6 +249,72 @@ impl Manager {
             Moved::Unknown => return,
         }
         self.metrics.moves_received.inc();
+    }
+
+    /// The reader is away (its tabs hidden, or not reading), or back. A
+    /// page that is about to give its connection up asks for its ghost to
+    /// be held until it comes back, for at most `let_go`.
+    fn mark_away(&mut self, id: &GhostId, away: bool, hold: bool) {
+        let now = Instant::now();
+        let let_go = self.settings.let_go;
+        let Some(live) = self.roster.get_mut(id) else {
+            return;
+        };
+        live.held_until = (away && hold).then(|| now + let_go);
+        if live.held_until.is_some() {
+            self.held.insert(id.clone());
+        }
+        let slug = live.slug.clone();
+        let Some(room) = self.rooms.get_mut(&slug) else {
+            return;
+        };
+        if room.set_away(id, away) != Moved::Unknown {
+            self.mark_dirty(&slug);
+        }
+    }
+
+    /// A stream ended by itself: its ghost leaves, unless its page asked
+    /// for it to be held (it closed its stream on purpose, to be back).
+    fn stream_ended(&mut self, id: &GhostId, serial: u64) {
+        let now = Instant::now();
+        let held = self
+            .roster
+            .get(id)
+            .filter(|live| live.serial == serial)
+            .and_then(|live| live.held_until)
+            .is_some_and(|until| until > now);
+        if !held {
+            self.leave(id, serial);
+        }
+    }
+
+    /// Held ghosts whose page never came back within `let_go` leave.
+    fn let_go_of_held(&mut self, now: Instant) {
+        if self.held.is_empty() {
+            return;
+        }
+        let mut expired = Vec::new();
+        self.held.retain(|id| match self.roster.get(id) {
+            Some(live) => match live.held_until {
+                Some(until) if until <= now => {
+                    expired.push((id.clone(), live.serial));
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            },
+            None => false,
+        });
+        for (id, serial) in expired {
+            // Its stream may be open still (the page changed its mind
+            // without saying so): then it only stops being held.
+            if let Some(live) = self.roster.get_mut(&id) {
+                live.held_until = None;
+                if live.end.is_closed() {
+                    self.leave(&id, serial);
+                }
+            }
+        }
     }
 
     /// The room has something to publish: at the next tick, or for a
@@ -266,7 +352,7 @@ impl Manager {
                 self.publish(&slug);
             }
             self.answer_waiting(&slug);
-            if self.rooms.get(&slug).is_some_and(Room::is_empty) && due <= now {
+            if self.rooms.get(&slug).is_some_and(Room::is_unused) && due <= now {
                 self.rooms.remove(&slug);
                 self.metrics.rooms.set(self.rooms.len() as i64);
             }
@@ -328,7 +414,7 @@ impl Manager {
 
     /// A new room, as rooms are made on this server: shared with the
     /// cluster or not, crowded above the configured size.
-    pub(super) fn new_room(&self, blocks: u32) -> Room {
+    pub(super) fn new_room(&self, blocks: Option<u32>) -> Room {
         let sharing = match self.settings.cluster {
             Some(_) => Sharing::Cluster,
             None => Sharing::Alone,
@@ -342,6 +428,8 @@ impl Manager {
     }
 
     fn housekeeping(&mut self, now: Instant) {
+        self.count_held(now);
+        self.let_go_of_held(now);
         if self.roster.expire(now) {
             self.metrics.parked.set(self.roster.parked_count() as i64);
         }
@@ -351,6 +439,8 @@ impl Manager {
         // Dropping every `end` sender and room ends every stream, and every
         // waiting reader's answer.
         self.roster.clear();
+        self.uncounted.clear();
+        self.held.clear();
         self.waiting.clear();
         self.rooms.clear();
         self.metrics.ghosts.set(0);

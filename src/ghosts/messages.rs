@@ -29,7 +29,33 @@ pub enum Outbound {
         color: Color,
         slug: Slug,
         pos: f64,
+        counted: bool,
+        /// Parked because this instance was asked to release it: tell that
+        /// instance (named here) once it is in Redis.
+        released_to: Option<String>,
     },
+}
+
+/// The largest cluster message parsed: a snapshot of 100,000 ghosts is
+/// about 6 MiB.
+pub const MAX_MESSAGE: usize = 32 * 1024 * 1024;
+
+/// A message from the channel, if it is one of ours. Anything far larger
+/// than a busy instance's snapshot is not parsed at all. What the message
+/// says is checked where it is applied (`remote.rs`).
+pub fn decode(payload: &[u8]) -> Option<Wire> {
+    if payload.len() > MAX_MESSAGE {
+        tracing::warn!(
+            "ignored a cluster message of {} bytes (more than {MAX_MESSAGE})",
+            payload.len()
+        );
+        return None;
+    }
+    let wire = serde_json::from_slice::<Wire>(payload);
+    if wire.is_err() {
+        tracing::debug!("ignored a cluster message that is not ghostread's");
+    }
+    wire.ok()
 }
 
 /// Every instance publishes and listens on this one channel.
@@ -60,14 +86,42 @@ pub enum Wire {
     Bye { instance: String },
     /// A post's all-time count, as Redis holds it.
     Total { slug: String, total: u64 },
+    /// "A reader resuming here holds this token; if its ghost is live on
+    /// you (`to`), end its stream and park it in Redis": a takeover across
+    /// instances (a phone that changed networks).
+    Release {
+        instance: String,
+        to: String,
+        token: String,
+    },
+    /// "The ghost of this token is parked in Redis for you (`to`)."
+    Released {
+        instance: String,
+        to: String,
+        token: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "e", rename_all = "snake_case")]
 pub enum WireEvent {
-    Join { id: String, color: String, pos: f64 },
-    Leave { id: String },
-    Moves { moves: Vec<(String, f64)> },
+    Join {
+        id: String,
+        color: String,
+        pos: f64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        away: bool,
+    },
+    Leave {
+        id: String,
+    },
+    /// Moves, each entry the ghost's newest position; `away` lists the
+    /// ghosts among them that are away (the others are present).
+    Moves {
+        moves: Vec<(String, f64)>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        away: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,6 +129,9 @@ pub struct WireRoom {
     pub slug: String,
     /// `(id, color, pos)` of each ghost.
     pub ghosts: Vec<(String, String, f64)>,
+    /// The ids of the ghosts that are away.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub away: Vec<String>,
 }
 
 /// A ghost parked in Redis for its resume window, so a reader that comes
@@ -85,6 +142,14 @@ pub struct RemoteParked {
     pub color: String,
     pub slug: String,
     pub pos: f64,
+    /// Whether the reader is in `total` already; parked by an older
+    /// version (which counted at once), it is.
+    #[serde(default = "yes")]
+    pub counted: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[cfg(test)]
@@ -101,9 +166,11 @@ mod tests {
                     id: "a".into(),
                     color: "c".into(),
                     pos: 0.0,
+                    away: false,
                 },
                 WireEvent::Moves {
                     moves: vec![("a".into(), 2.5)],
+                    away: vec!["a".into()],
                 },
                 WireEvent::Leave { id: "a".into() },
             ],

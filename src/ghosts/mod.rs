@@ -12,6 +12,8 @@
 //! - [`ghost`]: ids, tokens, colours. [`messages`]: what instances exchange.
 
 mod census;
+#[cfg(test)]
+mod cluster_fuzz;
 mod commands;
 mod crowd;
 mod directory;
@@ -30,6 +32,6 @@ mod tests;
 
 pub use commands::{JoinRefused, JoinRequest, Resync, Settings, StreamEvent, StreamParts};
 pub use crowd::CrowdRule;
-pub use ghost::{base36, GhostId, Token};
+pub use ghost::{base36, is_secret_hex, random_hex, GhostId, Token};
 pub use handle::Ghosts;
 pub use limiter::Limiter;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::census::Counts;
-use super::ghost::{palette_color, GhostId};
+use super::ghost::{palette_color, GhostId, Token};
 use super::manager::Manager;
 use super::messages::{Wire, WireEvent, WireRoom};
 use super::room::Moved;
@@ -15,16 +15,6 @@ use crate::blog::Slug;
 /// The largest all-time count kept: 2^53 - 1, the largest whole number a
 /// browser's JavaScript shows exactly, and far from overflowing at a join.
 pub(super) const MAX_TOTAL: u64 = (1 << 53) - 1;
-
-/// A position from another instance, as a local one could be: finite and
-/// not negative (the room's density puts anything past the end at the end).
-fn sane(pos: f64) -> f64 {
-    if pos.is_finite() {
-        pos.max(0.0)
-    } else {
-        0.0
-    }
-}
 
 impl Manager {
     pub(super) fn apply_remote(&mut self, wire: Wire) {
@@ -66,20 +56,44 @@ impl Manager {
                     }
                 }
             }
-            Wire::Heartbeat { .. } | Wire::Hello { .. } => {}
+            Wire::Release {
+                instance, token, ..
+            } => {
+                // A token that is not ours, or not live here, changes nothing.
+                if let Some(token) = Token::parse(&token) {
+                    self.release(&token, instance);
+                }
+            }
+            Wire::Heartbeat { .. } | Wire::Hello { .. } | Wire::Released { .. } => {}
         }
+    }
+
+    /// The instance this token's ghost is live on, if not this one: the
+    /// room has a member of another instance with the id the token was
+    /// issued to, and nothing here (live or parked) holds the token.
+    pub(super) fn live_elsewhere(&self, token: &Token, slug: &Slug) -> Option<Arc<str>> {
+        if self.roster.holds(token) {
+            return None;
+        }
+        let id = token.issued_to()?;
+        self.rooms.get(slug)?.member(&id)?.origin.clone()
     }
 
     fn apply_event(&mut self, instance: &Arc<str>, slug: &Slug, event: WireEvent) {
         match event {
-            WireEvent::Join { id, color, pos } => {
+            WireEvent::Join {
+                id,
+                color,
+                pos,
+                away,
+            } => {
                 let Some(id) = GhostId::parse(&id) else {
                     return;
                 };
                 if !self.rooms.contains_key(slug) {
                     // The post's block count is not known here; the first
                     // local reader's join sets it.
-                    let room = self.new_room(1);
+                    let room = self.new_room(None);
                     self.rooms.insert(slug.clone(), room);
                 }
                 let most = self.settings.max_readers_per_post;
@@ -92,11 +106,13 @@ impl Manager {
                 if room.len() >= most {
                     return; // Remote joins respect the post's limit, as local ones do.
                 }
+                let pos = room.sane(pos);
                 room.add_remote(
                     id.clone(),
                     palette_color(&color),
-                    sane(pos),
+                    pos,
                     instance.clone(),
+                    away,
                 );
                 self.remote
                     .entry(instance.clone())
@@ -109,18 +125,23 @@ impl Manager {
                 };
                 self.remove_remote(instance, slug, &id);
             }
-            WireEvent::Moves { moves } => {
+            WireEvent::Moves { moves, away } => {
                 let Some(room) = self.rooms.get_mut(slug) else {
                     return;
                 };
-                for (id, pos) in moves {
-                    let Some(id) = GhostId::parse(&id) else {
+                for (text, pos) in moves {
+                    let Some(id) = GhostId::parse(&text) else {
                         continue;
                     };
                     let theirs = room
                         .member(&id)
                         .is_some_and(|m| m.origin.as_deref() == Some(&**instance));
-                    if theirs && room.moved(&id, sane(pos)) == Moved::Coalesced {
+                    if !theirs {
+                        continue;
+                    }
+                    let moved = room.moved(&id, room.sane(pos));
+                    let marked = room.set_away(&id, away.contains(&text));
+                    if moved == Moved::Coalesced && marked == Moved::Coalesced {
                         self.metrics.moves_coalesced.inc();
                     }
                 }
@@ -128,7 +149,7 @@ impl Manager {
         }
     }
 
-    fn remove_remote(&mut self, instance: &Arc<str>, slug: &Slug, id: &GhostId) {
+    pub(super) fn remove_remote(&mut self, instance: &Arc<str>, slug: &Slug, id: &GhostId) {
         let Some(room) = self.rooms.get_mut(slug) else {
             return;
         };
@@ -147,14 +168,15 @@ impl Manager {
     /// Makes this instance's view of `instance` match its snapshot: missing
     /// ghosts leave, new ones join, moved ones move.
     fn apply_snapshot(&mut self, instance: Arc<str>, rooms: Vec<WireRoom>) {
-        let mut wanted: HashMap<GhostId, (Slug, String, f64)> = HashMap::new();
+        let mut wanted: HashMap<GhostId, (Slug, String, f64, bool)> = HashMap::new();
         for room in rooms {
             let Some(slug) = Slug::parse(&room.slug) else {
                 continue;
             };
-            for (id, color, pos) in room.ghosts {
-                if let Some(id) = GhostId::parse(&id) {
-                    wanted.insert(id, (slug.clone(), color, pos));
+            for (text, color, pos) in room.ghosts {
+                if let Some(id) = GhostId::parse(&text) {
+                    let away = room.away.contains(&text);
+                    wanted.insert(id, (slug.clone(), color, pos, away));
                 }
             }
         }
@@ -164,22 +186,29 @@ impl Manager {
             .map(|g| g.iter().map(|(i, s)| (i.clone(), s.clone())).collect())
             .unwrap_or_default();
         for (id, slug) in known {
-            if wanted.get(&id).is_none_or(|(s, _, _)| *s != slug) {
+            if wanted.get(&id).is_none_or(|(s, ..)| *s != slug) {
                 self.remove_remote(&instance, &slug, &id);
             }
         }
-        for (id, (slug, color, pos)) in wanted {
+        for (id, (slug, color, pos, away)) in wanted {
             // Most ghosts are where this instance already has them: those
             // cost nothing, so a snapshot every 10 s republishes no room.
-            let event = match self.rooms.get(&slug).and_then(|r| r.pos(&id)) {
-                Some(here) if here == pos => continue,
+            let here = self.rooms.get(&slug).and_then(|r| r.member(&id));
+            let event = match here.map(|m| (m.pos, m.away)) {
+                Some(state) if state == (pos, away) => continue,
                 Some(_) => WireEvent::Moves {
                     moves: vec![(id.to_string(), pos)],
+                    away: if away {
+                        vec![id.to_string()]
+                    } else {
+                        Vec::new()
+                    },
                 },
                 None => WireEvent::Join {
                     id: id.to_string(),
                     color,
                     pos,
+                    away,
                 },
             };
             self.apply_event(&instance, &slug, event);
@@ -210,6 +239,11 @@ impl Manager {
                 ghosts: room
                     .local_ghosts()
                     .map(|(id, m)| (id.to_string(), m.color.to_string(), m.pos))
+                    .collect(),
+                away: room
+                    .local_ghosts()
+                    .filter(|(_, m)| m.away)
+                    .map(|(id, _)| id.to_string())
                     .collect(),
             })
             .filter(|room| !room.ghosts.is_empty())

@@ -30,6 +30,8 @@ pub struct Member {
     /// Which instance holds this ghost's reader: `None` for this one. Only
     /// this instance's own ghosts are shared with the cluster.
     pub origin: Option<Arc<str>>,
+    /// Its reader's tabs are hidden, or it has not scrolled for a while.
+    pub away: bool,
     /// Whether this member's position waits in `pending`.
     queued: bool,
 }
@@ -55,6 +57,12 @@ pub struct Room {
     density: Density,
     /// When the room last published a frame.
     published_at: Option<Instant>,
+    /// The post's block count, once a local reader has told it (a room
+    /// made for another instance's ghosts does not know it yet).
+    blocks: Option<u32>,
+    /// Invisible readers subscribed here: no member, no count, but the
+    /// room must stay while they watch.
+    watchers: usize,
 }
 
 /// What a move did to the room.
@@ -81,8 +89,10 @@ pub enum Sharing {
 }
 
 impl Room {
-    /// A room for a post of `blocks` blocks.
-    pub fn new(sharing: Sharing, rule: CrowdRule, blocks: u32) -> Room {
+    /// A room for a post of `blocks` blocks; `None` while not known (a
+    /// room for other instances' ghosts only).
+    pub fn new(sharing: Sharing, rule: CrowdRule, blocks: impl Into<Option<u32>>) -> Room {
+        let blocks = blocks.into();
         let (sender, _) = broadcast::channel(BACKLOG);
         Room {
             members: HashMap::new(),
@@ -93,8 +103,34 @@ impl Room {
             sender,
             rule,
             crowded: false,
-            density: Density::new(blocks),
+            density: Density::new(blocks.unwrap_or(1)),
             published_at: None,
+            blocks,
+            watchers: 0,
+        }
+    }
+
+    /// An invisible reader starts or stops watching this room.
+    pub fn watch(&mut self, watching: bool) {
+        if watching {
+            self.watchers += 1;
+        } else {
+            self.watchers = self.watchers.saturating_sub(1);
+        }
+    }
+
+    /// Nobody is here, visible or not: the room can go.
+    pub fn is_unused(&self) -> bool {
+        self.members.is_empty() && self.watchers == 0
+    }
+
+    /// A position from another instance, made one a local reader could
+    /// send: finite, and within the post once its length is known.
+    pub fn sane(&self, pos: f64) -> f64 {
+        let pos = if pos.is_finite() { pos.max(0.0) } else { 0.0 };
+        match self.blocks {
+            Some(blocks) => pos.min(f64::from(blocks)),
+            None => pos,
         }
     }
 
@@ -103,13 +139,19 @@ impl Room {
         self.crowded
     }
 
-    /// The post now has `blocks` blocks (it was edited): the density is
-    /// counted again over them.
+    /// The post has `blocks` blocks (first told, or it was edited): every
+    /// position is kept within it, and the density counted again over it.
     pub fn set_blocks(&mut self, blocks: u32) {
-        if blocks.max(1) != self.density.blocks() {
-            let positions = self.members.values().map(|m| m.pos);
-            self.density.recount(blocks, positions);
+        if self.blocks == Some(blocks) {
+            return;
         }
+        self.blocks = Some(blocks);
+        let end = f64::from(blocks);
+        for member in self.members.values_mut() {
+            member.pos = member.pos.min(end);
+        }
+        let positions = self.members.values().map(|m| m.pos);
+        self.density.recount(blocks, positions);
     }
 
     /// Whether the next publish switches modes.
@@ -155,16 +197,8 @@ impl Room {
         self.members.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
     pub fn colors(&self) -> impl Iterator<Item = Color> + '_ {
         self.members.values().map(|m| m.color)
-    }
-
-    pub fn pos(&self, id: &GhostId) -> Option<f64> {
-        self.members.get(id).map(|m| m.pos)
     }
 
     /// A receiver that gets every frame published from now on.
@@ -182,21 +216,36 @@ impl Room {
     }
 
     pub fn add(&mut self, id: GhostId, color: Color, pos: f64) {
-        self.insert(id, color, pos, None);
+        self.insert(id, color, pos, None, false);
     }
 
     /// A ghost whose reader is on instance `origin`.
-    pub fn add_remote(&mut self, id: GhostId, color: Color, pos: f64, origin: Arc<str>) {
-        self.insert(id, color, pos, Some(origin));
+    pub fn add_remote(
+        &mut self,
+        id: GhostId,
+        color: Color,
+        pos: f64,
+        origin: Arc<str>,
+        away: bool,
+    ) {
+        self.insert(id, color, pos, Some(origin), away);
     }
 
-    fn insert(&mut self, id: GhostId, color: Color, pos: f64, origin: Option<Arc<str>>) {
+    fn insert(
+        &mut self,
+        id: GhostId,
+        color: Color,
+        pos: f64,
+        origin: Option<Arc<str>>,
+        away: bool,
+    ) {
         self.encode_moves();
         if let (Some(journal), None) = (&mut self.journal, &origin) {
             journal.push(WireEvent::Join {
                 id: id.to_string(),
                 color: color.to_string(),
                 pos,
+                away,
             });
         }
         self.density.add(pos);
@@ -207,6 +256,7 @@ impl Room {
                     id: id.as_str(),
                     color,
                     pos,
+                    away,
                 }),
             );
         }
@@ -216,9 +266,24 @@ impl Room {
                 color,
                 pos,
                 origin,
+                away,
                 queued: false,
             },
         );
+    }
+
+    /// The member is away, or back: told like a move (an entry of `moves`
+    /// carries both), coalesced with its moves of the same tick.
+    pub fn set_away(&mut self, id: &GhostId, away: bool) -> Moved {
+        let Some(member) = self.members.get_mut(id) else {
+            return Moved::Unknown;
+        };
+        if member.away == away {
+            return Moved::Coalesced;
+        }
+        member.away = away;
+        let pos = member.pos;
+        self.moved(id, pos)
     }
 
     pub fn remove(&mut self, id: &GhostId) -> Option<Member> {
@@ -325,6 +390,7 @@ impl Room {
                 id: id.as_str(),
                 color: member.color,
                 pos: member.pos,
+                away: member.away,
             })
             .collect();
         let mut out = Vec::with_capacity(64 + 64 * self.members.len());
@@ -352,6 +418,7 @@ impl Room {
                 Some(Move {
                     id: id.as_str(),
                     pos: member.pos,
+                    away: member.away,
                 })
             })
             .collect();
@@ -359,18 +426,23 @@ impl Room {
             events::encode(&mut self.outbox, &Moves { moves });
         }
         if let Some(journal) = &mut self.journal {
-            let local: Vec<(String, f64)> = self
+            let local: Vec<(&GhostId, &Member)> = self
                 .pending
                 .iter()
-                .filter_map(|id| {
-                    self.members
-                        .get(id)
-                        .filter(|m| m.origin.is_none())
-                        .map(|m| (id.to_string(), m.pos))
-                })
+                .filter_map(|id| Some((id, self.members.get(id)?)))
+                .filter(|(_, m)| m.origin.is_none())
                 .collect();
-            if !local.is_empty() {
-                journal.push(WireEvent::Moves { moves: local });
+            let moves: Vec<(String, f64)> = local
+                .iter()
+                .map(|(id, m)| (id.to_string(), m.pos))
+                .collect();
+            let away: Vec<String> = local
+                .iter()
+                .filter(|(_, m)| m.away)
+                .map(|(id, _)| id.to_string())
+                .collect();
+            if !moves.is_empty() {
+                journal.push(WireEvent::Moves { moves, away });
             }
         }
         self.pending.clear();
@@ -448,7 +520,7 @@ mod tests {
     fn a_shared_room_journals_only_its_own_ghosts_in_order() {
         let mut room = Room::new(Sharing::Cluster, CrowdRule::OFF, 8);
         room.add(id("a"), C, 0.0);
-        room.add_remote(id("r"), C, 1.0, Arc::from("other"));
+        room.add_remote(id("r"), C, 1.0, Arc::from("other"), false);
         room.moved(&id("a"), 2.0);
         room.moved(&id("r"), 3.0);
         room.remove(&id("r"));
@@ -460,10 +532,12 @@ mod tests {
                 WireEvent::Join {
                     id: "a".into(),
                     color: C.into(),
-                    pos: 0.0
+                    pos: 0.0,
+                    away: false,
                 },
                 WireEvent::Moves {
-                    moves: vec![("a".into(), 2.0)]
+                    moves: vec![("a".into(), 2.0)],
+                    away: vec![],
                 },
                 WireEvent::Leave { id: "a".into() },
             ]
@@ -574,7 +648,7 @@ mod tests {
         };
         let mut room = Room::new(Sharing::Cluster, rule, 4);
         room.add(id("a"), C, 0.0);
-        room.add_remote(id("r"), C, 0.0, Arc::from("other"));
+        room.add_remote(id("r"), C, 0.0, Arc::from("other"), false);
         let _ = frame(&mut room, Counts { now: 2, total: 2 });
         let _ = room.take_journal();
         assert!(room.is_crowded());
@@ -585,7 +659,8 @@ mod tests {
         assert_eq!(
             room.take_journal(),
             [WireEvent::Moves {
-                moves: vec![("a".into(), 0.5)]
+                moves: vec![("a".into(), 0.5)],
+                away: vec![],
             }]
         );
     }

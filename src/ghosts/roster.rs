@@ -28,6 +28,14 @@ pub(super) struct Live {
     pub(super) serial: u64,
     /// Dropping this ends the current stream.
     pub(super) end: oneshot::Sender<()>,
+    /// Whether this reader is in the post's `total` yet (see
+    /// `Manager::count_reader`).
+    pub(super) counted: bool,
+    /// An invisible reader: subscribed to its room, not a member of it.
+    pub(super) watching: bool,
+    /// Until when the ghost stays (away) if its stream closes: its page
+    /// asked, as it gives its connection up while hidden.
+    pub(super) held_until: Option<Instant>,
 }
 
 /// A ghost whose stream ended, resumable by its token until `expires`.
@@ -37,6 +45,7 @@ pub(super) struct Parked {
     pub(super) color: Color,
     pub(super) pos: f64,
     pub(super) expires: Instant,
+    pub(super) counted: bool,
 }
 
 pub(super) struct Roster {
@@ -72,6 +81,10 @@ impl Roster {
         self.live.get(id)
     }
 
+    pub(super) fn get_mut(&mut self, id: &GhostId) -> Option<&mut Live> {
+        self.live.get_mut(id)
+    }
+
     pub(super) fn contains(&self, id: &GhostId) -> bool {
         self.live.contains_key(id)
     }
@@ -87,6 +100,17 @@ impl Roster {
             .get_mut(id)
             .filter(|live| live.slug == *slug)
             .map(|live| (id, live))
+    }
+
+    /// Whether a live or parked ghost here has this token.
+    pub(super) fn holds(&self, token: &Token) -> bool {
+        self.tokens.contains_key(token) || self.parked.contains_key(token)
+    }
+
+    /// The live ghost holding `token` on any post, and its current stream.
+    pub(super) fn by_token(&self, token: &Token) -> Option<(GhostId, u64)> {
+        let id = self.tokens.get(token)?;
+        self.live.get(id).map(|live| (id.clone(), live.serial))
     }
 
     /// Live ghosts whose stream came from `peer`.

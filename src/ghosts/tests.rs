@@ -59,6 +59,9 @@ fn settings(data_dir: PathBuf) -> Settings {
         max_streams_per_address: 1000,
         data_dir,
         save_interval: SAVE_INTERVAL,
+        count_after: Duration::ZERO,
+        away_after: Duration::from_secs(90),
+        let_go: Duration::from_secs(120),
         crowd: CrowdRule::OFF,
         cluster: None,
     }
@@ -82,6 +85,9 @@ fn request(slug: &str, resume: Option<&Token>) -> JoinRequest {
         resume: resume.cloned(),
         peer: IpAddr::from([192, 0, 2, 1]),
         remote_parked: None,
+        ask_elsewhere: false,
+        released_by: None,
+        watch: false,
     }
 }
 
@@ -313,6 +319,7 @@ async fn a_remote_snapshot_changes_only_what_differs() {
         instance: "other".into(),
         rooms: vec![WireRoom {
             slug: "p".into(),
+            away: Vec::new(),
             ghosts: ghosts
                 .iter()
                 .map(|(id, pos)| (id.to_string(), color.clone(), *pos))
@@ -372,6 +379,7 @@ async fn an_instance_gone_takes_only_its_own_ghosts() {
         instance: instance.into(),
         rooms: vec![WireRoom {
             slug: "p".into(),
+            away: Vec::new(),
             ghosts: vec![(id.into(), "c".into(), 1.0)],
         }],
     };
@@ -580,6 +588,7 @@ async fn messages_from_other_instances_are_checked_before_they_touch_state() {
         instance: "other".into(),
         rooms: vec![WireRoom {
             slug: "p".into(),
+            away: Vec::new(),
             ghosts,
         }],
     };
@@ -618,6 +627,7 @@ async fn remote_joins_respect_the_posts_limit_as_local_ones_do() {
         instance: "other".into(),
         rooms: vec![WireRoom {
             slug: "p".into(),
+            away: Vec::new(),
             ghosts: ghosts_of(3),
         }],
     };
@@ -643,19 +653,22 @@ async fn a_resumed_ghost_never_takes_a_remote_id_and_outlives_that_instance() {
             instance: "one".into(),
             rooms: vec![WireRoom {
                 slug: "p".into(),
+                away: Vec::new(),
                 ghosts: vec![(remote_id.into(), "c".into(), 1.0)],
             }],
         })
         .await
         .expect("sent");
     // A reader parked by another instance under that same id comes back here.
-    let token = Token::random(&mut rand::rng());
+    let mut rng = rand::rng();
+    let token = Token::for_ghost(&super::GhostId::random(&mut rng), &mut rng);
     let request = JoinRequest {
         remote_parked: Some(super::messages::RemoteParked {
             id: remote_id.into(),
             color: "c".into(),
             slug: "p".into(),
             pos: 2.0,
+            counted: true,
         }),
         ..request("p", Some(&token))
     };
@@ -679,4 +692,89 @@ async fn a_resumed_ghost_never_takes_a_remote_id_and_outlives_that_instance() {
         2,
         "the watcher and the resumed reader"
     );
+}
+
+/// Starts an actor that counts a reader only once it shows it is one.
+fn start_counting_after(name: &str, after: Duration) -> Actor {
+    let folder = Folder::new(name);
+    let metrics = Arc::new(Metrics::default());
+    let settings = Settings {
+        count_after: after,
+        ..settings(folder.0.clone())
+    };
+    let ghosts = Ghosts::spawn(settings, Totals::new(), metrics.clone());
+    Actor {
+        ghosts,
+        metrics,
+        _folder: folder,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_counts_at_its_first_position_or_once_its_stream_is_held() {
+    const AFTER: Duration = Duration::from_secs(5);
+    let actor = start_counting_after("count-after", AFTER);
+
+    // A stream opened and dropped at once (a cross-origin EventSource that
+    // the browser's CORS check closes) never counts.
+    let drive_by = join(&actor, "p").await;
+    leave(&drive_by);
+    settle(&actor).await;
+    tokio::time::advance(AFTER * 2).await;
+    settle(&actor).await;
+    assert_eq!(actor.ghosts.counts("p").total, 0, "a drive-by stream");
+
+    // A reader that sends a position counts at once, and once.
+    let mover = join(&actor, "p").await;
+    actor
+        .ghosts
+        .move_to(mover.ghost.clone(), 3.0)
+        .await
+        .expect("running");
+    actor
+        .ghosts
+        .move_to(mover.ghost.clone(), 4.0)
+        .await
+        .expect("running");
+    settle(&actor).await;
+    tokio::time::advance(TICK * 2).await;
+    settle(&actor).await;
+    assert_eq!(actor.ghosts.counts("p").total, 1, "at the first position");
+
+    // A reader that only holds its stream counts once it has held it.
+    let sitter = join(&actor, "p").await;
+    tokio::time::advance(AFTER - Duration::from_secs(1)).await;
+    settle(&actor).await;
+    assert_eq!(actor.ghosts.counts("p").total, 1, "not yet");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    settle(&actor).await;
+    tokio::time::advance(TICK * 2).await;
+    settle(&actor).await;
+    assert_eq!(actor.ghosts.counts("p").total, 2, "held long enough");
+
+    // Neither counts again when it resumes.
+    let token = token(&sitter);
+    leave(&sitter);
+    settle(&actor).await;
+    let back = actor
+        .ghosts
+        .join(request("p", Some(&token)))
+        .await
+        .expect("joined");
+    assert_eq!(back.ghost, sitter.ghost);
+    actor
+        .ghosts
+        .move_to(back.ghost.clone(), 1.0)
+        .await
+        .expect("running");
+    tokio::time::advance(AFTER * 2).await;
+    settle(&actor).await;
+    assert_eq!(
+        actor.ghosts.counts("p").total,
+        2,
+        "a resume is not a reader"
+    );
+    assert_eq!(actor.metrics.readers_counted.get(), 2);
+    assert_eq!(actor.metrics.joins.get(), 3, "three new ghosts joined");
+    drop(mover);
 }

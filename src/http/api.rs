@@ -14,7 +14,8 @@ use super::peer::client_block;
 use super::position::parse_position;
 use super::reply::{self, Body, Speaks};
 use super::stream::EventStream;
-use crate::ghosts::{JoinRefused, JoinRequest, Token};
+use super::tickets::Ticket;
+use crate::ghosts::{JoinRefused, JoinRequest, StreamParts, Token};
 
 /// Methods the event stream answers.
 pub const EVENTS_ALLOW: &str = "GET, HEAD, OPTIONS";
@@ -40,24 +41,53 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
     {
         return too_many_joins(wait);
     }
-    // In cluster mode the ghost may have been parked by another instance.
-    let remote_parked = match (&app.cluster, &resume) {
-        (Some(cluster), Some(token)) => cluster.parked(token).await,
-        _ => None,
-    };
     let request_to_join = JoinRequest {
         slug: post.slug.clone(),
         blocks: post.blocks,
         resume,
         peer,
-        remote_parked,
+        remote_parked: None,
+        ask_elsewhere: false,
+        released_by: None,
+        watch: watching(request),
     };
-    match app.ghosts.join(request_to_join).await {
+    match join(app, request_to_join).await {
         Ok(parts) => {
             let stream = EventStream::new(parts, app.config.heartbeat, app.metrics.clone());
             stream_response(http_body_util::BodyExt::boxed_unsync(stream))
         }
         Err(why) => refused(why),
+    }
+}
+
+/// Joins a reader. In cluster mode a resuming reader's ghost is found
+/// wherever it is: parked in Redis by another instance, or still live on
+/// another instance (a phone that changed networks), which then ends its
+/// stream there and hands the ghost over, so the reader keeps its id and
+/// colour and is never shown twice.
+pub(super) async fn join(app: &App, request: JoinRequest) -> Result<StreamParts, JoinRefused> {
+    let (Some(cluster), Some(token)) = (&app.cluster, request.resume.clone()) else {
+        return app.ghosts.join(request).await;
+    };
+    let remote_parked = cluster.parked(&token).await;
+    let first_try = JoinRequest {
+        ask_elsewhere: remote_parked.is_none(),
+        remote_parked,
+        ..request.clone()
+    };
+    match app.ghosts.join(first_try).await {
+        Err(JoinRefused::LiveElsewhere(instance)) => {
+            let released = cluster.release(&token, instance.clone()).await;
+            // Not released (that instance is gone, or the token was not
+            // its): a new ghost, as for any token nobody holds.
+            let again = JoinRequest {
+                released_by: released.as_ref().map(|_| instance),
+                remote_parked: released,
+                ..request
+            };
+            app.ghosts.join(again).await
+        }
+        other => other,
     }
 }
 
@@ -93,6 +123,12 @@ pub(super) fn refused(why: JoinRefused) -> Response<Body> {
             2,
             "The server is restarting; reconnect in a few seconds.",
         ),
+        // Handled by `join`; here only if the other instance never answered twice.
+        JoinRefused::LiveElsewhere(_) => reply::json_retry(
+            StatusCode::SERVICE_UNAVAILABLE,
+            1,
+            "Your reader is still open on another server of this site; reconnect in a moment.",
+        ),
     }
 }
 
@@ -104,6 +140,15 @@ fn stream_response(body: Body) -> Response<Body> {
     // Asks nginx (and proxies that copy it) not to buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// Whether the stream asks to watch without a ghost (`?watch=1`): an
+/// invisible reader.
+fn watching<B>(request: &Request<B>) -> bool {
+    request
+        .uri()
+        .query()
+        .is_some_and(|query| query.split('&').any(|pair| pair == "watch=1"))
 }
 
 /// The token a reconnecting reader sends back: `Last-Event-ID` from
@@ -122,7 +167,7 @@ fn resume_token<B>(app: &App, slug: &str, request: &Request<B>) -> Option<Token>
             .query()?
             .split('&')
             .find_map(|pair| pair.strip_prefix("resume="))
-            .and_then(Token::parse)?;
+            .and_then(Ticket::parse)?;
         app.tickets.redeem(&ticket, slug)
     })
 }
@@ -171,7 +216,12 @@ where
             ),
         );
     }
-    match app.ghosts.move_to(seat.id.clone(), update.pos).await {
+    let presence = update.presence;
+    match app
+        .ghosts
+        .report(seat.id.clone(), update.pos, presence.away, presence.hold)
+        .await
+    {
         Ok(()) => reply::no_content(),
         Err(_) => reply::json_retry(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -69,8 +69,11 @@ where
                 resume,
                 peer,
                 remote_parked: None,
+                ask_elsewhere: false,
+                released_by: None,
+                watch: asked.watch,
             };
-            let parts = match app.ghosts.join(request).await {
+            let parts = match api::join(app, request).await {
                 Ok(parts) => parts,
                 Err(refused) => return api::refused(refused),
             };
@@ -102,6 +105,8 @@ struct Asked {
     token: Option<String>,
     resume: Option<String>,
     seen: u64,
+    /// A new session that watches without a ghost (an invisible reader).
+    watch: bool,
 }
 
 fn parse_poll(body: &[u8]) -> Option<Asked> {
@@ -115,10 +120,15 @@ fn parse_poll(body: &[u8]) -> Option<Asked> {
         None | Some(serde_json::Value::Null) => 0,
         Some(value) => value.as_u64()?,
     };
+    let watch = match object.get("watch") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(value) => value.as_bool()?,
+    };
     Some(Asked {
         token,
         resume,
         seen,
+        watch,
     })
 }
 

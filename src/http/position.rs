@@ -13,6 +13,19 @@ use crate::ghosts::Token;
 pub struct PositionUpdate {
     pub token: Option<Token>,
     pub pos: f64,
+    pub presence: Presence,
+}
+
+/// Whether the reader is here, as a position reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Presence {
+    /// `Some(true)`: the reader's tabs are hidden or it stopped reading;
+    /// `Some(false)`: it is back; `None`: the body did not say.
+    pub away: Option<bool>,
+    /// With `away`: the page is about to close its stream to free its
+    /// connection, and asks the server to keep its ghost (away) until it
+    /// comes back or lets go.
+    pub hold: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -22,6 +35,7 @@ pub enum PositionError {
     MissingPos,
     PosNotANumber,
     PosOutOfRange { blocks: u32 },
+    NotABool(&'static str),
 }
 
 impl fmt::Display for PositionError {
@@ -38,6 +52,9 @@ impl fmt::Display for PositionError {
             }
             PositionError::PosNotANumber => {
                 f.write_str("\"pos\" must be a finite number, like 12.37.")
+            }
+            PositionError::NotABool(field) => {
+                write!(f, "\"{field}\" must be true or false, or left out.")
             }
             PositionError::PosOutOfRange { blocks } => {
                 write!(
@@ -71,9 +88,17 @@ pub fn parse_position(body: &[u8], blocks: u32) -> Result<PositionUpdate, Positi
     // A thousandth of a block is finer than any screen shows, and keeps the
     // numbers short on the wire.
     let pos = ((pos * 1000.0).round() / 1000.0).clamp(0.0, f64::from(blocks));
+    let flag = |field: &'static str| match object.get(field) {
+        None => Ok(None),
+        Some(Value::Bool(value)) => Ok(Some(*value)),
+        Some(_) => Err(PositionError::NotABool(field)),
+    };
+    let away = flag("away")?;
+    let hold = flag("hold")?.unwrap_or(false) && away == Some(true);
     Ok(PositionUpdate {
         token: Token::parse(token),
         pos,
+        presence: Presence { away, hold },
     })
 }
 
@@ -81,7 +106,7 @@ pub fn parse_position(body: &[u8], blocks: u32) -> Result<PositionUpdate, Positi
 mod tests {
     use super::*;
 
-    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    const TOKEN: &str = "k3x9q2-0123456789abcdef0123456789abcdef";
 
     #[test]
     fn accepts_the_protocols_body_and_rounds_to_a_thousandth() {

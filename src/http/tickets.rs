@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::blog::Slug;
-use crate::ghosts::Token;
+use crate::ghosts::{is_secret_hex, random_hex, Token};
 
 /// How long a ticket is good for: a page asks for one just before it
 /// opens its stream.
@@ -26,11 +26,32 @@ const MOST: usize = 100_000;
 /// Tickets not yet used, by ticket.
 #[derive(Debug, Default)]
 pub struct Tickets {
-    open: Mutex<HashMap<Token, Ticket>>,
+    open: Mutex<HashMap<Ticket, Issued>>,
+}
+
+/// A one-time ticket: 128 random bits as 32 hex characters, shaped unlike a
+/// token, so a token in the URL is never mistaken for one.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Ticket(String);
+
+impl Ticket {
+    pub fn parse(text: &str) -> Option<Ticket> {
+        is_secret_hex(text).then(|| Ticket(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ticket(…)")
+    }
 }
 
 #[derive(Debug)]
-struct Ticket {
+struct Issued {
     token: Token,
     slug: Slug,
     expires: Instant,
@@ -38,7 +59,7 @@ struct Ticket {
 
 impl Tickets {
     /// A ticket for `token` on `slug`, or `None` while too many are open.
-    pub fn issue(&self, token: Token, slug: Slug) -> Option<Token> {
+    pub fn issue(&self, token: Token, slug: Slug) -> Option<Ticket> {
         let now = Instant::now();
         let mut open = self.open.lock();
         if open.len() >= MOST {
@@ -47,11 +68,11 @@ impl Tickets {
                 return None;
             }
         }
-        let ticket = Token::random(&mut rand::rng());
+        let ticket = Ticket(random_hex(&mut rand::rng()));
         let expires = now + GOOD_FOR;
         open.insert(
             ticket.clone(),
-            Ticket {
+            Issued {
                 token,
                 slug,
                 expires,
@@ -61,7 +82,7 @@ impl Tickets {
     }
 
     /// The token a ticket stands for, once: the ticket is spent either way.
-    pub fn redeem(&self, ticket: &Token, slug: &str) -> Option<Token> {
+    pub fn redeem(&self, ticket: &Ticket, slug: &str) -> Option<Token> {
         let ticket = self.open.lock().remove(ticket)?;
         (ticket.slug.as_str() == slug && ticket.expires > Instant::now()).then_some(ticket.token)
     }
@@ -74,10 +95,18 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_ticket_is_good_once_on_its_own_post_and_only_for_a_while() {
         let tickets = Tickets::default();
-        let token = Token::random(&mut rand::rng());
+        let mut rng = rand::rng();
+        let token = Token::for_ghost(&crate::ghosts::GhostId::random(&mut rng), &mut rng);
         let slug = |s: &str| Slug::parse(s).expect("a slug");
         let ticket = tickets.issue(token.clone(), slug("p")).expect("issued");
-        assert_ne!(ticket, token, "a ticket is not the token");
+        assert!(
+            Token::parse(ticket.as_str()).is_none(),
+            "a ticket is no token"
+        );
+        assert!(
+            Ticket::parse(token.as_str()).is_none(),
+            "a token is no ticket"
+        );
         assert_eq!(tickets.redeem(&ticket, "p"), Some(token.clone()));
         assert_eq!(tickets.redeem(&ticket, "p"), None, "spent");
 

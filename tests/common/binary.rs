@@ -77,11 +77,13 @@ impl Running {
         Running::serve_with(posts, data, &[])
     }
 
-    /// Like `serve`, with more flags.
+    /// Like `serve`, with more flags. Readers count in `total` when their
+    /// stream opens (as in `start_server`), unless `flags` say otherwise.
     pub fn serve_with(posts: &TempDir, data: &TempDir, flags: &[&str]) -> Running {
         let posts = posts.path().to_string_lossy().into_owned();
         let data = data.path().to_string_lossy().into_owned();
         let mut args = vec!["--addr", "127.0.0.1:0", "--posts", &posts, "--data", &data];
+        args.extend_from_slice(&["--count-after-secs", "0"]);
         args.extend_from_slice(flags);
         Running::start(&args)
     }

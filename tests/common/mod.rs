@@ -132,6 +132,9 @@ pub async fn start_server_at(
         posts_dir: posts.path().to_path_buf(),
         data_dir: data.path().to_path_buf(),
         reload_interval: Duration::from_millis(100),
+        // Most tests count a reader when its stream opens; the rule that
+        // waits for proof of a reader has its own tests.
+        count_after: Duration::ZERO,
         ..Config::default()
     };
     configure(&mut config);
