@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::browser::{
     block_of, console_errors, own_id, Driver, Scene, LONG, ONE_AT_A_TIME, OWN_ID,
 };
-use common::sse::{metric, move_to, open};
+use common::sse::{metric, move_to, open, post_position};
 use common::{sample_blog, start_server, start_server_at};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,6 +83,21 @@ async fn two_readers_at_different_widths_see_each_other_at_the_right_paragraph()
         move_to(server.addr, LONG, &reader, block + i as f64 * 0.01).await;
         others.push(reader);
     }
+    // One of them is away (its tab hidden): drawn dimmed.
+    let away = &others[3];
+    let body = format!(
+        "{{\"token\":\"{}\",\"pos\":32.73,\"away\":true}}",
+        away.token
+    );
+    assert_eq!(post_position(server.addr, LONG, &body).await.status, 204);
+    wide.wait_for(
+        "the away ghost dimmed",
+        &format!(
+            "!!document.querySelector('[data-ghost=\"{}\"][data-away]')",
+            away.id
+        ),
+    )
+    .await;
     wide.read_block(29, 0.2).await;
     wide.wait_for(
         "the extra ghosts",

@@ -41,9 +41,13 @@ async fn no_page_logs_an_error_and_the_ghost_toggle_is_remembered() {
     // The toggle hides the ghosts, and the choice survives a reload.
     browser.goto(&format!("{base}/posts/{LONG}")).await;
     own_id(&browser).await;
-    browser
-        .js("document.querySelector('.ghost-toggle').click()", vec![])
-        .await;
+    let switch = "document.querySelector('[data-toggle=\"ghosts\"]')";
+    let state = format!("return [{switch}.textContent, {switch}.getAttribute('aria-pressed')]");
+    assert_eq!(
+        browser.js(&state, vec![]).await,
+        serde_json::json!(["Hide ghosts", "false"])
+    );
+    browser.js(&format!("{switch}.click()"), vec![]).await;
     browser.client.refresh().await.expect("reload");
     browser
         .wait_for(
@@ -51,13 +55,11 @@ async fn no_page_logs_an_error_and_the_ghost_toggle_is_remembered() {
             "document.documentElement.classList.contains('ghosts-hidden')",
         )
         .await;
-    let label = browser
-        .js(
-            "return document.querySelector('.ghost-toggle').textContent",
-            vec![],
-        )
-        .await;
-    assert_eq!(label, "Show ghosts");
+    // One fixed label; the state is in aria-pressed.
+    assert_eq!(
+        browser.js(&state, vec![]).await,
+        serde_json::json!(["Hide ghosts", "true"])
+    );
     browser.close().await;
 }
 
@@ -73,7 +75,7 @@ async fn set_hidden(browser: &Browser, hidden: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hidden_tab_sends_nothing_and_reports_its_position_when_shown() {
+async fn a_hidden_tab_says_it_is_away_then_nothing_and_reports_its_position_when_shown() {
     let scene = Scene::new(|_| {}).await;
     let server = &scene.server;
     let browser = scene.reader().await;
@@ -84,8 +86,12 @@ async fn a_hidden_tab_sends_nothing_and_reports_its_position_when_shown() {
     })
     .await;
 
-    set_hidden(&browser, true).await;
     let before = metric(server.addr, accepted).await;
+    set_hidden(&browser, true).await;
+    wait_until("the hidden tab said it is away", || async {
+        metric(server.addr, accepted).await == before + 1.0
+    })
+    .await;
     for block in [10, 15, 20, 25] {
         browser.read_block(block, 0.5).await;
     }
@@ -94,8 +100,8 @@ async fn a_hidden_tab_sends_nothing_and_reports_its_position_when_shown() {
     watcher.wait_for_ghost_in_block(&id, 25).await;
     assert_eq!(
         metric(server.addr, accepted).await - before,
-        1.0,
-        "one POST, sent on showing, none while hidden"
+        2.0,
+        "one POST saying away on hiding, one with the position on showing, none while hidden"
     );
     browser.close().await;
 }

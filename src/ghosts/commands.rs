@@ -77,6 +77,10 @@ pub(super) enum Command {
         away: Option<bool>,
         /// Keep the ghost (away) when its stream closes, for `let_go`.
         hold: bool,
+        /// Told once the manager has applied it (a hold must be in place
+        /// before the page closes its stream, whose end comes by another
+        /// queue that the manager reads first).
+        applied: Option<oneshot::Sender<()>>,
     },
     /// The reader's page is gone: its ghost leaves now, its stream ends.
     Goodbye {

@@ -114,6 +114,8 @@ impl Ghosts {
 
     /// A reader's report: where it is, whether it is away (`None`: not
     /// said), and whether its ghost should be held while its stream closes.
+    /// A hold returns once it is in place, so the page may close its
+    /// stream as soon as it hears back.
     pub async fn report(
         &self,
         ghost: GhostId,
@@ -121,15 +123,27 @@ impl Ghosts {
         away: Option<bool>,
         hold: bool,
     ) -> Result<(), Stopped> {
+        let (applied, done) = match hold {
+            true => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            false => (None, None),
+        };
         self.commands
             .send(Command::Move {
                 ghost,
                 pos,
                 away,
                 hold,
+                applied,
             })
             .await
-            .map_err(|_| Stopped)
+            .map_err(|_| Stopped)?;
+        match done {
+            Some(done) => done.await.map_err(|_| Stopped),
+            None => Ok(()),
+        }
     }
 
     /// The ghost's reader said goodbye: it leaves now, and its stream ends.

@@ -250,6 +250,7 @@ impl Manager {
             counted,
             watching: watch,
             held_until: None,
+            streamless: false,
         };
         self.roster.admit(id, live, seat);
         self.metrics.ghosts.set(self.roster.live_count() as i64);
@@ -282,6 +283,7 @@ impl Manager {
         live.end = end;
         // A held ghost's page is back: its stream is its own again.
         live.held_until = None;
+        live.streamless = false;
         let switched = (live.watching != watch).then_some((live.color, watch));
         live.watching = watch;
         let hello = Arrival {

@@ -190,10 +190,14 @@ impl Manager {
                 pos,
                 away,
                 hold,
+                applied,
             } => {
                 self.move_ghost(&ghost, pos);
-                if let Some(away) = away {
+                if away.is_some() || hold {
                     self.mark_away(&ghost, away, hold);
+                }
+                if let Some(applied) = applied {
+                    let _ = applied.send(()); // The asker may be gone; the hold stands.
                 }
             }
             Command::Goodbye { ghost } => {
@@ -254,17 +258,19 @@ impl Manager {
     /// The reader is away (its tabs hidden, or not reading), or back. A
     /// page that is about to give its connection up asks for its ghost to
     /// be held until it comes back, for at most `let_go`.
-    fn mark_away(&mut self, id: &GhostId, away: bool, hold: bool) {
+    fn mark_away(&mut self, id: &GhostId, away: Option<bool>, hold: bool) {
         let now = Instant::now();
         let let_go = self.settings.let_go;
         let Some(live) = self.roster.get_mut(id) else {
             return;
         };
-        live.held_until = (away && hold).then(|| now + let_go);
-        if live.held_until.is_some() {
+        live.held_until = hold.then(|| now + let_go);
+        if hold {
             self.held.insert(id.clone());
         }
-        let slug = live.slug.clone();
+        let (Some(away), slug) = (away, live.slug.clone()) else {
+            return;
+        };
         let Some(room) = self.rooms.get_mut(&slug) else {
             return;
         };
@@ -277,14 +283,11 @@ impl Manager {
     /// for it to be held (it closed its stream on purpose, to be back).
     fn stream_ended(&mut self, id: &GhostId, serial: u64) {
         let now = Instant::now();
-        let held = self
-            .roster
-            .get(id)
-            .filter(|live| live.serial == serial)
-            .and_then(|live| live.held_until)
-            .is_some_and(|until| until > now);
-        if !held {
-            self.leave(id, serial);
+        match self.roster.get_mut(id).filter(|live| live.serial == serial) {
+            Some(live) if live.held_until.is_some_and(|until| until > now) => {
+                live.streamless = true;
+            }
+            _ => self.leave(id, serial),
         }
     }
 
@@ -310,7 +313,7 @@ impl Manager {
             // without saying so): then it only stops being held.
             if let Some(live) = self.roster.get_mut(&id) {
                 live.held_until = None;
-                if live.end.is_closed() {
+                if live.streamless {
                     self.leave(&id, serial);
                 }
             }

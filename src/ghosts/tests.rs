@@ -778,3 +778,53 @@ async fn a_reader_counts_at_its_first_position_or_once_its_stream_is_held() {
     assert_eq!(actor.metrics.joins.get(), 3, "three new ghosts joined");
     drop(mover);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_held_ghost_outlives_its_stream_for_let_go_and_a_watcher_is_nobody() {
+    let actor = start("held");
+    let held = join(&actor, "p").await;
+    let mut other = join(&actor, "p").await;
+    let watcher = actor
+        .ghosts
+        .join(JoinRequest {
+            watch: true,
+            ..request("p", None)
+        })
+        .await
+        .expect("joined");
+    settle(&actor).await;
+    tokio::time::advance(TICK * 2).await;
+    settle(&actor).await;
+    assert_eq!(actor.ghosts.counts("p").now, 2, "the watcher is not in now");
+    assert!(std::str::from_utf8(&watcher.hello)
+        .expect("utf-8")
+        .contains("\"watching\":true"));
+
+    // Away and held, then its stream ends: it stays, away.
+    actor
+        .ghosts
+        .report(held.ghost.clone(), 3.0, Some(true), true)
+        .await
+        .expect("running");
+    leave(&held);
+    settle(&actor).await;
+    tokio::time::advance(Duration::from_secs(60)).await;
+    settle(&actor).await;
+    assert_eq!(actor.ghosts.counts("p").now, 2, "held for let_go");
+    let mut heard = String::new();
+    while let Ok(frame) = other.events.try_recv() {
+        heard.push_str(std::str::from_utf8(&frame).expect("utf-8"));
+    }
+    assert!(heard.contains("\"away\":true"), "{heard}");
+    assert!(!heard.contains("event: leave"), "{heard}");
+
+    // Never back: after let_go (120 s here) it leaves.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    settle(&actor).await;
+    tokio::time::advance(TICK * 2).await;
+    settle(&actor).await;
+    assert_eq!(actor.ghosts.counts("p").now, 1);
+    let frame = next_frame(&mut other).await;
+    assert!(frame.contains("event: leave"), "{frame}");
+    drop(watcher);
+}

@@ -22,9 +22,9 @@ pub struct Presence {
     /// `Some(true)`: the reader's tabs are hidden or it stopped reading;
     /// `Some(false)`: it is back; `None`: the body did not say.
     pub away: Option<bool>,
-    /// With `away`: the page is about to close its stream to free its
-    /// connection, and asks the server to keep its ghost (away) until it
-    /// comes back or lets go.
+    /// The page is about to close its stream to free its connection (a
+    /// hidden tab, or a leader tab handing over), and asks the server to
+    /// keep its ghost until a stream takes it back or `let_go` passes.
     pub hold: bool,
 }
 
@@ -94,7 +94,7 @@ pub fn parse_position(body: &[u8], blocks: u32) -> Result<PositionUpdate, Positi
         Some(_) => Err(PositionError::NotABool(field)),
     };
     let away = flag("away")?;
-    let hold = flag("hold")?.unwrap_or(false) && away == Some(true);
+    let hold = flag("hold")?.unwrap_or(false);
     Ok(PositionUpdate {
         token: Token::parse(token),
         pos,

@@ -65,6 +65,17 @@ impl Driver {
         .await
     }
 
+    /// A browser whose reader asked for reduced motion.
+    pub async fn browser_reduced_motion(&self, width: u32, height: u32) -> Browser {
+        self.launch(
+            width,
+            height,
+            json!({}),
+            &["--force-prefers-reduced-motion".to_string()],
+        )
+        .await
+    }
+
     /// A browser with JavaScript turned off, as some readers have it.
     pub async fn browser_without_js(&self, width: u32, height: u32) -> Browser {
         self.browser_with(
@@ -217,6 +228,31 @@ impl Browser {
             vec![json!(index), json!(fraction)],
         )
         .await;
+    }
+
+    /// Opens a new tab (shown; the current one is hidden) at `url`, and
+    /// returns its handle.
+    pub async fn open_tab(&self, url: &str) -> fantoccini::wd::WindowHandle {
+        let tab = self.client.new_window(true).await.expect("a new tab");
+        self.client
+            .switch_to_window(tab.handle.clone())
+            .await
+            .expect("switch to the new tab");
+        self.goto(url).await;
+        tab.handle
+    }
+
+    /// Shows tab `handle` (the shown one is hidden).
+    pub async fn show_tab(&self, handle: &fantoccini::wd::WindowHandle) {
+        self.client
+            .switch_to_window(handle.clone())
+            .await
+            .expect("switch tabs");
+    }
+
+    /// The handle of the tab shown now.
+    pub async fn this_tab(&self) -> fantoccini::wd::WindowHandle {
+        self.client.window().await.expect("the current tab")
     }
 
     pub async fn screenshot(&self) -> Vec<u8> {
