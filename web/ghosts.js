@@ -123,6 +123,9 @@
   /** Without the APIs, over HTTP/1.1: the hidden tab gave its stream up. */
   let dormant = false;
   let seeking = null; // An AbortController while waiting for the lock.
+  let stepDownTimer = null;
+  /** How long a hidden tab on HTTP/1.1 waits before giving its stream up. */
+  const STEP_DOWN_MS = 250;
   let resign = null; // Resolving it releases the lock.
   /** The leader's view of the other tabs: { shown, active } of each. */
   const tabs = new Map();
@@ -625,6 +628,7 @@
    * gives its connection up at once, and a shown one takes the lead. */
   function activityChanged() {
     if (channel && !leader) channel.postMessage(presence());
+    clearTimeout(stepDownTimer);
     if (!document.hidden) {
       if (dormant) {
         dormant = false;
@@ -634,7 +638,10 @@
       if (channel && !leader && me && me.resting) channel.postMessage(Object.assign(presence(), { t: "hi" }));
       seekLead();
     } else if (http1 && (leader || seeking)) {
-      stepDown();
+      // A moment later: a tab that is closing is hidden first, and its
+      // `pagehide` must find it still the leader, to say goodbye rather
+      // than have its ghost held.
+      stepDownTimer = setTimeout(stepDown, STEP_DOWN_MS);
       return;
     }
     presenceChanged();
@@ -834,10 +841,18 @@
   /** The tab is closing: the last tab of the post says goodbye; a leader
    * with other tabs open hands the ghost to the next. */
   function closing() {
+    clearTimeout(stepDownTimer);
     if (channel) channel.postMessage({ t: "bye", tab: tabId });
-    if (!leader) return;
-    if (tabs.size > 0 && locks) stepDown();
-    else goodbye();
+    // A closing tab is hidden first: over HTTP/1.1 it has just stepped
+    // down and asked for its ghost to be held. It held the ghost last all
+    // the same, and with no other tab to take it the ghost must go now.
+    const heldIt = leader || (me && me.resting);
+    if (!heldIt) return;
+    if (tabs.size > 0 && locks) {
+      if (leader) stepDown();
+    } else {
+      goodbye();
+    }
     closeConnection();
   }
 
