@@ -22,6 +22,10 @@ pub struct Config {
     pub addr: SocketAddr,
     /// The blog's name, in every page's header and title.
     pub site_title: String,
+    /// The site's public address (`https://blog.example.com`), for the
+    /// absolute links of the feed, the sitemap and link previews. `None`:
+    /// links stay relative (a warning at start says what that costs).
+    pub base_url: Option<String>,
     /// Folder of Markdown posts, watched for changes.
     pub posts_dir: PathBuf,
     /// Folder for the reader counts; created when missing.
@@ -120,6 +124,7 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
             site_title: "ghostread".to_string(),
+            base_url: None,
             posts_dir: PathBuf::from("posts"),
             data_dir: PathBuf::from("data"),
             web: WebSource::Embedded,

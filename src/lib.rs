@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use blog::{FrontMatter, Slug};
+pub use blog::{parse_base_url, FrontMatter, Slug};
 pub use config::{Config, WebSource};
 pub use ghosts::{CrowdRule, Ghosts, JoinRequest, Settings, StreamParts};
 pub use http::position::parse_position;
@@ -62,8 +62,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let (trigger, stopping) = shutdown::channel();
-    let site_title = config.site_title.clone();
-    let mut folder = blog::Folder::new(&config.posts_dir, &site_title);
+    let site = blog::Site {
+        title: config.site_title.clone(),
+        base_url: config.base_url.clone(),
+    };
+    if site.base_url.is_none() {
+        tracing::warn!(
+            "no --base-url: the feed, sitemap and link previews use relative links, which many readers and sites cannot follow; start with --base-url https://your.blog"
+        );
+    }
+    let mut folder = blog::Folder::new(&config.posts_dir, &site);
     let library = folder
         .scan()
         .map_err(|error| {
@@ -143,7 +151,7 @@ pub async fn serve(
     );
     let app = Arc::new(http::App {
         assets: http::Assets::new(&config.web),
-        site_title,
+        site,
         blog,
         ghosts,
         cluster,

@@ -30,6 +30,10 @@ struct Args {
     /// The blog's name, shown in every page's header.
     #[arg(long, env = "GHOSTREAD_TITLE", default_value = "ghostread")]
     title: String,
+    /// The site's public address, e.g. https://blog.example.com: the feed,
+    /// the sitemap and link previews need absolute links.
+    #[arg(long, env = "GHOSTREAD_BASE_URL", value_parser = ghostread::parse_base_url)]
+    base_url: Option<String>,
     /// Seconds a client may take to send a request's headers, and that an
     /// idle keep-alive connection stays open.
     #[arg(long, env = "GHOSTREAD_HEADER_TIMEOUT_SECS", default_value_t = 10,
@@ -142,6 +146,16 @@ struct Args {
     /// Log level: error, warn, info, debug (every request) or trace.
     #[arg(long, env = "GHOSTREAD_LOG", default_value = "info")]
     log: tracing::Level,
+    /// Log lines as text for people, or one JSON object per line for log
+    /// shippers. Text has colours only when it goes to a terminal.
+    #[arg(long, env = "GHOSTREAD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Args {
@@ -150,6 +164,7 @@ impl Args {
         Config {
             addr: self.addr,
             site_title: self.title,
+            base_url: self.base_url,
             posts_dir: self.posts,
             data_dir: self.data,
             web: self.web.map_or(WebSource::Embedded, WebSource::Dir),
@@ -188,11 +203,19 @@ fn whole(n: u64) -> usize {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_max_level(args.log)
         .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => {
+            // A log file or journal gets no colour codes; NO_COLOR is heeded.
+            use std::io::IsTerminal;
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            logs.with_ansi(colour).init();
+        }
+    }
     let config = args.into_config();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -119,6 +119,11 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
+        let _ = writeln!(
+            out,
+            "# HELP ghostread_build_info The running build: always 1, its version in a label.\n# TYPE ghostread_build_info gauge\nghostread_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         let mut gauge = |name: &str, help: &str, value: i64| {
             let _ = writeln!(
                 out,

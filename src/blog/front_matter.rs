@@ -13,6 +13,9 @@ pub struct FrontMatter {
     /// Drafts are left out of the index but served at their URL, so an author
     /// can share a preview link.
     pub draft: bool,
+    /// `tags: rust, live presence`: each lowercased, spaces as `-`, so it
+    /// can name its page (`/tags/live-presence`). In the order given.
+    pub tags: Vec<String>,
 }
 
 /// A calendar date, `YYYY-MM-DD`. Posts need no time of day or zone, so this
@@ -36,6 +39,7 @@ pub enum FrontMatterError {
     EmptyValue(&'static str),
     BadDate(String),
     BadDraft(String),
+    BadTag(String),
 }
 
 impl fmt::Display for FrontMatterError {
@@ -53,7 +57,7 @@ impl fmt::Display for FrontMatterError {
             ),
             UnknownKey(key) => write!(
                 f,
-                "unknown front matter key `{key}`; the keys are title, date, summary and draft"
+                "unknown front matter key `{key}`; the keys are title, date, summary, draft and tags"
             ),
             DuplicateKey(key) => write!(f, "front matter key `{key}` appears twice; keep one"),
             MissingKey(key) => write!(f, "front matter has no `{key}`; add a line `{key}: ...`"),
@@ -63,6 +67,10 @@ impl fmt::Display for FrontMatterError {
                 "front matter date `{text}` is not a real date written YYYY-MM-DD, e.g. `date: 2026-03-14`"
             ),
             BadDraft(text) => write!(f, "front matter draft `{text}` must be `true` or `false`"),
+            BadTag(text) => write!(
+                f,
+                "front matter tag `{text}` may hold only letters, digits, spaces and `-`; separate tags with commas, e.g. `tags: rust, live presence`"
+            ),
         }
     }
 }
@@ -79,7 +87,8 @@ impl FrontMatter {
             _ => return Err(FrontMatterError::Missing),
         }
         let mut consumed = text.len() - lines.clone().map(str::len).sum::<usize>();
-        let (mut title, mut date, mut summary, mut draft) = (None, None, None, None);
+        let (mut title, mut date, mut summary, mut draft, mut tags) =
+            (None, None, None, None, None);
         let mut closed = false;
         for (number, raw) in lines.enumerate() {
             consumed += raw.len();
@@ -104,6 +113,7 @@ impl FrontMatter {
                 "date" => &mut date,
                 "summary" => &mut summary,
                 "draft" => &mut draft,
+                "tags" => &mut tags,
                 _ => return Err(FrontMatterError::UnknownKey(key.to_string())),
             };
             if slot.replace(value.to_string()).is_some() {
@@ -126,16 +136,41 @@ impl FrontMatter {
             Some(other) => return Err(FrontMatterError::BadDraft(other.to_string())),
         };
         let summary = summary.filter(|s| !s.is_empty());
+        let tags = parse_tags(tags.as_deref().unwrap_or(""))?;
         Ok((
             FrontMatter {
                 title,
                 date,
                 summary,
                 draft,
+                tags,
             },
             &text[consumed..],
         ))
     }
+}
+
+/// `rust, Live Presence` → `["rust", "live-presence"]`; duplicates once.
+fn parse_tags(text: &str) -> Result<Vec<String>, FrontMatterError> {
+    let mut tags: Vec<String> = Vec::new();
+    for raw in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let tag = raw
+            .to_lowercase()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join("-");
+        let valid = tag.len() <= 50
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return Err(FrontMatterError::BadTag(raw.to_string()));
+        }
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    Ok(tags)
 }
 
 /// Strips one pair of matching quotes, so `title: "A: B"` can hold a colon.

@@ -1,13 +1,16 @@
 //! Every loaded post, with its page rendered once at load, and the shared
 //! handle through which requests see the current set.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use hyper::body::Bytes;
 use parking_lot::RwLock;
 
+use super::feeds;
 use super::pages::{self, Slotted};
 use super::post::{Post, Slug};
+use super::site::Site;
 
 /// A post and its page, rendered once when the post was loaded.
 #[derive(Debug)]
@@ -23,17 +26,23 @@ pub struct Library {
     entries: HashMap<Slug, Entry>,
     /// Published posts, newest first (drafts left out).
     listed: Vec<Arc<Post>>,
+    /// Each tag's page, by tag (published posts only).
+    tags: BTreeMap<String, Bytes>,
+    /// The Atom feed, the sitemap and robots.txt, rendered with the posts.
+    pub feed: Bytes,
+    pub sitemap: Bytes,
+    pub robots: Bytes,
 }
 
 impl Library {
-    pub fn from_posts(posts: impl IntoIterator<Item = Arc<Post>>, site_title: &str) -> Library {
+    pub fn from_posts(posts: impl IntoIterator<Item = Arc<Post>>, site: &Site) -> Library {
         let mut entries = HashMap::new();
         let mut listed = Vec::new();
         for post in posts {
             if !post.meta.draft {
                 listed.push(post.clone());
             }
-            let page = pages::render_post_page(site_title, &post);
+            let page = pages::render_post_page(site, &post);
             entries.insert(post.slug.clone(), Entry { post, page });
         }
         listed.sort_by(|a, b| {
@@ -42,7 +51,36 @@ impl Library {
                 .cmp(&a.meta.date)
                 .then_with(|| a.meta.title.cmp(&b.meta.title))
         });
-        Library { entries, listed }
+        let mut tagged: BTreeMap<&str, Vec<Arc<Post>>> = BTreeMap::new();
+        for post in &listed {
+            for tag in &post.meta.tags {
+                tagged.entry(tag.as_str()).or_default().push(post.clone());
+            }
+        }
+        let names: Vec<&str> = tagged.keys().copied().collect();
+        let feed = Bytes::from(feeds::render_feed(site, &listed));
+        let sitemap = Bytes::from(feeds::render_sitemap(site, &listed, &names));
+        let robots = Bytes::from(feeds::render_robots(site));
+        let tags = tagged
+            .iter()
+            .map(|(tag, posts)| {
+                let page = pages::render_tag_page(site, tag, posts);
+                (tag.to_string(), Bytes::from(page))
+            })
+            .collect();
+        Library {
+            entries,
+            listed,
+            tags,
+            feed,
+            sitemap,
+            robots,
+        }
+    }
+
+    /// The page of `tag`, if a published post has it.
+    pub fn tag_page(&self, tag: &str) -> Option<&Bytes> {
+        self.tags.get(tag)
     }
 
     pub fn get(&self, slug: &str) -> Option<&Entry> {
@@ -98,7 +136,7 @@ mod tests {
                 post("new", "2024-05-01", false),
                 post("wip", "2025-01-01", true),
             ],
-            "Test",
+            &Site::default(),
         );
         let listed: Vec<&str> = library.listed().iter().map(|p| p.slug.as_str()).collect();
         assert_eq!(listed, ["new", "old"]);

@@ -2,7 +2,9 @@
 //! `data-block="<index>"` so the browser can anchor ghost positions to
 //! paragraphs rather than pixels (see `docs/PROTOCOL.md`, "Positions").
 
-use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd};
+
+use super::highlight;
 
 /// A post body rendered to HTML.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,12 +48,28 @@ pub fn render_markdown(markdown: &str) -> Rendered {
                 render_figure(&mut block, title, inner, &group[1..group.len() - 1]);
                 true
             }
+            [Event::Start(Tag::CodeBlock(kind)), inner @ .., Event::End(TagEnd::CodeBlock)] => {
+                let language = match kind {
+                    CodeBlockKind::Fenced(info) => info.split_whitespace().next(),
+                    CodeBlockKind::Indented => None,
+                };
+                let code: String = inner
+                    .iter()
+                    .filter_map(|event| match event {
+                        Event::Text(text) => Some(text.as_ref()),
+                        _ => None,
+                    })
+                    .collect();
+                block.push_str(&highlight::code_block(language, &code));
+                true
+            }
             [Event::Start(Tag::HtmlBlock), ..] => {
                 pulldown_cmark::html::push_html(&mut block, group.iter().cloned());
                 is_visible_html(&block)
             }
             _ => {
                 pulldown_cmark::html::push_html(&mut block, group.iter().cloned());
+                label_task_boxes(&mut block);
                 true
             }
         };
@@ -108,6 +126,22 @@ fn mark_block(block: &mut String, index: u32) {
     match name_end {
         Some(at) => block.insert_str(at, &attribute),
         None => *block = format!("<div{attribute}>{block}</div>\n"),
+    }
+}
+
+/// A task list's checkboxes (drawn, never ticked by the reader) say what
+/// they show, for screen readers and for axe's label rule.
+fn label_task_boxes(block: &mut String) {
+    if block.contains("type=\"checkbox\"") {
+        *block = block
+            .replace(
+                "<input disabled=\"\" type=\"checkbox\" checked=\"\"/>",
+                "<input disabled=\"\" type=\"checkbox\" checked=\"\" aria-label=\"done\"/>",
+            )
+            .replace(
+                "<input disabled=\"\" type=\"checkbox\"/>",
+                "<input disabled=\"\" type=\"checkbox\" aria-label=\"not done\"/>",
+            );
     }
 }
 
@@ -178,9 +212,11 @@ fn add_heading_anchors(events: &mut Vec<Event>) {
                 n += 1;
                 unique = format!("{base}-{n}");
             }
+            // A link a keyboard can reach, so it says what it is.
             let anchor = format!(
-                "<a class=\"anchor\" href=\"#{}\" aria-hidden=\"true\">#</a>",
-                escape_html(&unique)
+                "<a class=\"anchor\" href=\"#{}\" aria-label=\"Link to the section “{}”\">#</a>",
+                escape_html(&unique),
+                escape_html(text.trim())
             );
             if let Event::Start(Tag::Heading { id, .. }) = &mut events[i] {
                 *id = Some(CowStr::from(unique.clone()));
@@ -333,7 +369,7 @@ mod tests {
         assert!(rendered.html.contains("id=\"why-ghosts-2\""));
         assert!(rendered.html.contains("id=\"mine\""));
         assert!(rendered.html.contains(
-            "Why ghosts?<a class=\"anchor\" href=\"#why-ghosts\" aria-hidden=\"true\">#</a></h2>"
+            "Why ghosts?<a class=\"anchor\" href=\"#why-ghosts\" aria-label=\"Link to the section “Why ghosts?”\">#</a></h2>"
         ));
     }
 

@@ -7,15 +7,19 @@
 //! HTML pages, `library.rs` holds every post with its page, `load.rs` reads
 //! the folder and `reload.rs` watches it.
 
+mod feeds;
 mod front_matter;
+mod highlight;
 mod library;
 mod load;
 mod markdown;
 pub mod pages;
 mod post;
 mod reload;
+mod site;
 
 pub use front_matter::FrontMatter;
 pub use library::Blog;
 pub use post::{Post, Slug};
 pub use reload::{run as run_reload, Folder};
+pub use site::{parse_base_url, Site};

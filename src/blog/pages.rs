@@ -8,6 +8,7 @@ use hyper::body::Bytes;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::post::Post;
+use super::site::Site;
 
 /// A page with holes for a few values that change between requests.
 #[derive(Clone, Debug)]
@@ -44,8 +45,9 @@ impl Slotted {
 }
 
 /// The post page, with two holes: readers now, then readers ever.
-pub fn render_post_page(site_title: &str, post: &Post) -> Slotted {
+pub fn render_post_page(site: &Site, post: &Post) -> Slotted {
     let meta = &post.meta;
+    let cards = cards(site, post);
     let body = html! {
         main.post-main {
             div.reader {
@@ -58,6 +60,7 @@ pub fn render_post_page(site_title: &str, post: &Post) -> Slotted {
                             time datetime=(meta.date) { (meta.date.human()) }
                             " · " (post.reading_minutes) " min read"
                             @if meta.draft { " · " span.draft-badge { "draft" } }
+                            @if !meta.tags.is_empty() { " · " (tag_list(&meta.tags)) }
                         }
                     }
                     div.prose { (PreEscaped(&post.html)) }
@@ -76,11 +79,86 @@ pub fn render_post_page(site_title: &str, post: &Post) -> Slotted {
         script src="/web/ghosts.js" defer {}
     };
     Slotted::from_markup(layout(
-        site_title,
+        site,
         Some(&meta.title),
         meta.summary.as_deref(),
+        cards,
         body,
     ))
+}
+
+/// Link previews (OpenGraph, read by most sites and chat apps, and
+/// Twitter's cards): title, summary, address, and the post's first figure.
+fn cards(site: &Site, post: &Post) -> Markup {
+    let meta = &post.meta;
+    let image = first_image(&post.html).map(|src| site.resolve(&src));
+    html! {
+        meta property="og:type" content="article";
+        meta property="og:site_name" content=(site.title);
+        meta property="og:title" content=(meta.title);
+        @if let Some(summary) = &meta.summary { meta property="og:description" content=(summary); }
+        // og:url must be absolute: only with --base-url.
+        @if site.base_url.is_some() {
+            meta property="og:url" content=(site.link(&format!("/posts/{}", post.slug)));
+            link rel="canonical" href=(site.link(&format!("/posts/{}", post.slug)));
+        }
+        @if let Some(image) = &image { meta property="og:image" content=(image); }
+        meta property="article:published_time" content=(meta.date);
+        @for tag in &meta.tags { meta property="article:tag" content=(tag); }
+        meta name="twitter:card" content=(if image.is_some() { "summary_large_image" } else { "summary" });
+        meta name="twitter:title" content=(meta.title);
+        @if let Some(summary) = &meta.summary { meta name="twitter:description" content=(summary); }
+        @if let Some(image) = &image { meta name="twitter:image" content=(image); }
+    }
+}
+
+/// The `src` of the first image in a post's HTML, if any.
+fn first_image(html: &str) -> Option<String> {
+    let at = html.find("<img ")?;
+    let rest = &html[at..];
+    let end = rest.find('>')?;
+    let src = rest[..end].split(" src=\"").nth(1)?.split('"').next()?;
+    // The HTML is escaped; the attribute goes back through maud, which
+    // escapes again.
+    Some(src.replace("&amp;", "&").replace("&quot;", "\""))
+}
+
+/// A post's tags, each a link to its page (inline: it sits in a line of
+/// metadata, where a list could not).
+fn tag_list(tags: &[String]) -> Markup {
+    html! {
+        span.tags {
+            span.visually-hidden { "Tags: " }
+            @for (i, tag) in tags.iter().enumerate() {
+                @if i > 0 { " " }
+                a href={ "/tags/" (tag) } rel="tag" { "#" (tag) }
+            }
+        }
+    }
+}
+
+/// The page of one tag: its published posts, newest first.
+pub fn render_tag_page(site: &Site, tag: &str, posts: &[Arc<Post>]) -> String {
+    let body = html! {
+        main.index {
+            h1 { "Posts tagged " span.tag-name { "#" (tag) } }
+            ol.post-list {
+                @for post in posts {
+                    li data-slug=(post.slug) {
+                        h2 { a href={ "/posts/" (post.slug) } { (post.meta.title) } }
+                        p.meta {
+                            time datetime=(post.meta.date) { (post.meta.date.human()) }
+                            " · " (post.reading_minutes) " min read"
+                            " · " (tag_list(&post.meta.tags))
+                        }
+                        @if let Some(summary) = &post.meta.summary { p.summary { (summary) } }
+                    }
+                }
+            }
+            p { a href="/" { "← All posts" } }
+        }
+    };
+    layout(site, Some(&format!("#{tag}")), None, html! {}, body).into_string()
 }
 
 /// One row of the index.
@@ -90,10 +168,10 @@ pub struct Listed<'a> {
     pub now: u64,
 }
 
-pub fn render_index(site_title: &str, posts: &[Listed]) -> String {
+pub fn render_index(site: &Site, posts: &[Listed]) -> String {
     let body = html! {
         main.index {
-            h1.visually-hidden { (site_title) }
+            h1.visually-hidden { (site.title) }
             @if posts.is_empty() {
                 p.empty { "No posts yet. Add a Markdown file to the posts folder; it appears here within a second or two." }
             }
@@ -105,6 +183,7 @@ pub fn render_index(site_title: &str, posts: &[Listed]) -> String {
                         p.meta {
                             time datetime=(post.meta.date) { (post.meta.date.human()) }
                             " · " (post.reading_minutes) " min read"
+                            @if !post.meta.tags.is_empty() { " · " (tag_list(&post.meta.tags)) }
                             span.live hidden[listed.now == 0] {
                                 " · " span data-now { (listed.now) } " reading now"
                             }
@@ -115,11 +194,11 @@ pub fn render_index(site_title: &str, posts: &[Listed]) -> String {
             }
         }
     };
-    layout(site_title, None, None, body).into_string()
+    layout(site, None, None, html! {}, body).into_string()
 }
 
 /// An error page; `status` is shown to people, e.g. "404".
-pub fn render_error(site_title: &str, status: u16, title: &str, advice: &str) -> String {
+pub fn render_error(site: &Site, status: u16, title: &str, advice: &str) -> String {
     let body = html! {
         main.error-page {
             p.status { (status) }
@@ -128,15 +207,17 @@ pub fn render_error(site_title: &str, status: u16, title: &str, advice: &str) ->
             p { a href="/" { "← Back to all posts" } }
         }
     };
-    layout(site_title, Some(title), None, body).into_string()
+    layout(site, Some(title), None, html! {}, body).into_string()
 }
 
 fn layout(
-    site_title: &str,
+    site: &Site,
     page_title: Option<&str>,
     description: Option<&str>,
+    head: Markup,
     body: Markup,
 ) -> Markup {
+    let site_title = site.title.as_str();
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -151,6 +232,8 @@ fn layout(
                 }
                 link rel="stylesheet" href="/web/ghostread.css";
                 link rel="icon" href="/web/favicon.svg" type="image/svg+xml";
+                link rel="alternate" type="application/atom+xml" title=(site_title) href="/feed.xml";
+                (head)
             }
             body {
                 header.site-header { a.site-title href="/" { (site_title) } }
@@ -172,7 +255,11 @@ mod tests {
     #[test]
     fn the_post_page_fills_its_live_counts_and_escapes_its_title() {
         let post = post("---\ntitle: Tags <b> & more\ndate: 2026-01-02\n---\nOne.\n\nTwo.\n");
-        let page = render_post_page("Site", &post).fill(&["3", "1835"]);
+        let site = Site {
+            title: "Site".into(),
+            base_url: None,
+        };
+        let page = render_post_page(&site, &post).fill(&["3", "1835"]);
         let html = std::str::from_utf8(&page).expect("utf-8");
         assert!(html.contains("<h1>Tags &lt;b&gt; &amp; more</h1>"));
         assert!(html.contains("<span data-now>3</span> reading now"));
@@ -184,7 +271,7 @@ mod tests {
     #[test]
     fn missing_slot_values_leave_the_holes_empty() {
         let post = post("---\ntitle: T\ndate: 2026-01-02\n---\nOne.\n");
-        let page = render_post_page("Site", &post).fill(&[]);
+        let page = render_post_page(&Site::default(), &post).fill(&[]);
         assert!(std::str::from_utf8(&page)
             .expect("utf-8")
             .contains("<span data-now></span>"));

@@ -11,13 +11,14 @@ use std::time::{Duration, SystemTime};
 use super::library::{Blog, Library};
 use super::load::{is_post_file, load_post};
 use super::post::Post;
+use super::site::Site;
 use crate::shutdown::Shutdown;
 
 /// What was last seen of each post file.
 #[derive(Debug)]
 pub struct Folder {
     dir: PathBuf,
-    site_title: String,
+    site: Site,
     files: HashMap<PathBuf, Seen>,
 }
 
@@ -31,10 +32,10 @@ struct Seen {
 type Stamp = (Option<SystemTime>, u64);
 
 impl Folder {
-    pub fn new(dir: &Path, site_title: &str) -> Folder {
+    pub fn new(dir: &Path, site: &Site) -> Folder {
         Folder {
             dir: dir.to_path_buf(),
-            site_title: site_title.to_string(),
+            site: site.clone(),
             files: HashMap::new(),
         }
     }
@@ -92,7 +93,7 @@ impl Folder {
             return Ok(None);
         }
         let posts = self.files.values().filter_map(|seen| seen.post.clone());
-        Ok(Some(Library::from_posts(posts, &self.site_title)))
+        Ok(Some(Library::from_posts(posts, &self.site)))
     }
 }
 

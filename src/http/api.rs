@@ -318,3 +318,54 @@ where
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
+
+/// `GET /api/posts`: every listed post's live and all-time counts, for
+/// other sites to show ("12 reading now"). Read-only and anonymous, so any
+/// origin may read it.
+pub fn posts(app: &App, method: &Method) -> Response<Body> {
+    let mut response = match *method {
+        Method::GET | Method::HEAD => {
+            let library = app.blog.current();
+            let posts: Vec<serde_json::Value> = library
+                .listed()
+                .iter()
+                .map(|post| {
+                    let counts = app.ghosts.counts(post.slug.as_str());
+                    serde_json::json!({
+                        "slug": post.slug.as_str(),
+                        "title": post.meta.title,
+                        "url": format!("/posts/{}", post.slug),
+                        "now": counts.now,
+                        "total": counts.total,
+                    })
+                })
+                .collect();
+            let body = serde_json::json!({ "posts": posts }).to_string();
+            let mut response = Response::new(reply::full(body));
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            // Counts change all the time: a cache must ask again.
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+        // The CORS preflight a browser may send first.
+        Method::OPTIONS => {
+            let mut response = reply::options(READ_ONLY);
+            response.headers_mut().insert(
+                "access-control-allow-methods",
+                HeaderValue::from_static(READ_ONLY),
+            );
+            response
+                .headers_mut()
+                .insert("access-control-max-age", HeaderValue::from_static("86400"));
+            response
+        }
+        _ => reply::method_not_allowed(READ_ONLY, Speaks::Json),
+    };
+    response
+        .headers_mut()
+        .insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    response
+}
+
+const READ_ONLY: &str = "GET, HEAD, OPTIONS";

@@ -6,7 +6,7 @@ use super::assets::Assets;
 use super::join_limits::JoinLimits;
 use super::poll_sessions::Pollers;
 use super::tickets::Tickets;
-use crate::blog::Blog;
+use crate::blog::{Blog, Site};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::ghosts::Ghosts;
@@ -16,7 +16,7 @@ use crate::shutdown::Shutdown;
 #[derive(Debug)]
 pub struct App {
     pub config: Config,
-    pub site_title: String,
+    pub site: Site,
     pub blog: Blog,
     pub assets: Assets,
     pub ghosts: Ghosts,

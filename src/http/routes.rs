@@ -56,11 +56,16 @@ where
         [""] => read_only(method, || async { index(app) }).await,
         ["healthz"] => read_only(method, || async { health(app) }).await,
         ["metrics"] => read_only(method, || async { metrics(app) }).await,
+        ["api", "posts"] => api::posts(app, method),
         ["web", rest @ ..] if !rest.is_empty() => {
             let name = path.trim_start_matches("/web/");
             read_only(method, || asset(app, name, &request)).await
         }
         ["posts", slug] => read_only(method, || async { post_page(app, slug) }).await,
+        ["feed.xml"] => read_only(method, || async { published(app, Published::Feed) }).await,
+        ["sitemap.xml"] => read_only(method, || async { published(app, Published::Sitemap) }).await,
+        ["robots.txt"] => read_only(method, || async { published(app, Published::Robots) }).await,
+        ["tags", tag] => read_only(method, || async { tag_page(app, tag) }).await,
         ["posts", slug, "events"] => api::events(app, slug, &request).await,
         ["posts", slug, "position"] => api::position(app, slug, request).await,
         ["posts", slug, "leave"] => api::goodbye(app, slug, request).await,
@@ -94,10 +99,37 @@ fn index(app: &App) -> Response<Body> {
             now: app.ghosts.counts(post.slug.as_str()).now,
         })
         .collect();
-    reply::html(
-        StatusCode::OK,
-        pages::render_index(&app.site_title, &listed),
-    )
+    reply::html(StatusCode::OK, pages::render_index(&app.site, &listed))
+}
+
+/// The documents other programs read, rendered with the posts.
+enum Published {
+    Feed,
+    Sitemap,
+    Robots,
+}
+
+fn published(app: &App, which: Published) -> Response<Body> {
+    let library = app.blog.current();
+    let (body, content_type) = match which {
+        Published::Feed => (library.feed.clone(), "application/atom+xml; charset=utf-8"),
+        Published::Sitemap => (library.sitemap.clone(), "application/xml; charset=utf-8"),
+        Published::Robots => (library.robots.clone(), "text/plain; charset=utf-8"),
+    };
+    let mut response = Response::new(reply::full(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // They change when a post does: a cache asks again, cheaply.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn tag_page(app: &App, tag: &str) -> Response<Body> {
+    let library = app.blog.current();
+    match library.tag_page(tag) {
+        Some(page) => reply::html(StatusCode::OK, page.clone()),
+        None => not_found(app),
+    }
 }
 
 fn post_page(app: &App, slug: &str) -> Response<Body> {
@@ -195,7 +227,7 @@ pub fn not_found(app: &App) -> Response<Body> {
 }
 
 fn error_page(app: &App, status: StatusCode, title: &str, advice: &str) -> Response<Body> {
-    let page = pages::render_error(&app.site_title, status.as_u16(), title, advice);
+    let page = pages::render_error(&app.site, status.as_u16(), title, advice);
     reply::html(status, page)
 }
 

@@ -13,9 +13,16 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ghostread");
 
 /// The binary with `args`, its log (stderr) piped, without colours.
 fn spawn(args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .env("NO_COLOR", "1")
+    spawn_with(args, true)
+}
+
+fn spawn_with(args: &[&str], no_color: bool) -> Child {
+    let mut command = Command::new(BIN);
+    command.args(args).env_remove("NO_COLOR");
+    if no_color {
+        command.env("NO_COLOR", "1");
+    }
+    command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -31,7 +38,24 @@ pub struct Running {
 
 impl Running {
     pub fn start(args: &[&str]) -> Running {
-        let mut child = spawn(args);
+        Running::watch(spawn(args))
+    }
+
+    /// Like `serve`, without `NO_COLOR`: the binary alone decides colours.
+    pub fn serve_coloured(posts: &TempDir, data: &TempDir) -> Running {
+        let posts = posts.path().to_string_lossy().into_owned();
+        let data = data.path().to_string_lossy().into_owned();
+        let args = ["--addr", "127.0.0.1:0", "--posts", &posts, "--data", &data];
+        Running::watch(spawn_with(&args, false))
+    }
+
+    /// Every log line so far (after the process ended: all of them).
+    pub fn all_lines(&mut self) -> Vec<String> {
+        self.seen.extend(self.lines.iter());
+        self.seen.clone()
+    }
+
+    fn watch(mut child: Child) -> Running {
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {

@@ -196,6 +196,24 @@ impl Browser {
             .await
     }
 
+    /// Runs a Chrome DevTools Protocol command through chromedriver.
+    pub async fn cdp(&self, command: &str, params: Value) -> Value {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .ok()
+            .flatten()
+            .expect("session id");
+        let body = json!({ "cmd": command, "params": params }).to_string();
+        let request = format!(
+            "POST /session/{session}/goog/cdp/execute HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.driver_port));
+        super::send(addr, &request).await.json()["value"].clone()
+    }
+
     /// Everything the page logged to the console since the last call.
     pub async fn console(&self) -> Vec<Value> {
         let session = self

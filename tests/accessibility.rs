@@ -1,0 +1,78 @@
+//! The pages checked with axe-core (Deque's engine, as browsers' own
+//! audits use it) in real Chromium: the index and the long post, in light
+//! and dark mode, have no serious or critical violation.
+//!
+//! axe-core comes from the npm registry: `.ci/test` installs it into
+//! `target/axe` (or set `AXE_CORE` to an `axe.min.js`).
+
+mod common;
+
+use common::browser::{own_id, Scene, LONG};
+use serde_json::json;
+
+fn axe_source() -> String {
+    let path = std::env::var("AXE_CORE").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/axe/node_modules/axe-core/axe.min.js"
+        )
+        .to_string()
+    });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("axe-core is not at {path} ({e}): run bash .ci/test, or npm install axe-core@4 in target/axe")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_and_the_long_post_have_no_serious_violation_in_light_or_dark_mode() {
+    let axe = axe_source();
+    let scene = Scene::new(|_| {}).await;
+    let base = format!("http://{}", scene.server.addr);
+    let browser = scene.driver.browser(1280, 900).await;
+    let mut report = Vec::new();
+    for scheme in ["light", "dark"] {
+        browser
+            .cdp(
+                "Emulation.setEmulatedMedia",
+                json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+            )
+            .await;
+        for page in ["/".to_string(), format!("/posts/{LONG}")] {
+            browser.goto(&format!("{base}{page}")).await;
+            if page.starts_with("/posts/") {
+                own_id(&browser).await; // The client has drawn its switches.
+            }
+            let dark = browser
+                .js(
+                    "return matchMedia('(prefers-color-scheme: dark)').matches",
+                    vec![],
+                )
+                .await;
+            assert_eq!(dark, json!(scheme == "dark"), "the scheme is emulated");
+            browser.js(&axe, vec![]).await;
+            let violations = browser
+                .client
+                .execute_async(
+                    "const done = arguments[0];
+                     axe.run(document, { resultTypes: ['violations'] }).then(
+                       r => done(r.violations
+                         .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                         .map(v => ({ id: v.id, impact: v.impact, nodes: v.nodes.length,
+                                      first: v.nodes[0] && v.nodes[0].html }))),
+                       e => done([{ id: 'axe failed', first: String(e) }]));",
+                    vec![],
+                )
+                .await
+                .expect("axe ran");
+            for violation in violations.as_array().into_iter().flatten() {
+                report.push(format!("{scheme} {page}: {violation}"));
+            }
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "serious or critical violations:\n{}",
+        report.join("\n")
+    );
+    browser.close().await;
+}
