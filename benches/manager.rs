@@ -26,6 +26,7 @@ fn settings(tick: Duration, dir: &std::path::Path) -> Settings {
         count_after: Duration::from_secs(5),
         away_after: Duration::from_secs(90),
         let_go: Duration::from_secs(120),
+        heat_map: true,
         crowd: CrowdRule::OFF,
         cluster: None,
     }

@@ -58,6 +58,9 @@ pub struct Config {
     /// leaves) and opens it again when shown. Also how long the server
     /// holds the ghost of a hidden tab that gave its connection up.
     pub let_go: Duration,
+    /// Keep the reading heat map (reader-seconds per paragraph of each
+    /// post). On by default; off only to measure what it costs.
+    pub heat_map: bool,
     /// How long graceful shutdown waits for in-flight requests before it
     /// closes what is left.
     pub shutdown_grace: Duration,
@@ -134,6 +137,7 @@ impl Default for Config {
             count_after: Duration::from_secs(5),
             away_after: Duration::from_secs(90),
             let_go: Duration::from_secs(120),
+            heat_map: true,
             shutdown_grace: Duration::from_secs(3),
             max_connections: 19_000,
             max_connections_per_address: 1_000,

@@ -108,6 +108,7 @@ pub async fn serve(
             count_after: config.count_after,
             away_after: config.away_after,
             let_go: config.let_go,
+            heat_map: config.heat_map,
             tick: config.tick,
             resume_window: config.resume_window,
             moves_per_sec: config.moves_per_sec,

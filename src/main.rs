@@ -61,6 +61,9 @@ struct Args {
     #[arg(long, env = "GHOSTREAD_LET_GO_SECS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     let_go_secs: u64,
+    /// Do not keep the reading heat map (to measure what it costs).
+    #[arg(long, env = "GHOSTREAD_NO_HEAT_MAP")]
+    no_heat_map: bool,
     /// Most connections open at once; more are answered 503.
     #[arg(long, env = "GHOSTREAD_MAX_CONNECTIONS", default_value_t = 19_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -173,6 +176,7 @@ impl Args {
             count_after: Duration::from_secs(self.count_after_secs),
             away_after: Duration::from_secs(self.away_after_secs),
             let_go: Duration::from_secs(self.let_go_secs),
+            heat_map: !self.no_heat_map,
             max_connections: whole(self.max_connections),
             max_connections_per_address: whole(self.max_connections_per_address),
             tick: Duration::from_millis(self.tick_ms),

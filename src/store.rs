@@ -1,4 +1,4 @@
-//! The all-time reader count of each post, on disk. One small JSON file,
+//! The all-time reader count of each post, and its reading heat map, on disk. One small JSON file,
 //! replaced atomically (write a temp file, fsync it, rename it over the old
 //! one, fsync the folder), so a crash at any moment leaves the old file or
 //! the new one, never a torn one. Nothing about any reader is stored.
@@ -15,12 +15,20 @@ use serde::{Deserialize, Serialize};
 /// diffs well.
 pub type Totals = BTreeMap<String, u64>;
 
+/// Reader-seconds spent at each block of each post (readers whose tab is
+/// shown and who read; nothing per reader). By post slug, one number per
+/// block.
+pub type Heat = BTreeMap<String, Vec<f64>>;
+
 const FILE: &str = "counts.json";
 
 #[derive(Serialize, Deserialize)]
 struct CountsFile {
     version: u32,
     totals: Totals,
+    /// Added later: a file without it is a heat map of nothing yet.
+    #[serde(default)]
+    heat: Heat,
 }
 
 pub fn counts_path(dir: &Path) -> PathBuf {
@@ -72,6 +80,26 @@ pub fn load_counts(dir: &Path) -> io::Result<Totals> {
     }
 }
 
+/// The heat map saved with the counts; nothing if there is none yet (or
+/// the file is unreadable: `load_counts`, called first, says so).
+pub fn load_heat(dir: &Path) -> Heat {
+    fs::read(counts_path(dir))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<CountsFile>(&bytes).ok())
+        .map(|file| file.heat)
+        .unwrap_or_default()
+        .into_iter()
+        // Only sane numbers: a hand-edited file must not poison the sums.
+        .map(|(slug, strip)| {
+            let strip = strip
+                .into_iter()
+                .map(|s| if s.is_finite() && s > 0.0 { s } else { 0.0 })
+                .collect();
+            (slug, strip)
+        })
+        .collect()
+}
+
 /// How old a temp file must be to be litter. A save takes milliseconds, so
 /// a temp file this old is one a save cut short (kill -9, power loss) left,
 /// never another instance's save in progress in a shared data folder.
@@ -102,12 +130,21 @@ fn remove_stale_temp_files(dir: &Path) {
     }
 }
 
-/// Replaces the counts file atomically.
-pub fn save_counts(dir: &Path, totals: &Totals) -> io::Result<()> {
+/// Replaces the counts file (the totals and the heat map) atomically.
+pub fn save_counts(dir: &Path, totals: &Totals, heat: &Heat) -> io::Result<()> {
     fs::create_dir_all(dir)?;
+    // Tenths of a reader-second are plenty, and keep the file short.
+    let heat: Heat = heat
+        .iter()
+        .map(|(slug, strip)| {
+            let strip = strip.iter().map(|s| (s * 10.0).round() / 10.0).collect();
+            (slug.clone(), strip)
+        })
+        .collect();
     let bytes = serde_json::to_vec_pretty(&CountsFile {
         version: 1,
         totals: totals.clone(),
+        heat,
     })?;
     let path = counts_path(dir);
     // Unique per save, not per process: two instances sharing the folder
@@ -150,8 +187,16 @@ mod tests {
             "a missing folder is a fresh start"
         );
         let totals = Totals::from([("a-post".to_string(), 1835), ("b".to_string(), 2)]);
-        save_counts(&dir, &totals).expect("save");
+        save_counts(&dir, &totals, &Heat::new()).expect("save");
         assert_eq!(load_counts(&dir).expect("load"), totals);
+        let heat = Heat::from([("a-post".to_string(), vec![0.0, 12.34, 5.0])]);
+        save_counts(&dir, &totals, &heat).expect("save with heat");
+        assert_eq!(load_counts(&dir).expect("load"), totals);
+        assert_eq!(
+            load_heat(&dir)["a-post"],
+            [0.0, 12.3, 5.0],
+            "kept to a tenth"
+        );
         let names: Vec<_> = fs::read_dir(&dir)
             .expect("list")
             .map(|e| e.expect("entry").file_name())
@@ -211,7 +256,7 @@ mod tests {
                 let (dir, totals) = (dir.clone(), totals.clone());
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        save_counts(&dir, &totals).expect("every save succeeds");
+                        save_counts(&dir, &totals, &Heat::new()).expect("every save succeeds");
                     }
                 })
             })

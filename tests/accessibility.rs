@@ -76,3 +76,66 @@ async fn the_index_and_the_long_post_have_no_serious_violation_in_light_or_dark_
     );
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stats_page_draws_the_heat_map_accessibly_and_is_pictured_for_the_readme() {
+    let axe = axe_source();
+    let scene = Scene::new(|_| {}).await;
+    let addr = scene.server.addr;
+    // Readers spread over the long post, most in its first half.
+    let mut readers = Vec::new();
+    for (i, block) in [3.5f64, 4.2, 4.8, 9.1, 12.5, 12.7, 13.1, 20.4, 31.0, 44.0]
+        .into_iter()
+        .enumerate()
+    {
+        let slug = if i % 4 == 3 {
+            "reading-together-apart"
+        } else {
+            LONG
+        };
+        let reader = common::sse::open(addr, slug).await;
+        common::sse::move_to(
+            addr,
+            slug,
+            &reader,
+            block.min(if slug == LONG { 60.0 } else { 8.0 }),
+        )
+        .await;
+        readers.push(reader);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let browser = scene.driver.browser(1100, 1400).await;
+    browser.goto(&format!("http://{addr}/stats")).await;
+    let bars = browser
+        .js(
+            "return document.querySelectorAll('.heat-strip .heat-9').length",
+            vec![],
+        )
+        .await;
+    assert!(
+        bars.as_u64().is_some_and(|n| n >= 1),
+        "a hottest block is drawn"
+    );
+    browser.js(&axe, vec![]).await;
+    let violations = browser
+        .client
+        .execute_async(
+            "const done = arguments[0];
+             axe.run(document, { resultTypes: ['violations'] }).then(
+               r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical').map(v => v.id)),
+               e => done(['axe failed: ' + e]));",
+            vec![],
+        )
+        .await
+        .expect("axe ran");
+    assert_eq!(
+        violations,
+        json!([]),
+        "serious or critical violations on /stats"
+    );
+    let png = browser.screenshot().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ghostread-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    std::fs::write(dir.join("stats.png"), png).expect("write screenshot");
+    browser.close().await;
+}

@@ -301,3 +301,31 @@ async fn a_reader_resuming_on_another_instance_while_its_stream_is_open_is_taken
     // The old token's stream is over on A, and nobody is counted twice.
     assert_eq!(metric(b_server.addr, "ghostread_joins_total").await, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heat_map_sums_every_instances_readers() {
+    let redis = Redis::start().await;
+    let (a_server, b_server) = (instance(&redis).await, instance(&redis).await);
+    let (a, b) = (
+        open(a_server.addr, "p").await,
+        open(b_server.addr, "p").await,
+    );
+    move_to(a_server.addr, "p", &a, 3.5).await;
+    move_to(b_server.addr, "p", &b, 3.2).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let block_3 = |addr| async move {
+        common::get(addr, "/posts/p/heat").await.json()["seconds"][3]
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    // Each instance counts its own reader; either shows the sum.
+    let (on_a, on_b) = (block_3(a_server.addr).await, block_3(b_server.addr).await);
+    assert!(
+        on_a >= 4.0 && on_b >= 4.0,
+        "both readers, summed: {on_a} {on_b}"
+    );
+    assert!(
+        (on_a - on_b).abs() <= 2.5,
+        "the same sum seen from both: {on_a} {on_b}"
+    );
+}

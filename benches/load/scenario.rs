@@ -40,6 +40,8 @@ pub struct Scenario {
     /// The server's `--crowd` and `--crowd-interval-ms`; `None`: its default.
     pub crowd: Option<usize>,
     pub crowd_interval_ms: Option<u64>,
+    /// More flags for the server, as given (`--server-arg=--no-heat-map`).
+    pub server_args: Vec<String>,
 }
 
 /// The scenarios, by name.
@@ -84,6 +86,7 @@ impl Name {
             crowd: None,
             crowd_interval_ms: None,
             pollers: 0.0,
+            server_args: Vec::new(),
         };
         match self {
             Name::HotRoom => base,
@@ -203,6 +206,15 @@ pub struct Cli {
     /// buffers whole responses.
     #[arg(long)]
     pub pollers: Option<f64>,
+    /// One more flag for the server (repeat for several), e.g.
+    /// `--server-arg=--no-heat-map` to measure what the heat map costs.
+    #[arg(
+        long = "server-arg",
+        value_name = "FLAG",
+        allow_hyphen_values = true,
+        conflicts_with = "url"
+    )]
+    pub server_args: Vec<String>,
     /// Server instances sharing one Redis.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=8))]
     pub instances: Option<u64>,
@@ -254,6 +266,7 @@ impl Cli {
             s.pollers = pollers.clamp(0.0, 1.0);
         }
         s.crowd_interval_ms = self.crowd_interval_ms.or(s.crowd_interval_ms);
+        s.server_args = self.server_args.clone();
         Some(s)
     }
 }

@@ -113,6 +113,7 @@ impl Target {
                         .into_iter()
                         .flatten(),
                 )
+                .args(&scenario.server_args)
                 .stderr(Stdio::piped());
             if let Some((_, url)) = &redis {
                 command.args(["--redis", url]);

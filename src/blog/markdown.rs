@@ -15,6 +15,8 @@ pub struct Rendered {
     pub blocks: u32,
     /// Words of prose, for the reading time.
     pub words: usize,
+    /// The top-level headings: block index, level (1–6) and text.
+    pub outline: Vec<(u32, u8, String)>,
 }
 
 /// Renders Markdown with tables, footnotes, strikethrough, task lists and
@@ -40,7 +42,18 @@ pub fn render_markdown(markdown: &str) -> Rendered {
 
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     let mut blocks = 0u32;
+    let mut outline = Vec::new();
     for group in top_level_blocks(&events) {
+        if let [Event::Start(Tag::Heading { level, .. }), inner @ ..] = group {
+            let text: String = inner
+                .iter()
+                .filter_map(|event| match event {
+                    Event::Text(text) | Event::Code(text) => Some(text.as_ref()),
+                    _ => None,
+                })
+                .collect();
+            outline.push((blocks, *level as u8, text.trim().to_string()));
+        }
         let mut block = String::new();
         let is_block = match group {
             [Event::Start(Tag::Paragraph), Event::Start(Tag::Image { title, .. }), inner @ .., Event::End(TagEnd::Image), Event::End(TagEnd::Paragraph)] =>
@@ -86,6 +99,7 @@ pub fn render_markdown(markdown: &str) -> Rendered {
         html,
         blocks,
         words,
+        outline,
     }
 }
 

@@ -197,6 +197,77 @@ pub fn render_index(site: &Site, posts: &[Listed]) -> String {
     layout(site, None, None, html! {}, body).into_string()
 }
 
+/// One post on the stats page.
+pub struct Stats<'a> {
+    pub post: &'a Arc<Post>,
+    pub now: u64,
+    pub total: u64,
+    /// Reader-seconds per block.
+    pub heat: Vec<f64>,
+}
+
+/// `/stats`: every post with its readers now, all time, and where they
+/// read: a strip with one bar per block, darker where readers spent more
+/// time, beside the post's headings. No script.
+pub fn render_stats(site: &Site, posts: &[Stats]) -> String {
+    let body = html! {
+        main.index.stats {
+            h1 { "Readers" }
+            p.lede {
+                "Where readers spend their time, block by block: reader-minutes in
+                 shown tabs, summed over every reader; nothing about any one reader."
+            }
+            @for stats in posts {
+                @let post = stats.post;
+                @let most = stats.heat.iter().copied().fold(0.0, f64::max);
+                @let minutes = stats.heat.iter().sum::<f64>() / 60.0;
+                section.post-stats data-slug=(post.slug) {
+                    h2 { a href={ "/posts/" (post.slug) } { (post.meta.title) } }
+                    p.meta {
+                        span data-now { (stats.now) } " reading now · "
+                        span data-total { (stats.total) } " readers in all · "
+                        span data-minutes { (format!("{minutes:.1}")) } " reader-minutes"
+                    }
+                    @if most > 0.0 {
+                        ol.heat-strip aria-label={ "Reading time per block of " (post.meta.title) } {
+                            @for block in 0..post.blocks.max(1) {
+                                @let seconds = stats.heat.get(block as usize).copied().unwrap_or(0.0);
+                                @let level = ((seconds / most) * 9.0).round() as u32;
+                                @let heading = post.outline.iter().position(|(b, _, _)| *b == block);
+                                li class={ "heat-" (level) @if heading.is_some() { " heading" } }
+                                    data-block=(block) data-seconds=(format!("{seconds:.1}")) {
+                                    span.bar {}
+                                    @if let Some(at) = heading {
+                                        span.label {
+                                            (post.outline[at].2) " · "
+                                            (format!("{:.1}", section_seconds(&stats.heat, &post.outline, at) / 60.0))
+                                            " min"
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    } @else {
+                        p.empty { "Nobody has read it yet." }
+                    }
+                }
+            }
+        }
+    };
+    layout(site, Some("Readers"), None, html! {}, body).into_string()
+}
+
+/// Reader-seconds of the section that heading `at` starts, up to the next
+/// heading of any level.
+fn section_seconds(heat: &[f64], outline: &[(u32, u8, String)], at: usize) -> f64 {
+    let start = outline[at].0 as usize;
+    let end = outline
+        .get(at + 1)
+        .map_or(heat.len(), |(block, _, _)| *block as usize);
+    heat.get(start..end.min(heat.len()))
+        .map_or(0.0, |s| s.iter().sum())
+}
+
 /// An error page; `status` is shown to people, e.g. "404".
 pub fn render_error(site: &Site, status: u16, title: &str, advice: &str) -> String {
     let body = html! {

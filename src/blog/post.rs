@@ -51,6 +51,8 @@ pub struct Post {
     /// The number of marked blocks: positions range over `0..=blocks`.
     pub blocks: u32,
     pub reading_minutes: u32,
+    /// The headings: block index, level and text (for the heat map's strip).
+    pub outline: Vec<(u32, u8, String)>,
 }
 
 impl Post {
@@ -68,6 +70,7 @@ impl Post {
             html: rendered.html,
             blocks: rendered.blocks,
             reading_minutes,
+            outline: rendered.outline,
         })
     }
 }

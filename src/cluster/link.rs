@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
 
+use crate::blog::Slug;
 use crate::ghosts::messages::{decode, Outbound, RemoteParked, Wire, CHANNEL};
 use crate::ghosts::{base36, Ghosts, Token};
 use crate::shutdown::Shutdown;
@@ -50,6 +51,8 @@ enum Lookup {
         instance: String,
         respond_to: Answer,
     },
+    /// A post's heat map summed over every instance.
+    Heat(Slug, oneshot::Sender<Option<Vec<f64>>>),
 }
 
 /// The handle request handlers use: resume lookups.
@@ -93,6 +96,19 @@ impl Cluster {
         let (respond_to, answer) = oneshot::channel();
         self.lookups
             .try_send(Lookup::Parked(token.clone(), respond_to))
+            .ok()?;
+        tokio::time::timeout(Duration::from_millis(500), answer)
+            .await
+            .ok()?
+            .ok()?
+    }
+
+    /// `slug`'s heat map as every instance together has counted it, or
+    /// `None` if Redis does not answer quickly.
+    pub async fn heat(&self, slug: &Slug) -> Option<Vec<f64>> {
+        let (respond_to, answer) = oneshot::channel();
+        self.lookups
+            .try_send(Lookup::Heat(slug.clone(), respond_to))
             .ok()?;
         tokio::time::timeout(Duration::from_millis(500), answer)
             .await
@@ -213,10 +229,12 @@ impl Link {
                         *self.pending_totals.entry(slug.to_string()).or_insert(0) += 1;
                     }
                 }
-                Some(lookup) = self.lookups.recv() => {
-                    let (Lookup::Parked(_, respond_to) | Lookup::Release { respond_to, .. }) = lookup;
-                    let _ = respond_to.send(None);
-                }
+                Some(lookup) = self.lookups.recv() => match lookup {
+                    Lookup::Parked(_, respond_to) | Lookup::Release { respond_to, .. } => {
+                        let _ = respond_to.send(None);
+                    }
+                    Lookup::Heat(_, respond_to) => { let _ = respond_to.send(None); }
+                },
             }
         }
     }
@@ -245,6 +263,7 @@ impl Link {
                         self.releasing.insert(token.as_str().to_string(), respond_to);
                         self.publish(&mut connection, &ask).await
                     }
+                    Lookup::Heat(slug, respond_to) => read_heat(&mut connection, &slug, respond_to).await,
                 },
                 _ = heartbeat.tick() => {
                     beats += 1;
@@ -360,6 +379,16 @@ impl Link {
                 };
                 self.publish(connection, &wire).await
             }
+            Outbound::Heat { slug, grown } => {
+                // While Redis is away this is lost to the cluster's sum
+                // (each instance's own file keeps its part).
+                let key = heat_key(&slug);
+                let mut pipe = redis::pipe();
+                for (block, seconds) in grown.iter().enumerate().filter(|(_, s)| **s > 0.0) {
+                    pipe.hincr(&key, block, *seconds).ignore();
+                }
+                command(pipe.query_async::<()>(connection)).await
+            }
             Outbound::NewReader { slug } => {
                 let total: u64 = match command(connection.hincr(TOTALS, slug.as_str(), 1u64)).await
                 {
@@ -452,6 +481,40 @@ impl Link {
             let _ = self.ghosts.instance_gone(instance).await; // See `receive`.
         }
     }
+}
+
+fn heat_key(slug: &Slug) -> String {
+    format!("ghostread:heat:{slug}")
+}
+
+/// Reads a post's summed heat map: a hash of block index to seconds.
+/// Fields that are not a block and a number (another program's) are
+/// skipped; an absurd block index is not allocated for.
+async fn read_heat(
+    connection: &mut MultiplexedConnection,
+    slug: &Slug,
+    respond_to: oneshot::Sender<Option<Vec<f64>>>,
+) -> Result<(), String> {
+    const MOST_BLOCKS: usize = 100_000;
+    let fields: Result<HashMap<String, String>, String> =
+        command(connection.hgetall(heat_key(slug))).await;
+    let strip = fields.as_ref().ok().map(|fields| {
+        let mut strip = Vec::new();
+        for (block, seconds) in fields {
+            let (Ok(block), Ok(seconds)) = (block.parse::<usize>(), seconds.parse::<f64>()) else {
+                continue;
+            };
+            if block < MOST_BLOCKS && seconds.is_finite() && seconds > 0.0 {
+                if strip.len() <= block {
+                    strip.resize(block + 1, 0.0);
+                }
+                strip[block] = seconds;
+            }
+        }
+        strip
+    });
+    let _ = respond_to.send(strip); // The asker may have given up.
+    fields.map(|_| ())
 }
 
 /// Takes the ghost parked under `token` (so it resumes once) and hands it

@@ -158,6 +158,7 @@ fn settings(crowd: usize) -> Settings {
         count_after: Duration::ZERO,
         away_after: Duration::from_secs(90),
         let_go: Duration::from_secs(120),
+        heat_map: true,
         crowd: CrowdRule {
             above: crowd,
             interval: Duration::from_millis(50),

@@ -34,6 +34,9 @@ pub struct Settings {
     /// Told to every page in `hello`: how long a hidden tab keeps its
     /// stream. Also the longest a ghost is held (away) without a stream.
     pub let_go: Duration,
+    /// Whether to keep the reading heat map (`--no-heat-map` turns it off,
+    /// to measure what it costs).
+    pub heat_map: bool,
     /// When a room sends its density instead of per-ghost events.
     pub crowd: CrowdRule,
     /// In cluster mode, where this instance's own events go to be shared.
@@ -94,6 +97,10 @@ pub(super) enum Command {
     /// An instance stopped sending heartbeats: its ghosts are gone.
     InstanceGone(String),
     /// This instance's own ghosts, for a cluster snapshot.
+    /// The heat map as this instance knows it.
+    Heat {
+        respond_to: oneshot::Sender<crate::store::Heat>,
+    },
     LocalSnapshot {
         respond_to: oneshot::Sender<Vec<WireRoom>>,
     },
@@ -112,6 +119,7 @@ impl std::fmt::Debug for Command {
             Command::Remote(_) => "Remote",
             Command::InstanceGone(_) => "InstanceGone",
             Command::LocalSnapshot { .. } => "LocalSnapshot",
+            Command::Heat { .. } => "Heat",
             #[cfg(test)]
             Command::Crash => "Crash",
         })

@@ -175,6 +175,16 @@ impl Ghosts {
             .map_err(|_| Stopped)
     }
 
+    /// Reader-seconds per block of every post, as this instance counts them.
+    pub async fn heat(&self) -> Result<crate::store::Heat, Stopped> {
+        let (respond_to, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Heat { respond_to })
+            .await
+            .map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
     /// This instance's own ghosts, room by room.
     pub async fn local_snapshot(&self) -> Result<Vec<WireRoom>, Stopped> {
         let (respond_to, answer) = oneshot::channel();

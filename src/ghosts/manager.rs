@@ -23,11 +23,14 @@ use super::roster::Roster;
 use super::saving::Saver;
 use crate::blog::Slug;
 use crate::metrics::Metrics;
-use crate::store::Totals;
+use crate::store::{load_heat, Heat, Totals};
 
 /// Most commands handled between two looks at the clock, so a flood of moves
 /// can delay a tick by at most this many commands' work.
 const BATCH: usize = 256;
+
+/// How often the heat map grows.
+const HEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// How often expired resume tokens are forgotten.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
@@ -40,6 +43,10 @@ pub(super) struct Manager {
     pub(super) roster: Roster,
     pub(super) rooms: HashMap<Slug, Room>,
     pub(super) totals: Totals,
+    /// Reader-seconds per block per post: where readers actually read.
+    pub(super) heat: Heat,
+    /// When the heat map last grew.
+    heat_at: Instant,
     /// Other instances' ghosts, by instance (cluster mode), so an instance
     /// that dies can be removed whole.
     pub(super) remote: HashMap<Arc<str>, HashMap<GhostId, Slug>>,
@@ -92,6 +99,10 @@ impl Manager {
             })
             .collect();
         census.set_all(census_now);
+        let heat = match settings.heat_map {
+            true => load_heat(&settings.data_dir),
+            false => Heat::new(),
+        };
         Manager {
             saver: Saver::new(
                 settings.data_dir.clone(),
@@ -105,6 +116,8 @@ impl Manager {
             rooms: HashMap::new(),
             remote: HashMap::new(),
             totals,
+            heat,
+            heat_at: Instant::now(),
             dirty: Vec::new(),
             waiting: HashMap::new(),
             flush_at: None,
@@ -158,7 +171,7 @@ impl Manager {
                 self.housekeeping(now);
                 next_housekeeping = now + HOUSEKEEPING;
             }
-            self.saver.save_if_due(now, &self.totals);
+            self.saver.save_if_due(now, &self.totals, &self.heat);
             let wake = [self.flush_at, self.saver.due()]
                 .into_iter()
                 .flatten()
@@ -210,6 +223,10 @@ impl Manager {
             }
             Command::Remote(wire) => self.apply_remote(wire),
             Command::InstanceGone(instance) => self.instance_gone(&instance),
+            Command::Heat { respond_to } => {
+                // The asker may have given up; then nobody needs it.
+                let _ = respond_to.send(self.heat.clone());
+            }
             Command::LocalSnapshot { respond_to } => {
                 // The cluster task may have given up waiting; then it asks again later.
                 let _ = respond_to.send(self.local_snapshot());
@@ -316,6 +333,49 @@ impl Manager {
                 if live.streamless {
                     self.leave(&id, serial);
                 }
+            }
+        }
+    }
+
+    /// The heat map grows by the time since it last did, at the block of
+    /// every reader here that reads: local ghosts that are not away
+    /// (invisible readers are no ghosts). Once a second, O(readers); other
+    /// instances add their own readers to the cluster's sum.
+    fn warm(&mut self, now: Instant) {
+        let elapsed = now.duration_since(self.heat_at);
+        if elapsed < HEAT_EVERY {
+            return;
+        }
+        self.heat_at = now;
+        if !self.settings.heat_map {
+            return;
+        }
+        // A stalled manager (a paused VM) does not credit the pause.
+        let seconds = elapsed.min(HEAT_EVERY * 5).as_secs_f64();
+        let mut warmed = Vec::new();
+        for (slug, room) in &self.rooms {
+            let Some(blocks) = room.blocks() else {
+                continue;
+            };
+            let mut reading = room.local_ghosts().filter(|(_, m)| !m.away).peekable();
+            if reading.peek().is_none() {
+                continue;
+            }
+            let strip = self.heat.entry(slug.to_string()).or_default();
+            let len = blocks.max(1) as usize;
+            strip.resize(len, 0.0); // A post edited since: its new length.
+            let mut grown = vec![0.0; len];
+            for (_, member) in reading {
+                let block = (member.pos.max(0.0) as usize).min(len - 1);
+                strip[block] += seconds;
+                grown[block] += seconds;
+            }
+            warmed.push((slug.clone(), grown));
+        }
+        if !warmed.is_empty() {
+            self.saver.changed();
+            for (slug, grown) in warmed {
+                self.tell_cluster(Outbound::Heat { slug, grown });
             }
         }
     }
@@ -432,6 +492,7 @@ impl Manager {
 
     fn housekeeping(&mut self, now: Instant) {
         self.count_held(now);
+        self.warm(now);
         self.let_go_of_held(now);
         if self.roster.expire(now) {
             self.metrics.parked.set(self.roster.parked_count() as i64);
@@ -449,6 +510,6 @@ impl Manager {
         self.metrics.ghosts.set(0);
         self.metrics.rooms.set(0);
         self.metrics.parked.set(0);
-        self.saver.finish(&self.totals).await;
+        self.saver.finish(&self.totals, &self.heat).await;
     }
 }

@@ -23,6 +23,9 @@ pub enum Outbound {
     /// A new reader: `total` + 1 in Redis.
     NewReader { slug: Slug },
     /// A ghost whose stream ended, resumable for the resume window.
+    /// Reader-seconds this instance's readers added to a post's heat map
+    /// since the last such message, per block.
+    Heat { slug: Slug, grown: Vec<f64> },
     Parked {
         token: Token,
         id: GhostId,

@@ -124,6 +124,11 @@ impl Room {
         self.members.is_empty() && self.watchers == 0
     }
 
+    /// The post's block count, once known.
+    pub fn blocks(&self) -> Option<u32> {
+        self.blocks
+    }
+
     /// A position from another instance, made one a local reader could
     /// send: finite, and within the post once its length is known.
     pub fn sane(&self, pos: f64) -> f64 {

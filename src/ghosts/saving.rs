@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
-use crate::store::{save_counts, Totals};
+use crate::store::{save_counts, Heat, Totals};
 
 pub(super) struct Saver {
     dir: PathBuf,
@@ -55,7 +55,7 @@ impl Saver {
 
     /// Starts a save if one is due and none is running; a save still running
     /// (a slow disk) pushes the next one back a little instead of piling up.
-    pub(super) fn save_if_due(&mut self, now: Instant, totals: &Totals) {
+    pub(super) fn save_if_due(&mut self, now: Instant, totals: &Totals, heat: &Heat) {
         let idle = self.running.as_ref().is_none_or(|s| s.is_finished());
         if self.due.is_none() && idle && self.failing.load(Ordering::Relaxed) {
             // The last save failed and nothing new has asked for one: try
@@ -71,15 +71,15 @@ impl Saver {
         }
         self.due = None;
         self.last = now;
-        self.running = Some(self.spawn(totals.clone()));
+        self.running = Some(self.spawn(totals.clone(), heat.clone()));
     }
 
     /// Saves on the blocking pool: the manager never waits for a disk.
-    fn spawn(&self, totals: Totals) -> JoinHandle<()> {
+    fn spawn(&self, totals: Totals, heat: Heat) -> JoinHandle<()> {
         let dir = self.dir.clone();
         let metrics = self.metrics.clone();
         let failing = self.failing.clone();
-        tokio::task::spawn_blocking(move || match save_counts(&dir, &totals) {
+        tokio::task::spawn_blocking(move || match save_counts(&dir, &totals, &heat) {
             Ok(()) => {
                 metrics.counts_saved.inc();
                 if failing.swap(false, Ordering::Relaxed) {
@@ -100,13 +100,13 @@ impl Saver {
     }
 
     /// The last save, at shutdown: waits for a running one, then saves.
-    pub(super) async fn finish(&mut self, totals: &Totals) {
+    pub(super) async fn finish(&mut self, totals: &Totals, heat: &Heat) {
         if let Some(running) = self.running.take() {
             let _ = running.await; // A failed save was logged by the save itself.
         }
-        let totals = totals.clone();
+        let (totals, heat) = (totals.clone(), heat.clone());
         let dir = self.dir.clone();
-        match tokio::task::spawn_blocking(move || save_counts(&dir, &totals)).await {
+        match tokio::task::spawn_blocking(move || save_counts(&dir, &totals, &heat)).await {
             Ok(Ok(())) => self.metrics.counts_saved.inc(),
             Ok(Err(error)) => tracing::error!(
                 "cannot save the reader counts in {} at shutdown: {error}; the last second of counts is lost",

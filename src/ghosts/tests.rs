@@ -62,6 +62,7 @@ fn settings(data_dir: PathBuf) -> Settings {
         count_after: Duration::ZERO,
         away_after: Duration::from_secs(90),
         let_go: Duration::from_secs(120),
+        heat_map: true,
         crowd: CrowdRule::OFF,
         cluster: None,
     }

@@ -4,8 +4,8 @@
 //! the API handlers (`api.rs`: stream, position, goodbye) with the position
 //! body parser (`position.rs`) and the JSON body reader (`json_body.rs`),
 //! long-polling for streams that do not stream (`polling.rs`), the `web/` files (`assets.rs`), the event stream body
-//! (`stream.rs`), the client's address (`peer.rs`) and what handlers can
-//! reach (`app.rs`). It calls into the engine and the blog; neither knows
+//! (`stream.rs`), the client's address (`peer.rs`), the heat map and the
+//! stats page (`stats.rs`) and what handlers can reach (`app.rs`). It calls into the engine and the blog; neither knows
 //! about HTTP.
 
 mod api;
@@ -21,6 +21,7 @@ pub mod position;
 mod reply;
 mod routes;
 mod server;
+mod stats;
 pub mod stream;
 mod tickets;
 

@@ -13,7 +13,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::app::App;
 use super::assets::etag_matches;
 use super::reply::{self, Body, Speaks};
-use super::{api, polling};
+use super::{api, polling, stats};
 use crate::blog::pages::{self, Listed};
 
 /// Methods each kind of resource answers, for `Allow` and `405`.
@@ -66,6 +66,8 @@ where
         ["sitemap.xml"] => read_only(method, || async { published(app, Published::Sitemap) }).await,
         ["robots.txt"] => read_only(method, || async { published(app, Published::Robots) }).await,
         ["tags", tag] => read_only(method, || async { tag_page(app, tag) }).await,
+        ["stats"] => read_only(method, || stats::page(app)).await,
+        ["posts", slug, "heat"] => read_only(method, || stats::heat(app, slug)).await,
         ["posts", slug, "events"] => api::events(app, slug, &request).await,
         ["posts", slug, "position"] => api::position(app, slug, request).await,
         ["posts", slug, "leave"] => api::goodbye(app, slug, request).await,
