@@ -115,6 +115,9 @@ pub struct Config {
     /// the per-address limit). Requests from anywhere else are taken at
     /// their connection's address, so the header cannot be forged.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// HTTPS on the listening port: a PEM certificate chain and its PEM
+    /// private key, read again when they change. `None`: plain HTTP only.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Cluster mode: the Redis that instances share readers through
     /// (`redis://host:port`). `None`: this instance is the whole server.
     pub redis: Option<String>,
@@ -159,6 +162,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             save_interval: Duration::from_secs(1),
             redis: None,
+            tls: None,
         }
     }
 }

@@ -62,6 +62,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let (trigger, stopping) = shutdown::channel();
+    let tls = match &config.tls {
+        Some((cert, key)) => {
+            let tls = http::Tls::load(cert, key).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("cannot serve HTTPS: {error}; give --tls-cert and --tls-key as PEM files (a chain and its key)"),
+                )
+            })?;
+            tls.watch(stopping.clone());
+            Some(Arc::new(tls))
+        }
+        None => None,
+    };
     let site = blog::Site {
         title: config.site_title.clone(),
         base_url: config.base_url.clone(),
@@ -147,7 +160,12 @@ pub async fn serve(
 
     let addr = listener.local_addr()?;
     tracing::info!(
-        "ghostread listening on http://{addr} ({posts} posts from {})",
+        "ghostread listening on http://{addr}{} ({posts} posts from {})",
+        if tls.is_some() {
+            format!(" and https://{addr}")
+        } else {
+            String::new()
+        },
         config.posts_dir.display()
     );
     let app = Arc::new(http::App {
@@ -161,6 +179,7 @@ pub async fn serve(
         tickets: http::Tickets::default(),
         join_limits: http::JoinLimits::new(config.joins_per_sec, config.resumes_per_sec),
         shutdown: stopping,
+        tls,
         config,
     });
     let outcome = http::run(listener, app, trigger, shutdown).await;

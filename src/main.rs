@@ -142,6 +142,23 @@ struct Args {
     #[arg(long, env = "GHOSTREAD_SAVE_INTERVAL_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     save_interval_ms: u64,
+    /// Serve HTTPS (and HTTP/2 to browsers, by ALPN) on the same port with
+    /// this PEM certificate chain; reloaded when the file changes.
+    #[arg(
+        long,
+        env = "GHOSTREAD_TLS_CERT",
+        requires = "tls_key",
+        value_name = "PEM"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "GHOSTREAD_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "PEM"
+    )]
+    tls_key: Option<PathBuf>,
     /// Cluster mode: share readers with other instances through this Redis
     /// (redis://HOST:PORT). Off by default: one instance needs nothing else.
     #[arg(long, env = "GHOSTREAD_REDIS")]
@@ -195,6 +212,7 @@ impl Args {
             trusted_proxies: self.trust_proxy,
             save_interval: Duration::from_millis(self.save_interval_ms),
             redis: self.redis,
+            tls: self.tls_cert.zip(self.tls_key),
             ..defaults
         }
     }

@@ -84,6 +84,8 @@ pub const POSITION_STATUSES: [u16; 10] = [204, 400, 404, 405, 408, 410, 413, 415
 pub struct Metrics {
     pub streams_open: Gauge,
     pub ghosts: Gauge,
+    /// Connections open now (every protocol).
+    pub connections_open: Gauge,
     pub rooms: Gauge,
     pub parked: Gauge,
     pub joins: Counter,
@@ -130,6 +132,11 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         };
+        gauge(
+            "ghostread_connections_open",
+            "Client connections open now (HTTP/1.1, HTTP/2, in clear or TLS).",
+            self.connections_open.get(),
+        );
         gauge(
             "ghostread_streams_open",
             "Event streams open now.",

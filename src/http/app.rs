@@ -30,4 +30,6 @@ pub struct App {
     /// Readers on long-polling, whose event streams did not stream.
     pub pollers: Arc<Pollers>,
     pub shutdown: Shutdown,
+    /// HTTPS on the same port, when a certificate was given.
+    pub tls: Option<Arc<super::tls::Tls>>,
 }

@@ -24,9 +24,11 @@ mod server;
 mod stats;
 pub mod stream;
 mod tickets;
+mod tls;
 
 pub use app::App;
 pub use assets::Assets;
 pub use join_limits::JoinLimits;
 pub use server::run;
 pub use tickets::Tickets;
+pub use tls::Tls;

@@ -96,7 +96,7 @@ pub async fn run(
             }
         };
         tune_socket(&stream, &app.config);
-        let guard = ConnectionGuard::enter(&open);
+        let guard = ConnectionGuard::enter(&open, &app.metrics);
         if guard.count > app.config.max_connections {
             tokio::spawn(refuse(stream, Refusal::ServerFull));
             continue;
@@ -177,6 +177,17 @@ async fn serve_connection(
         }
         _ = stopping.wait() => return,
     }
+    // A TLS handshake (its first byte is a handshake record, 0x16) on the
+    // same port as plain HTTP: HTTPS, HTTP/2 if the browser offers it.
+    if let (Some(tls), 0x16) = (app.tls.clone(), first[0]) {
+        let accepted = tokio::time::timeout_at(first_head_by, tls.acceptor.accept(stream)).await;
+        let Ok(Ok(stream)) = accepted else {
+            return; // A failed or too slow handshake: nothing to answer.
+        };
+        let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        serve_hyper(app, builder, stream, peer, http2, first_head_by).await;
+        return;
+    }
     // Only now a buffer to look at the head with: a socket that never
     // sends must not cost 4 KiB while it waits. Data is there, so this
     // peek does not wait.
@@ -191,6 +202,22 @@ async fn serve_connection(
     }
     let http2 = peeked[..length].starts_with(H2_PREFACE);
     drop(peeked);
+    serve_hyper(app, builder, stream, peer, http2, first_head_by).await;
+}
+
+/// Serves a connection with hyper (HTTP/1.1 or HTTP/2, in clear or over
+/// TLS) until it ends, the server stops, or it idles out.
+async fn serve_hyper<I>(
+    app: Arc<App>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: I,
+    peer: std::net::SocketAddr,
+    http2: bool,
+    first_head_by: Instant,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut stopping = app.shutdown.clone();
     let activity = Arc::new(Activity::new());
     let seen = activity.clone();
     let idle_timeout = app.config.idle_timeout;
@@ -358,21 +385,25 @@ struct ConnectionGuard {
     open: Arc<AtomicUsize>,
     /// Open connections including this one, when it was accepted.
     count: usize,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl ConnectionGuard {
-    fn enter(open: &Arc<AtomicUsize>) -> ConnectionGuard {
+    fn enter(open: &Arc<AtomicUsize>, metrics: &Arc<crate::metrics::Metrics>) -> ConnectionGuard {
         let count = open.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics.connections_open.set(count as i64);
         ConnectionGuard {
             open: open.clone(),
             count,
+            metrics: metrics.clone(),
         }
     }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+        let left = self.open.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        self.metrics.connections_open.set(left as i64);
     }
 }
 

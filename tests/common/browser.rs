@@ -65,6 +65,11 @@ impl Driver {
         .await
     }
 
+    /// A browser started with more command-line flags.
+    pub async fn browser_with_args(&self, width: u32, height: u32, args: &[String]) -> Browser {
+        self.launch(width, height, json!({}), args).await
+    }
+
     /// A browser whose reader asked for reduced motion.
     pub async fn browser_reduced_motion(&self, width: u32, height: u32) -> Browser {
         self.launch(
@@ -299,8 +304,16 @@ pub struct Scene {
 
 impl Scene {
     pub async fn new(configure: impl FnOnce(&mut ghostread::Config)) -> Scene {
+        Scene::with_posts(super::sample_blog(), configure).await
+    }
+
+    /// The same with these posts.
+    pub async fn with_posts(
+        posts: super::TempDir,
+        configure: impl FnOnce(&mut ghostread::Config),
+    ) -> Scene {
         let one = ONE_AT_A_TIME.lock().await;
-        let server = super::start_server(super::sample_blog(), configure).await;
+        let server = super::start_server(posts, configure).await;
         Scene {
             _one: one,
             server,
