@@ -142,6 +142,7 @@ async fn a_client_churning_streams_is_refused_before_the_manager_works_and_other
     let reader = open(addr, "p").await;
     let churner = "x-forwarded-for: 198.51.100.66\r\n";
     let (mut refused, mut retry_after) = (0, None);
+    let churning = std::time::Instant::now();
     for _ in 0..60 {
         match open_with(addr, "/posts/p/events", churner).await {
             Ok(stream) => drop(stream), // Opened and dropped at once, again and again.
@@ -152,12 +153,20 @@ async fn a_client_churning_streams_is_refused_before_the_manager_works_and_other
             }
         }
     }
-    assert!(refused >= 30, "only {refused} of 60 refused");
+    // The bucket holds 20 and refills 20 a second: on a busy machine the
+    // loop takes longer, and the refill with it.
+    let refill = 20.0 * churning.elapsed().as_secs_f64();
+    assert!(
+        f64::from(refused) >= 60.0 - 20.0 - refill - 5.0,
+        "only {refused} of 60 refused in {:?}",
+        churning.elapsed()
+    );
     assert!(retry_after.is_some_and(|s| s.parse::<u32>().is_ok_and(|s| s >= 1)));
     let joins = metric(addr, "ghostread_joins_total").await;
     assert!(
-        joins <= 1.0 + 20.0 + 5.0,
-        "the manager booked {joins} ghosts for 60 tries"
+        joins <= 1.0 + 20.0 + refill + 5.0,
+        "the manager booked {joins} ghosts for 60 tries in {:?}",
+        churning.elapsed()
     );
     // The reader who just reads moves on as ever.
     move_to(addr, "p", &reader, 4.5).await;
