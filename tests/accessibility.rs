@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::browser::{own_id, Scene, LONG};
-use serde_json::json;
+use common::browser::{own_id, Browser, Scene, LONG};
+use serde_json::{json, Value};
 
 fn axe_source() -> String {
     let path = std::env::var("AXE_CORE").unwrap_or_else(|_| {
@@ -21,6 +21,28 @@ fn axe_source() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!("axe-core is not at {path} ({e}): run bash .ci/test, or npm install axe-core@4 in target/axe")
     })
+}
+
+/// Runs axe-core (its source: `axe`) on the page `browser` shows; the
+/// serious and critical violations, each with its rule, impact, how many
+/// nodes and the first one's HTML.
+async fn serious_violations(browser: &Browser, axe: &str) -> Vec<Value> {
+    browser.js(axe, vec![]).await;
+    let violations = browser
+        .client
+        .execute_async(
+            "const done = arguments[0];
+             axe.run(document, { resultTypes: ['violations'] }).then(
+               r => done(r.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => ({ id: v.id, impact: v.impact, nodes: v.nodes.length,
+                              first: v.nodes[0] && v.nodes[0].html }))),
+               e => done([{ id: 'axe failed', first: String(e) }]));",
+            vec![],
+        )
+        .await
+        .expect("axe ran");
+    violations.as_array().cloned().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,22 +71,7 @@ async fn the_index_and_the_long_post_have_no_serious_violation_in_light_or_dark_
                 )
                 .await;
             assert_eq!(dark, json!(scheme == "dark"), "the scheme is emulated");
-            browser.js(&axe, vec![]).await;
-            let violations = browser
-                .client
-                .execute_async(
-                    "const done = arguments[0];
-                     axe.run(document, { resultTypes: ['violations'] }).then(
-                       r => done(r.violations
-                         .filter(v => v.impact === 'serious' || v.impact === 'critical')
-                         .map(v => ({ id: v.id, impact: v.impact, nodes: v.nodes.length,
-                                      first: v.nodes[0] && v.nodes[0].html }))),
-                       e => done([{ id: 'axe failed', first: String(e) }]));",
-                    vec![],
-                )
-                .await
-                .expect("axe ran");
-            for violation in violations.as_array().into_iter().flatten() {
+            for violation in serious_violations(&browser, &axe).await {
                 report.push(format!("{scheme} {page}: {violation}"));
             }
         }
@@ -103,7 +110,18 @@ async fn the_stats_page_draws_the_heat_map_accessibly_and_is_pictured_for_the_re
         .await;
         readers.push(reader);
     }
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Until the heat map has grown on both posts (once a second).
+    common::wait_until("both posts have heat", || async {
+        let mut warm = true;
+        for slug in [LONG, "reading-together-apart"] {
+            let heat = common::get(addr, &format!("/posts/{slug}/heat"))
+                .await
+                .json();
+            warm &= heat["total_seconds"].as_f64().is_some_and(|s| s >= 2.0);
+        }
+        warm
+    })
+    .await;
     let browser = scene.driver.browser(1100, 1400).await;
     browser.goto(&format!("http://{addr}/stats")).await;
     let bars = browser
@@ -116,23 +134,8 @@ async fn the_stats_page_draws_the_heat_map_accessibly_and_is_pictured_for_the_re
         bars.as_u64().is_some_and(|n| n >= 1),
         "a hottest block is drawn"
     );
-    browser.js(&axe, vec![]).await;
-    let violations = browser
-        .client
-        .execute_async(
-            "const done = arguments[0];
-             axe.run(document, { resultTypes: ['violations'] }).then(
-               r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical').map(v => v.id)),
-               e => done(['axe failed: ' + e]));",
-            vec![],
-        )
-        .await
-        .expect("axe ran");
-    assert_eq!(
-        violations,
-        json!([]),
-        "serious or critical violations on /stats"
-    );
+    let violations = serious_violations(&browser, &axe).await;
+    assert!(violations.is_empty(), "on /stats: {violations:?}");
     let png = browser.screenshot().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ghostread-screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot folder");

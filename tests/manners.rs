@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sse::{open, open_with, post_position, Reader};
+use common::sse::{open, open_with, post_position, resume, Reader};
 use common::{one_post, start_server, wait_until};
 
 /// Reports `reader` at `pos` with whatever else `extra` says (JSON fields).
@@ -92,13 +92,7 @@ async fn a_held_ghost_stays_away_without_its_stream_until_its_page_is_back_or_le
         "a held ghost does not leave when its stream closes: {nothing:?}"
     );
     // Shown again: its new stream takes the ghost over, silently.
-    let back = open_with(
-        addr,
-        "/posts/p/events",
-        &format!("last-event-id: {token}\r\n"),
-    )
-    .await
-    .expect("200");
+    let back = resume(addr, "p", &token).await;
     assert_eq!(
         (back.id.as_str(), back.color.as_str()),
         (id.as_str(), color.as_str())
@@ -178,13 +172,7 @@ async fn an_invisible_reader_sees_the_others_and_nobody_sees_it() {
     // Choosing to be seen: the same ghost, now joining the others.
     let token = invisible.token.clone();
     let id = invisible.id.clone();
-    let seen = open_with(
-        addr,
-        "/posts/p/events",
-        &format!("last-event-id: {token}\r\n"),
-    )
-    .await
-    .expect("200");
+    let seen = resume(addr, "p", &token).await;
     assert_eq!(seen.id, id);
     assert!(seen.hello.data.get("watching").is_none());
     visible.wait_for("join", |d| d["id"] == id.as_str()).await;

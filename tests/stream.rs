@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sse::{metric, move_to, open, open_on, open_with};
+use common::sse::{metric, move_to, open, open_on, open_with, resume};
 use common::{one_post, start_server, wait_until};
 use tokio::io::AsyncWriteExt;
 
@@ -156,13 +156,7 @@ async fn a_reader_that_reconnects_with_last_event_id_keeps_its_ghost_and_is_not_
     reader.close();
     watcher.wait_for("leave", |d| d["id"] == id.as_str()).await;
 
-    let back = open_with(
-        addr,
-        "/posts/p/events",
-        &format!("last-event-id: {token}\r\n"),
-    )
-    .await
-    .expect("200");
+    let back = resume(addr, "p", &token).await;
     assert_eq!(
         (back.id.as_str(), back.color.as_str(), back.token.as_str()),
         (id.as_str(), color.as_str(), token.as_str())
@@ -257,13 +251,7 @@ async fn unknown_expired_or_foreign_tokens_get_a_new_ghost() {
     assert_ne!(fresh.token, forged);
 
     let on_q = open(addr, "q").await;
-    let foreign = open_with(
-        addr,
-        "/posts/p/events",
-        &format!("last-event-id: {}\r\n", on_q.token),
-    )
-    .await
-    .expect("200");
+    let foreign = resume(addr, "p", &on_q.token).await;
     assert_ne!(
         foreign.id, on_q.id,
         "a token from another post is not this post's ghost"
@@ -278,13 +266,7 @@ async fn unknown_expired_or_foreign_tokens_get_a_new_ghost() {
             && metric(addr, "ghostread_parked_ghosts").await == 0.0
     })
     .await;
-    let after = open_with(
-        addr,
-        "/posts/p/events",
-        &format!("last-event-id: {token}\r\n"),
-    )
-    .await
-    .expect("200");
+    let after = resume(addr, "p", &token).await;
     assert_ne!(after.id, id, "an expired token gets a new ghost");
 }
 
@@ -296,13 +278,7 @@ async fn a_newer_stream_takes_over_without_leave_or_join_for_the_others() {
     let mut old = open(addr, "p").await;
     watcher.wait_for("readers", |d| d["now"] == 2).await;
 
-    let new = open_with(
-        addr,
-        "/posts/p/events",
-        &format!("last-event-id: {}\r\n", old.token),
-    )
-    .await
-    .expect("200");
+    let new = resume(addr, "p", &old.token).await;
     assert_eq!(new.id, old.id);
     old.wait_closed().await;
     move_to(addr, "p", &new, 3.0).await;

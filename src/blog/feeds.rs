@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use super::markdown::escape_html;
 use super::post::Post;
 use super::site::Site;
 
@@ -128,22 +129,15 @@ fn id(site: &Site, path: &str) -> String {
     }
 }
 
-/// Text for XML: the five special characters escaped.
+/// Text for XML: escaped as for HTML (which XML reads alike), without the
+/// control characters XML 1.0 cannot hold at all.
 fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot hold at all are left out.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
+    let allowed = |c: &char| (*c as u32) >= 0x20 || matches!(c, '\t' | '\n' | '\r');
+    if text.chars().all(|c| allowed(&c)) {
+        escape_html(text)
+    } else {
+        escape_html(&text.chars().filter(allowed).collect::<String>())
     }
-    out
 }
 
 #[cfg(test)]

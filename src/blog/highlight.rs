@@ -11,6 +11,8 @@ use syntect::html::{ClassStyle, ClassedHTMLGenerator};
 use syntect::parsing::SyntaxSet;
 use syntect::util::LinesWithEndings;
 
+use super::markdown::escape_html;
+
 /// Every class starts with `hl-`, so none clashes with the site's own.
 const CLASSES: ClassStyle = ClassStyle::SpacedPrefixed { prefix: "hl-" };
 
@@ -36,7 +38,7 @@ pub fn code_block(language: Option<&str>, code: &str) -> String {
         .unwrap_or_default();
     let body = language
         .and_then(|l| highlighted(l, code))
-        .unwrap_or_else(|| escape(code));
+        .unwrap_or_else(|| escape_html(code));
     format!("<pre><code{class}>{body}</code></pre>\n")
 }
 
@@ -51,12 +53,6 @@ fn highlighted(language: &str, code: &str) -> Option<String> {
         html.parse_html_for_line_which_includes_newline(line).ok()?;
     }
     Some(html.finalize())
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

@@ -97,8 +97,9 @@ pub(super) enum Command {
     /// An instance stopped sending heartbeats: its ghosts are gone.
     InstanceGone(String),
     /// This instance's own ghosts, for a cluster snapshot.
-    /// The heat map as this instance knows it.
+    /// The heat map of these posts as this instance knows it.
     Heat {
+        slugs: Vec<String>,
         respond_to: oneshot::Sender<crate::store::Heat>,
     },
     LocalSnapshot {

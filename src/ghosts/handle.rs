@@ -175,11 +175,11 @@ impl Ghosts {
             .map_err(|_| Stopped)
     }
 
-    /// Reader-seconds per block of every post, as this instance counts them.
-    pub async fn heat(&self) -> Result<crate::store::Heat, Stopped> {
+    /// Reader-seconds per block of these posts, as this instance counts them.
+    pub async fn heat(&self, slugs: Vec<String>) -> Result<crate::store::Heat, Stopped> {
         let (respond_to, answer) = oneshot::channel();
         self.commands
-            .send(Command::Heat { respond_to })
+            .send(Command::Heat { slugs, respond_to })
             .await
             .map_err(|_| Stopped)?;
         answer.await.map_err(|_| Stopped)

@@ -29,9 +29,6 @@ use crate::store::{load_heat, Heat, Totals};
 /// can delay a tick by at most this many commands' work.
 const BATCH: usize = 256;
 
-/// How often the heat map grows.
-const HEAT_EVERY: Duration = Duration::from_secs(1);
-
 /// How often expired resume tokens are forgotten.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
@@ -46,7 +43,7 @@ pub(super) struct Manager {
     /// Reader-seconds per block per post: where readers actually read.
     pub(super) heat: Heat,
     /// When the heat map last grew.
-    heat_at: Instant,
+    pub(super) heat_at: Instant,
     /// Other instances' ghosts, by instance (cluster mode), so an instance
     /// that dies can be removed whole.
     pub(super) remote: HashMap<Arc<str>, HashMap<GhostId, Slug>>,
@@ -68,7 +65,7 @@ pub(super) struct Manager {
     pub(super) uncounted: std::collections::VecDeque<(Instant, GhostId)>,
     /// Ghosts held (away) for a page that gave its stream up, until it
     /// comes back or `let_go` passes.
-    held: std::collections::HashSet<GhostId>,
+    pub(super) held: std::collections::HashSet<GhostId>,
     pub(super) census: Arc<Census>,
     pub(super) metrics: Arc<Metrics>,
     /// ChaCha12 seeded from the operating system: a CSPRNG, as tokens need,
@@ -223,9 +220,13 @@ impl Manager {
             }
             Command::Remote(wire) => self.apply_remote(wire),
             Command::InstanceGone(instance) => self.instance_gone(&instance),
-            Command::Heat { respond_to } => {
+            Command::Heat { slugs, respond_to } => {
+                let heat = slugs
+                    .into_iter()
+                    .filter_map(|slug| Some((slug.clone(), self.heat.get(&slug)?.clone())))
+                    .collect();
                 // The asker may have given up; then nobody needs it.
-                let _ = respond_to.send(self.heat.clone());
+                let _ = respond_to.send(heat);
             }
             Command::LocalSnapshot { respond_to } => {
                 // The cluster task may have given up waiting; then it asks again later.
@@ -270,114 +271,6 @@ impl Manager {
             Moved::Unknown => return,
         }
         self.metrics.moves_received.inc();
-    }
-
-    /// The reader is away (its tabs hidden, or not reading), or back. A
-    /// page that is about to give its connection up asks for its ghost to
-    /// be held until it comes back, for at most `let_go`.
-    fn mark_away(&mut self, id: &GhostId, away: Option<bool>, hold: bool) {
-        let now = Instant::now();
-        let let_go = self.settings.let_go;
-        let Some(live) = self.roster.get_mut(id) else {
-            return;
-        };
-        live.held_until = hold.then(|| now + let_go);
-        if hold {
-            self.held.insert(id.clone());
-        }
-        let (Some(away), slug) = (away, live.slug.clone()) else {
-            return;
-        };
-        let Some(room) = self.rooms.get_mut(&slug) else {
-            return;
-        };
-        if room.set_away(id, away) != Moved::Unknown {
-            self.mark_dirty(&slug);
-        }
-    }
-
-    /// A stream ended by itself: its ghost leaves, unless its page asked
-    /// for it to be held (it closed its stream on purpose, to be back).
-    fn stream_ended(&mut self, id: &GhostId, serial: u64) {
-        let now = Instant::now();
-        match self.roster.get_mut(id).filter(|live| live.serial == serial) {
-            Some(live) if live.held_until.is_some_and(|until| until > now) => {
-                live.streamless = true;
-            }
-            _ => self.leave(id, serial),
-        }
-    }
-
-    /// Held ghosts whose page never came back within `let_go` leave.
-    fn let_go_of_held(&mut self, now: Instant) {
-        if self.held.is_empty() {
-            return;
-        }
-        let mut expired = Vec::new();
-        self.held.retain(|id| match self.roster.get(id) {
-            Some(live) => match live.held_until {
-                Some(until) if until <= now => {
-                    expired.push((id.clone(), live.serial));
-                    false
-                }
-                Some(_) => true,
-                None => false,
-            },
-            None => false,
-        });
-        for (id, serial) in expired {
-            // Its stream may be open still (the page changed its mind
-            // without saying so): then it only stops being held.
-            if let Some(live) = self.roster.get_mut(&id) {
-                live.held_until = None;
-                if live.streamless {
-                    self.leave(&id, serial);
-                }
-            }
-        }
-    }
-
-    /// The heat map grows by the time since it last did, at the block of
-    /// every reader here that reads: local ghosts that are not away
-    /// (invisible readers are no ghosts). Once a second, O(readers); other
-    /// instances add their own readers to the cluster's sum.
-    fn warm(&mut self, now: Instant) {
-        let elapsed = now.duration_since(self.heat_at);
-        if elapsed < HEAT_EVERY {
-            return;
-        }
-        self.heat_at = now;
-        if !self.settings.heat_map {
-            return;
-        }
-        // A stalled manager (a paused VM) does not credit the pause.
-        let seconds = elapsed.min(HEAT_EVERY * 5).as_secs_f64();
-        let mut warmed = Vec::new();
-        for (slug, room) in &self.rooms {
-            let Some(blocks) = room.blocks() else {
-                continue;
-            };
-            let mut reading = room.local_ghosts().filter(|(_, m)| !m.away).peekable();
-            if reading.peek().is_none() {
-                continue;
-            }
-            let strip = self.heat.entry(slug.to_string()).or_default();
-            let len = blocks.max(1) as usize;
-            strip.resize(len, 0.0); // A post edited since: its new length.
-            let mut grown = vec![0.0; len];
-            for (_, member) in reading {
-                let block = (member.pos.max(0.0) as usize).min(len - 1);
-                strip[block] += seconds;
-                grown[block] += seconds;
-            }
-            warmed.push((slug.clone(), grown));
-        }
-        if !warmed.is_empty() {
-            self.saver.changed();
-            for (slug, grown) in warmed {
-                self.tell_cluster(Outbound::Heat { slug, grown });
-            }
-        }
     }
 
     /// The room has something to publish: at the next tick, or for a

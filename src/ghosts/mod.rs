@@ -3,7 +3,9 @@
 //!
 //! - [`handle`]: the API; [`commands`]: the actor's messages.
 //! - `manager.rs`: the actor's loop, ticks and publishing; `joins.rs` its
-//!   joins and leaves; `remote.rs` its side of cluster mode; `roster.rs` who
+//!   joins and leaves; `presence.rs` away and held ghosts; `counting.rs`
+//!   who counts in `total`; `heat.rs` the reading heat map; `remote.rs`
+//!   its side of cluster mode; `roster.rs` who
 //!   is live or parked; `saving.rs` when the counts are saved.
 //! - `room.rs`: one post's readers and their pending events (pure);
 //!   `crowd.rs` when a room is crowded and its readers per block.
@@ -15,14 +17,17 @@ mod census;
 #[cfg(test)]
 mod cluster_fuzz;
 mod commands;
+mod counting;
 mod crowd;
 mod directory;
 pub mod ghost;
 mod handle;
+mod heat;
 mod joins;
 mod limiter;
 mod manager;
 pub mod messages;
+mod presence;
 mod remote;
 mod room;
 mod roster;

@@ -36,8 +36,6 @@ pub(super) struct Live {
     /// Until when the ghost stays (away) if its stream closes: its page
     /// asked, as it gives its connection up while hidden.
     pub(super) held_until: Option<Instant>,
-    /// Its stream ended while it was held: nothing streams to it now.
-    pub(super) streamless: bool,
 }
 
 /// A ghost whose stream ended, resumable by its token until `expires`.

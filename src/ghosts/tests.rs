@@ -69,9 +69,16 @@ fn settings(data_dir: PathBuf) -> Settings {
 }
 
 fn start(name: &str) -> Actor {
+    start_with(name, |_| {})
+}
+
+/// Starts an actor whose settings `adjust` changed from the tests' own.
+fn start_with(name: &str, adjust: impl FnOnce(&mut Settings)) -> Actor {
     let folder = Folder::new(name);
     let metrics = Arc::new(Metrics::default());
-    let ghosts = Ghosts::spawn(settings(folder.0.clone()), Totals::new(), metrics.clone());
+    let mut settings = settings(folder.0.clone());
+    adjust(&mut settings);
+    let ghosts = Ghosts::spawn(settings, Totals::new(), metrics.clone());
     Actor {
         ghosts,
         metrics,
@@ -412,21 +419,12 @@ async fn an_instance_gone_takes_only_its_own_ghosts() {
 
 /// Starts an actor whose rooms are crowded above `above` readers.
 fn start_crowded(name: &str, above: usize) -> Actor {
-    let folder = Folder::new(name);
-    let metrics = Arc::new(Metrics::default());
-    let settings = Settings {
-        crowd: CrowdRule {
+    start_with(name, |s| {
+        s.crowd = CrowdRule {
             above,
             interval: CROWD_INTERVAL,
-        },
-        ..settings(folder.0.clone())
-    };
-    let ghosts = Ghosts::spawn(settings, Totals::new(), metrics.clone());
-    Actor {
-        ghosts,
-        metrics,
-        _folder: folder,
-    }
+        }
+    })
 }
 
 const CROWD_INTERVAL: Duration = Duration::from_millis(250);
@@ -611,13 +609,8 @@ async fn messages_from_other_instances_are_checked_before_they_touch_state() {
 
 #[tokio::test(start_paused = true)]
 async fn remote_joins_respect_the_posts_limit_as_local_ones_do() {
-    let folder = Folder::new("remote-limit");
-    let metrics = Arc::new(Metrics::default());
-    let settings = Settings {
-        max_readers_per_post: 2,
-        ..settings(folder.0.clone())
-    };
-    let ghosts = Ghosts::spawn(settings, Totals::new(), metrics);
+    let actor = start_with("remote-limit", |s| s.max_readers_per_post = 2);
+    let ghosts = &actor.ghosts;
     let _local = ghosts.join(request("p", None)).await.expect("joined");
     let ghosts_of = |n: usize| -> Vec<(String, String, f64)> {
         (0..n)
@@ -695,26 +688,10 @@ async fn a_resumed_ghost_never_takes_a_remote_id_and_outlives_that_instance() {
     );
 }
 
-/// Starts an actor that counts a reader only once it shows it is one.
-fn start_counting_after(name: &str, after: Duration) -> Actor {
-    let folder = Folder::new(name);
-    let metrics = Arc::new(Metrics::default());
-    let settings = Settings {
-        count_after: after,
-        ..settings(folder.0.clone())
-    };
-    let ghosts = Ghosts::spawn(settings, Totals::new(), metrics.clone());
-    Actor {
-        ghosts,
-        metrics,
-        _folder: folder,
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_reader_counts_at_its_first_position_or_once_its_stream_is_held() {
     const AFTER: Duration = Duration::from_secs(5);
-    let actor = start_counting_after("count-after", AFTER);
+    let actor = start_with("count-after", |s| s.count_after = AFTER);
 
     // A stream opened and dropped at once (a cross-origin EventSource that
     // the browser's CORS check closes) never counts.
@@ -807,7 +784,9 @@ async fn a_held_ghost_outlives_its_stream_for_let_go_and_a_watcher_is_nobody() {
         .report(held.ghost.clone(), 3.0, Some(true), true)
         .await
         .expect("running");
+    // Its stream ends, as a stream does: it says so, and drops its parts.
     leave(&held);
+    drop(held);
     settle(&actor).await;
     tokio::time::advance(Duration::from_secs(60)).await;
     settle(&actor).await;

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use hyper::body::Bytes;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -12,7 +11,7 @@ use super::join_limits::resuming;
 use super::json_body::read_post;
 use super::peer::client_block;
 use super::position::parse_position;
-use super::reply::{self, Body, Speaks};
+use super::reply::{self, Body, Keep, Speaks};
 use super::stream::EventStream;
 use super::tickets::Ticket;
 use crate::ghosts::{JoinRefused, JoinRequest, StreamParts, Token};
@@ -312,11 +311,7 @@ where
         );
     };
     let json = format!("{{\"ticket\":\"{}\"}}", ticket.as_str());
-    let mut response = Response::new(reply::full(Bytes::from(json)));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    reply::json(json, Keep::Never)
 }
 
 /// `GET /api/posts`: every listed post's live and all-time counts, for
@@ -341,12 +336,7 @@ pub fn posts(app: &App, method: &Method) -> Response<Body> {
                 })
                 .collect();
             let body = serde_json::json!({ "posts": posts }).to_string();
-            let mut response = Response::new(reply::full(body));
-            let headers = response.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            // Counts change all the time: a cache must ask again.
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            response
+            reply::json(body, Keep::AskAgain)
         }
         // The CORS preflight a browser may send first.
         Method::OPTIONS => {

@@ -1,5 +1,6 @@
 //! The HTTP edge: everything that speaks HTTP, and nothing else does. The
-//! accept loop and its limits (`server.rs`), the HTTP/1.1 event-stream path
+//! accept loop and its limits (`server.rs`), one connection's life
+//! (`connection.rs`), the HTTP/1.1 event-stream path
 //! (`h1_events.rs`), the router (`routes.rs`) and its replies (`reply.rs`),
 //! the API handlers (`api.rs`: stream, position, goodbye) with the position
 //! body parser (`position.rs`) and the JSON body reader (`json_body.rs`),
@@ -11,6 +12,7 @@
 mod api;
 mod app;
 mod assets;
+mod connection;
 mod h1_events;
 mod join_limits;
 mod json_body;

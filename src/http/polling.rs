@@ -10,8 +10,6 @@
 //! lost answer is sent again), and ends when polls stop coming: dropping
 //! the stream is then what makes the ghost leave, as for a closed stream.
 
-use hyper::body::Bytes;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::oneshot;
 
@@ -135,12 +133,8 @@ fn parse_poll(body: &[u8]) -> Option<Asked> {
 fn json_answer(answer: &Answer) -> Response<Body> {
     // Serializing a plain struct of a number, a bool and a string cannot fail.
     let json = serde_json::to_vec(answer).unwrap_or_default();
-    let mut response = Response::new(reply::full(Bytes::from(json)));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     // Every answer is this reader's alone, and only once.
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    reply::json(json, reply::Keep::Never)
 }
 
 fn gone() -> Response<Body> {

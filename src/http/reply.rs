@@ -75,6 +75,28 @@ pub fn text(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
     response
 }
 
+/// How long a JSON answer may be kept by a cache.
+#[derive(Clone, Copy)]
+pub enum Keep {
+    /// It changes all the time: a cache must ask again (`no-cache`).
+    AskAgain,
+    /// It is this client's alone, and only once (`no-store`).
+    Never,
+}
+
+/// A `200` JSON answer.
+pub fn json(body: impl Into<Bytes>, keep: Keep) -> Response<Body> {
+    let mut response = with_type(StatusCode::OK, "application/json", full(body));
+    let cache = match keep {
+        Keep::AskAgain => "no-cache",
+        Keep::Never => "no-store",
+    };
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
+}
+
 /// `{"error":"..."}`: every API error, one sentence a person can act on.
 pub fn json_error(status: StatusCode, message: &str) -> Response<Body> {
     let body = serde_json::json!({ "error": message }).to_string();

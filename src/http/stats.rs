@@ -2,11 +2,10 @@
 //! the `/stats` page. Public, like the counts every page shows: it is an
 //! anonymous sum over all readers, nothing about any one of them.
 
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
 use super::app::App;
-use super::reply::{self, Body};
+use super::reply::{self, Body, Keep};
 use crate::blog::pages::{self, Stats};
 use crate::blog::Post;
 use crate::store::Heat;
@@ -14,13 +13,21 @@ use crate::store::Heat;
 /// Every post's heat as the whole site knows it: summed over the cluster
 /// through Redis, or this instance's own when alone (or Redis is away).
 async fn heat_of(app: &App, posts: &[&Post]) -> Heat {
-    let mut heat = app.ghosts.heat().await.unwrap_or_default();
+    let mut heat = Heat::new();
     if let Some(cluster) = &app.cluster {
         for post in posts {
             if let Some(strip) = cluster.heat(&post.slug).await {
                 heat.insert(post.slug.to_string(), strip);
             }
         }
+    }
+    let missing: Vec<String> = posts
+        .iter()
+        .map(|post| post.slug.to_string())
+        .filter(|slug| !heat.contains_key(slug))
+        .collect();
+    if !missing.is_empty() {
+        heat.extend(app.ghosts.heat(missing).await.unwrap_or_default());
     }
     heat
 }
@@ -57,11 +64,7 @@ pub async fn heat(app: &App, slug: &str) -> Response<Body> {
         "headings": outline,
     })
     .to_string();
-    let mut response = Response::new(reply::full(body));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
+    reply::json(body, Keep::AskAgain)
 }
 
 /// `GET /stats`.

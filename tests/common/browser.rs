@@ -201,8 +201,9 @@ impl Browser {
             .await
     }
 
-    /// Runs a Chrome DevTools Protocol command through chromedriver.
-    pub async fn cdp(&self, command: &str, params: Value) -> Value {
+    /// POSTs `body` to one of chromedriver's own endpoints of this session
+    /// (those fantoccini has no method for); the answer's `value`.
+    async fn driver_post(&self, endpoint: &str, body: &Value) -> Value {
         let session = self
             .client
             .session_id()
@@ -210,35 +211,26 @@ impl Browser {
             .ok()
             .flatten()
             .expect("session id");
-        let body = json!({ "cmd": command, "params": params }).to_string();
+        let body = body.to_string();
         let request = format!(
-            "POST /session/{session}/goog/cdp/execute HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            "POST /session/{session}/{endpoint} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         );
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.driver_port));
         super::send(addr, &request).await.json()["value"].clone()
     }
 
+    /// Runs a Chrome DevTools Protocol command through chromedriver.
+    pub async fn cdp(&self, command: &str, params: Value) -> Value {
+        let body = json!({ "cmd": command, "params": params });
+        self.driver_post("goog/cdp/execute", &body).await
+    }
+
     /// Everything the page logged to the console since the last call.
     pub async fn console(&self) -> Vec<Value> {
-        let session = self
-            .client
-            .session_id()
-            .await
-            .ok()
-            .flatten()
-            .expect("session id");
-        let body = r#"{"type":"browser"}"#;
-        let request = format!(
-            "POST /session/{session}/se/log HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.driver_port));
-        let answer = super::send(addr, &request).await;
-        answer.json()["value"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        let body = json!({ "type": "browser" });
+        let logged = self.driver_post("se/log", &body).await;
+        logged.as_array().cloned().unwrap_or_default()
     }
 
     /// Scrolls so the reading line (a third down the viewport) is `fraction`

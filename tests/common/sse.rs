@@ -62,6 +62,15 @@ pub fn source(n: usize) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::new(127, 0, (n / 250 % 250) as u8, (n % 250 + 2) as u8)
 }
 
+/// Opens `/posts/{slug}/events` resuming `token`, as `EventSource` does
+/// when it reconnects (`Last-Event-ID`).
+pub async fn resume(addr: SocketAddr, slug: &str, token: &str) -> Reader {
+    let header = format!("last-event-id: {token}\r\n");
+    open_with(addr, &format!("/posts/{slug}/events"), &header)
+        .await
+        .unwrap_or_else(|r| panic!("resume refused: {r:?}"))
+}
+
 /// Opens a stream at `path` with extra raw header lines; a non-200 answer is
 /// returned as the error.
 pub async fn open_with(
