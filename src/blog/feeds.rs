@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::markdown::escape_html;
+use super::escape::escape_html;
 use super::post::Post;
 use super::site::Site;
 

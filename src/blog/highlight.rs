@@ -11,7 +11,7 @@ use syntect::html::{ClassStyle, ClassedHTMLGenerator};
 use syntect::parsing::SyntaxSet;
 use syntect::util::LinesWithEndings;
 
-use super::markdown::escape_html;
+use super::escape::escape_html;
 
 /// Every class starts with `hl-`, so none clashes with the site's own.
 const CLASSES: ClassStyle = ClassStyle::SpacedPrefixed { prefix: "hl-" };

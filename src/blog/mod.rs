@@ -7,6 +7,7 @@
 //! HTML pages, `library.rs` holds every post with its page, `load.rs` reads
 //! the folder and `reload.rs` watches it.
 
+mod escape;
 mod feeds;
 mod front_matter;
 mod highlight;
