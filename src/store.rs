@@ -100,15 +100,18 @@ pub fn load_heat(dir: &Path) -> Heat {
         .collect()
 }
 
-/// How old a temp file must be to be litter. A save takes milliseconds, so
-/// a temp file this old is one a save cut short (kill -9, power loss) left,
-/// never another instance's save in progress in a shared data folder.
+/// How old a temp file must be to be litter where the file system cannot
+/// lock files. A save takes milliseconds, so a temp file this old is one a
+/// save cut short left, never another instance's save in progress.
 const STALE: Duration = Duration::from_secs(600);
 
-/// Removes temp files that saves cut short left behind; they were never
-/// renamed, so they hold nothing the real file needs. Another instance's
-/// fresh temp file (two instances sharing a folder, or two containers that
-/// are both pid 1) is left alone.
+/// Removes temp files that saves cut short (kill -9, power loss) left
+/// behind; they were never renamed, so they hold nothing the real file
+/// needs. A save holds a lock on its temp file until it is renamed, and the
+/// kernel drops the lock when the saver dies, so a temp file nobody holds is
+/// litter whatever its age, while another instance's save in progress in a
+/// shared folder (or a second container that is also pid 1) is left alone.
+/// Where the file system cannot lock, age decides instead.
 fn remove_stale_temp_files(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -119,12 +122,21 @@ fn remove_stale_temp_files(dir: &Path) {
             .file_name()
             .to_string_lossy()
             .starts_with(&format!(".{FILE}.tmp-"));
-        let age = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|modified| now.duration_since(modified).ok());
-        if is_temp && age.is_some_and(|age| age >= STALE) {
+        if !is_temp {
+            continue;
+        }
+        let litter = match File::open(entry.path()).map(|f| f.try_lock()) {
+            Ok(Ok(())) => true,
+            Ok(Err(fs::TryLockError::WouldBlock)) => false,
+            // No locks here (or the file went away): fall back to its age.
+            Ok(Err(fs::TryLockError::Error(_))) | Err(_) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| now.duration_since(modified).ok())
+                .is_some_and(|age| age >= STALE),
+        };
+        if litter {
             let _ = fs::remove_file(entry.path()); // Best effort: it is only litter.
         }
     }
@@ -156,6 +168,10 @@ pub fn save_counts(dir: &Path, totals: &Totals, heat: &Heat) -> io::Result<()> {
     ));
     let result = (|| {
         let mut file = File::create(&temp)?;
+        // Held until the file is closed after the rename: it tells a
+        // starting instance this temp file is a save in progress, not
+        // litter. Best effort; without locks, age tells instead.
+        let _ = file.try_lock();
         file.write_all(&bytes)?;
         file.sync_all()?;
         fs::rename(&temp, &path)?;
@@ -225,25 +241,28 @@ mod tests {
     }
 
     #[test]
-    fn start_up_removes_only_stale_temp_files_not_another_instances_save() {
+    fn start_up_removes_temp_files_nobody_is_saving_into_but_not_a_save_in_progress() {
         let dir = temp_dir("temps");
         fs::create_dir_all(&dir).expect("make the folder");
-        let fresh = dir.join(format!(".{FILE}.tmp-1-00000000000000aa"));
-        let stale = dir.join(format!(".{FILE}.tmp-1-00000000000000bb"));
-        fs::write(&fresh, b"another instance saving now").expect("write");
-        fs::write(&stale, b"cut short an hour ago").expect("write");
-        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-        File::options()
-            .write(true)
-            .open(&stale)
-            .and_then(|f| f.set_modified(hour_ago))
-            .expect("age it");
+        let saving = dir.join(format!(".{FILE}.tmp-1-00000000000000aa"));
+        let cut_short = dir.join(format!(".{FILE}.tmp-1-00000000000000bb"));
+        fs::write(&saving, b"another instance saving now").expect("write");
+        fs::write(&cut_short, b"its saver was killed a moment ago").expect("write");
+        // Another instance holds the lock on its temp file while it saves.
+        let other_save = File::open(&saving).expect("open");
+        other_save.lock().expect("lock as a save does");
         load_counts(&dir).expect("load");
         assert!(
-            fresh.exists(),
+            saving.exists(),
             "another instance's save in progress is left alone"
         );
-        assert!(!stale.exists(), "litter from a save cut short is removed");
+        assert!(
+            !cut_short.exists(),
+            "litter from a save cut short is removed, however young"
+        );
+        drop(other_save);
+        load_counts(&dir).expect("load again");
+        assert!(!saving.exists(), "once nobody holds it, it is litter");
         let _ = fs::remove_dir_all(&dir);
     }
 
