@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::binary::Running;
 use common::redis::Redis;
-use common::sse::{metric, move_to, open, resume, Reader};
+use common::sse::{metric, move_to, open, resume, resume_by_ticket, ticket_for, Reader};
 use common::{one_post, start_server, wait_until, TempDir, TestServer};
 
 async fn instance(redis: &Redis) -> TestServer {
@@ -187,6 +187,13 @@ async fn instances_keep_serving_while_redis_is_down_and_resync_when_it_is_back()
         })
         .await;
     let total_while_down = local.state.data["total"].as_u64().unwrap_or(0);
+    // A reload while Redis is away still resumes, on the instance that
+    // issued its ticket.
+    let (id, token) = (local.id.clone(), local.token.clone());
+    local.close();
+    let ticket = ticket_for(a_server.addr, "p", &token).await;
+    let local = resume_by_ticket(a_server.addr, "p", &ticket).await;
+    assert_eq!(local.id, id, "resumed by a ticket kept on A alone");
 
     redis.restart().await;
     // Back: a new reader on B reaches A again, and no count went backwards.
@@ -288,6 +295,51 @@ async fn a_reader_resuming_on_another_instance_while_its_stream_is_open_is_taken
     );
     // The old token's stream is over on A, and nobody is counted twice.
     assert_eq!(metric(b_server.addr, "ghostread_joins_total").await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_whose_ticket_and_stream_reach_different_instances_keeps_its_ghost_once() {
+    let redis = Redis::start().await;
+    let (a_server, b_server) = (instance(&redis).await, instance(&redis).await);
+    let mut on_b = open(b_server.addr, "p").await;
+    let page = reader_seeing(&a_server, &mut on_b).await;
+    let (id, color, token) = (page.id.clone(), page.color.clone(), page.token.clone());
+
+    // The page reloads behind a load balancer without sticky sessions: its
+    // ticket request reaches A, and its new stream reaches B.
+    page.close();
+    on_b.wait_for("leave", |d| d["id"] == id.as_str()).await;
+    let ticket = ticket_for(a_server.addr, "p", &token).await;
+    assert!(
+        redis.exists(&format!("ghostread:ticket:{ticket}")).await,
+        "A answered once Redis held the ticket"
+    );
+    let back = resume_by_ticket(b_server.addr, "p", &ticket).await;
+    assert_eq!(
+        (back.id.as_str(), back.color.as_str()),
+        (id.as_str(), color.as_str()),
+        "the ticket from A resumed the ghost on B"
+    );
+    assert!(
+        !redis.exists(&format!("ghostread:ticket:{ticket}")).await,
+        "a redeemed ticket is gone from Redis"
+    );
+
+    // Spent everywhere: the logged URL resumes nothing on either instance.
+    for server in [&a_server, &b_server] {
+        let replayed = resume_by_ticket(server.addr, "p", &ticket).await;
+        assert_ne!(replayed.id, id, "a used ticket is worthless anywhere");
+    }
+    // A ticket that Redis holds for a token of the wrong shape (another
+    // program's, or a forged write) resumes nothing.
+    redis
+        .set(
+            "ghostread:ticket:0123456789abcdef0123456789abcdef",
+            r#"{"token":"not a token","slug":"p"}"#,
+        )
+        .await;
+    let forged = resume_by_ticket(b_server.addr, "p", "0123456789abcdef0123456789abcdef").await;
+    assert_ne!(forged.id, id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

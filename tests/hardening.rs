@@ -201,6 +201,35 @@ async fn a_client_churning_streams_is_refused_before_the_manager_works_and_other
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_tickets_again_and_again_counts_against_the_address_joins() {
+    let server = start_server(one_post(4), |c| {
+        c.joins_per_sec = 5;
+        c.trusted_proxies = vec!["127.0.0.1".parse().expect("an address")];
+    })
+    .await;
+    let reader = open(server.addr, "p").await;
+    let body = format!("{{\"token\":\"{}\"}}", reader.token);
+    let ask = |from: &str| {
+        format!(
+            "POST /posts/p/ticket HTTP/1.1\r\nhost: t\r\nx-forwarded-for: {from}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(send(server.addr, &ask("198.51.100.70")).await.status);
+    }
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(
+        refused >= 5,
+        "tickets from one address are limited like joins: {statuses:?}"
+    );
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429));
+    let elsewhere = send(server.addr, &ask("198.51.100.71")).await;
+    assert_eq!(elsewhere.status, 200, "another address still gets one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_holds_only_so_many_connections_and_gets_them_back() {
     let server = start_server(one_post(4), |c| c.max_connections_per_address = 5).await;
     let mut held = Vec::new();

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sse::{metric, move_to, open, open_on, open_with, resume};
+use common::sse::{metric, move_to, open, open_on, open_with, resume, ticket_for};
 use common::{one_post, start_server, wait_until};
 use tokio::io::AsyncWriteExt;
 
@@ -217,25 +217,6 @@ async fn a_reloaded_page_resumes_with_a_one_time_ticket_never_its_token_in_the_u
     )
     .await;
     assert_eq!(bad.status, 400);
-}
-
-/// A one-time ticket for `token`'s ghost on `slug`.
-async fn ticket_for(addr: std::net::SocketAddr, slug: &str, token: &str) -> String {
-    let body = format!("{{\"token\":\"{token}\"}}");
-    let answer = common::send(
-        addr,
-        &format!(
-            "POST /posts/{slug}/ticket HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    )
-    .await;
-    assert_eq!(answer.status, 200, "{}", answer.text());
-    assert_eq!(answer.header("cache-control"), Some("no-store"));
-    answer.json()["ticket"]
-        .as_str()
-        .expect("a ticket")
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use redis::aio::{MultiplexedConnection, PubSubStream};
 use redis::AsyncCommands;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
 
-use crate::blog::Slug;
+use super::keys::{self, command, COMMAND_TIMEOUT, TOTALS};
+use super::lookups::{take_parked, Answer, Cluster, Lookup};
 use crate::ghosts::messages::{decode, Outbound, RemoteParked, Wire, CHANNEL};
-use crate::ghosts::{base36, Ghosts, Token};
+use crate::ghosts::{base36, Ghosts};
 use crate::shutdown::Shutdown;
 
 /// How often each instance says it is alive.
@@ -25,41 +26,6 @@ const SILENT: Duration = Duration::from_millis(3500);
 /// How often each instance publishes all its ghosts, correcting anything a
 /// lost message left wrong.
 const SNAPSHOT_EVERY: u32 = 10;
-/// Longest wait for one Redis command before the link counts as lost.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
-/// Resume lookups waiting for the link. A handful is plenty: each takes one
-/// Redis round trip.
-const LOOKUP_CAPACITY: usize = 256;
-
-const TOTALS: &str = "ghostread:totals";
-
-/// How long a resume waits for another instance to release a ghost that
-/// is live there: one round trip through Redis each way, usually.
-const RELEASE_WAIT: Duration = Duration::from_secs(1);
-
-/// Where a lookup's answer goes.
-type Answer = oneshot::Sender<Option<RemoteParked>>;
-
-/// What request handlers ask the link for.
-#[derive(Debug)]
-enum Lookup {
-    /// The ghost parked in Redis under this token, taken.
-    Parked(Token, Answer),
-    /// Ask `instance` to release this token's live ghost, and take it.
-    Release {
-        token: Token,
-        instance: String,
-        respond_to: Answer,
-    },
-    /// A post's heat map summed over every instance.
-    Heat(Slug, oneshot::Sender<Option<Vec<f64>>>),
-}
-
-/// The handle request handlers use: resume lookups.
-#[derive(Clone, Debug)]
-pub struct Cluster {
-    lookups: mpsc::Sender<Lookup>,
-}
 
 impl Cluster {
     /// Starts the link. Fails only for a URL that is not a Redis URL.
@@ -72,14 +38,14 @@ impl Cluster {
     ) -> redis::RedisResult<Cluster> {
         let client = redis::Client::open(url)?;
         let instance = base36(&mut rand::rng(), 10);
-        let (lookups, lookup_rx) = mpsc::channel(LOOKUP_CAPACITY);
+        let (cluster, lookups) = Cluster::new();
         let link = Link {
             client,
             shown: url.rsplit('@').next().unwrap_or(url).to_string(),
             instance,
             ghosts,
             outbound,
-            lookups: lookup_rx,
+            lookups,
             releasing: HashMap::new(),
             heard: HashMap::new(),
             pending_totals: HashMap::new(),
@@ -87,51 +53,7 @@ impl Cluster {
             shutdown,
         };
         tokio::spawn(link.run());
-        Ok(Cluster { lookups })
-    }
-
-    /// The ghost this token parked on any instance, taken (so it resumes
-    /// once). `None` when there is none, or Redis does not answer quickly.
-    pub async fn parked(&self, token: &Token) -> Option<RemoteParked> {
-        let (respond_to, answer) = oneshot::channel();
-        self.lookups
-            .try_send(Lookup::Parked(token.clone(), respond_to))
-            .ok()?;
-        tokio::time::timeout(Duration::from_millis(500), answer)
-            .await
-            .ok()?
-            .ok()?
-    }
-
-    /// `slug`'s heat map as every instance together has counted it, or
-    /// `None` if Redis does not answer quickly.
-    pub async fn heat(&self, slug: &Slug) -> Option<Vec<f64>> {
-        let (respond_to, answer) = oneshot::channel();
-        self.lookups
-            .try_send(Lookup::Heat(slug.clone(), respond_to))
-            .ok()?;
-        tokio::time::timeout(Duration::from_millis(500), answer)
-            .await
-            .ok()?
-            .ok()?
-    }
-
-    /// Has `instance`, where this token's ghost is live, end its stream and
-    /// hand the ghost over through Redis; the ghost, taken, or `None` if
-    /// that instance does not answer within a second (it may be gone) or
-    /// does not hold the token.
-    pub async fn release(&self, token: &Token, instance: String) -> Option<RemoteParked> {
-        let (respond_to, answer) = oneshot::channel();
-        let lookup = Lookup::Release {
-            token: token.clone(),
-            instance,
-            respond_to,
-        };
-        self.lookups.try_send(lookup).ok()?;
-        tokio::time::timeout(RELEASE_WAIT, answer)
-            .await
-            .ok()?
-            .ok()?
+        Ok(cluster)
     }
 }
 
@@ -229,12 +151,7 @@ impl Link {
                         *self.pending_totals.entry(slug.to_string()).or_insert(0) += 1;
                     }
                 }
-                Some(lookup) = self.lookups.recv() => match lookup {
-                    Lookup::Parked(_, respond_to) | Lookup::Release { respond_to, .. } => {
-                        let _ = respond_to.send(None);
-                    }
-                    Lookup::Heat(_, respond_to) => { let _ = respond_to.send(None); }
-                },
+                Some(lookup) = self.lookups.recv() => lookup.refuse(),
             }
         }
     }
@@ -257,13 +174,12 @@ impl Link {
                 },
                 Some(out) = self.outbound.recv() => self.send(&mut connection, out).await,
                 Some(lookup) = self.lookups.recv() => match lookup {
-                    Lookup::Parked(token, respond_to) => take_parked(&mut connection, token.as_str(), respond_to).await,
                     Lookup::Release { token, instance, respond_to } => {
                         let ask = Wire::Release { instance: self.instance.clone(), to: instance, token: token.as_str().to_string() };
                         self.releasing.insert(token.as_str().to_string(), respond_to);
                         self.publish(&mut connection, &ask).await
                     }
-                    Lookup::Heat(slug, respond_to) => read_heat(&mut connection, &slug, respond_to).await,
+                    other => other.answer(&mut connection).await,
                 },
                 _ = heartbeat.tick() => {
                     beats += 1;
@@ -382,7 +298,7 @@ impl Link {
             Outbound::Heat { slug, grown } => {
                 // While Redis is away this is lost to the cluster's sum
                 // (each instance's own file keeps its part).
-                let key = heat_key(&slug);
+                let key = keys::heat(&slug);
                 let mut pipe = redis::pipe();
                 for (block, seconds) in grown.iter().enumerate().filter(|(_, s)| **s > 0.0) {
                     pipe.hincr(&key, block, *seconds).ignore();
@@ -422,7 +338,7 @@ impl Link {
                     counted,
                 };
                 let text = serde_json::to_string(&parked).map_err(|e| e.to_string())?;
-                let key = format!("ghostread:park:{}", token.as_str());
+                let key = keys::parked(token.as_str());
                 let seconds = self.resume_window.as_secs().max(1);
                 command(connection.set_ex::<_, _, ()>(key, text, seconds)).await?;
                 match released_to {
@@ -480,68 +396,5 @@ impl Link {
             tracing::info!("cluster: instance {instance} went silent; its readers leave");
             let _ = self.ghosts.instance_gone(instance).await; // See `receive`.
         }
-    }
-}
-
-fn heat_key(slug: &Slug) -> String {
-    format!("ghostread:heat:{slug}")
-}
-
-/// Reads a post's summed heat map: a hash of block index to seconds.
-/// Fields that are not a block and a number (another program's) are
-/// skipped; an absurd block index is not allocated for.
-async fn read_heat(
-    connection: &mut MultiplexedConnection,
-    slug: &Slug,
-    respond_to: oneshot::Sender<Option<Vec<f64>>>,
-) -> Result<(), String> {
-    const MOST_BLOCKS: usize = 100_000;
-    let fields: Result<HashMap<String, String>, String> =
-        command(connection.hgetall(heat_key(slug))).await;
-    let strip = fields.as_ref().ok().map(|fields| {
-        let mut strip = Vec::new();
-        for (block, seconds) in fields {
-            let (Ok(block), Ok(seconds)) = (block.parse::<usize>(), seconds.parse::<f64>()) else {
-                continue;
-            };
-            if block < MOST_BLOCKS && seconds.is_finite() && seconds > 0.0 {
-                if strip.len() <= block {
-                    strip.resize(block + 1, 0.0);
-                }
-                strip[block] = seconds;
-            }
-        }
-        strip
-    });
-    let _ = respond_to.send(strip); // The asker may have given up.
-    fields.map(|_| ())
-}
-
-/// Takes the ghost parked under `token` (so it resumes once) and hands it
-/// to `respond_to`; a failed command is a lost link.
-async fn take_parked(
-    connection: &mut MultiplexedConnection,
-    token: &str,
-    respond_to: Answer,
-) -> Result<(), String> {
-    let key = format!("ghostread:park:{token}");
-    let found: Result<Option<String>, String> = command(connection.get_del(key)).await;
-    let parked = found
-        .as_ref()
-        .ok()
-        .and_then(|text| text.as_deref())
-        .and_then(|text| serde_json::from_str(text).ok());
-    let _ = respond_to.send(parked); // The asker may have given up.
-    found.map(|_| ())
-}
-
-/// Runs one Redis command with a deadline; any failure is a lost link.
-async fn command<T>(
-    future: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, future).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err("a command timed out".into()),
     }
 }

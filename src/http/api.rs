@@ -32,7 +32,7 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
         _ => return reply::method_not_allowed(EVENTS_ALLOW, Speaks::Json),
     }
     let post = &entry.post;
-    let resume = resume_token(app, slug, request);
+    let resume = resume_token(app, slug, request).await;
     let peer = client_block(&app.config.trusted_proxies, request);
     if let Err(wait) = app
         .join_limits
@@ -154,21 +154,24 @@ fn watching<B>(request: &Request<B>) -> bool {
 /// `EventSource` itself, or from a reloaded page `?resume=` with a one-time
 /// ticket (see `tickets.rs`), never the token itself, which would end up
 /// in proxies' logs.
-fn resume_token<B>(app: &App, slug: &str, request: &Request<B>) -> Option<Token> {
+async fn resume_token<B>(app: &App, slug: &str, request: &Request<B>) -> Option<Token> {
     let from_header = request
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(Token::parse);
-    from_header.or_else(|| {
-        let ticket = request
-            .uri()
-            .query()?
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("resume="))
-            .and_then(Ticket::parse)?;
-        app.tickets.redeem(&ticket, slug)
-    })
+    if from_header.is_some() {
+        return from_header;
+    }
+    let ticket = request
+        .uri()
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("resume="))
+        .and_then(Ticket::parse)?;
+    app.tickets
+        .redeem(&ticket, slug, app.cluster.as_ref())
+        .await
 }
 
 /// `POST /posts/{slug}/position`.
@@ -293,7 +296,7 @@ where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (post, _, body) = match read_post(app, slug, request).await {
+    let (post, peer, body) = match read_post(app, slug, request).await {
         Ok(accepted) => accepted,
         Err(refused) => return refused,
     };
@@ -303,7 +306,16 @@ where
             "The body must be a JSON object like {\"token\":\"…\"}, with the token of the reader to resume.",
         );
     };
-    let Some(ticket) = app.tickets.issue(token, post.slug.clone()) else {
+    // A ticket is the first half of a join, and in cluster mode it takes
+    // Redis memory for a while: it counts against the address's joins.
+    if let Err(wait) = app.join_limits.check(peer, None) {
+        return too_many_joins(wait);
+    }
+    let issued = app
+        .tickets
+        .issue(token, post.slug.clone(), app.cluster.as_ref())
+        .await;
+    let Some(ticket) = issued else {
         return reply::json_retry(
             StatusCode::SERVICE_UNAVAILABLE,
             5,

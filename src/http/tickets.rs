@@ -6,14 +6,22 @@
 //! opens its stream with `?resume=<ticket>`: a ticket moves no ghost, is
 //! good for one stream on one post, and expires in seconds, so a logged one
 //! is worthless.
+//!
+//! In cluster mode a ticket is kept in Redis, so a reload whose ticket
+//! request and stream land on different instances (a load balancer without
+//! sticky sessions) still resumes its ghost, and a ticket is still good
+//! once across every instance. While Redis is away, tickets are kept here,
+//! good on this instance only.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::blog::Slug;
+use crate::cluster::Cluster;
 use crate::ghosts::{is_secret_hex, random_hex, Token};
 
 /// How long a ticket is good for: a page asks for one just before it
@@ -57,9 +65,36 @@ struct Issued {
     expires: Instant,
 }
 
+/// A ticket as kept in Redis for any instance to redeem. Read back, it is
+/// checked like anything from Redis: a token and a slug of the right shape.
+#[derive(Serialize, Deserialize)]
+struct Shared {
+    token: String,
+    slug: String,
+}
+
 impl Tickets {
     /// A ticket for `token` on `slug`, or `None` while too many are open.
-    pub fn issue(&self, token: Token, slug: Slug) -> Option<Ticket> {
+    /// In cluster mode it is answered only once Redis holds it, so the
+    /// stream it opens may go to any instance.
+    pub async fn issue(
+        &self,
+        token: Token,
+        slug: Slug,
+        cluster: Option<&Cluster>,
+    ) -> Option<Ticket> {
+        let ticket = Ticket(random_hex(&mut rand::rng()));
+        if let Some(cluster) = cluster {
+            let shared = Shared {
+                token: token.as_str().to_string(),
+                slug: slug.as_str().to_string(),
+            };
+            let value = serde_json::to_string(&shared).ok()?;
+            if cluster.put_ticket(ticket.as_str(), value, GOOD_FOR).await {
+                return Some(ticket);
+            }
+            // Redis is slow or away: good on this instance only.
+        }
         let now = Instant::now();
         let mut open = self.open.lock();
         if open.len() >= MOST {
@@ -68,7 +103,6 @@ impl Tickets {
                 return None;
             }
         }
-        let ticket = Ticket(random_hex(&mut rand::rng()));
         let expires = now + GOOD_FOR;
         open.insert(
             ticket.clone(),
@@ -82,9 +116,22 @@ impl Tickets {
     }
 
     /// The token a ticket stands for, once: the ticket is spent either way.
-    pub fn redeem(&self, ticket: &Ticket, slug: &str) -> Option<Token> {
-        let ticket = self.open.lock().remove(ticket)?;
-        (ticket.slug.as_str() == slug && ticket.expires > Instant::now()).then_some(ticket.token)
+    /// One this instance does not hold is looked for in Redis.
+    pub async fn redeem(
+        &self,
+        ticket: &Ticket,
+        slug: &str,
+        cluster: Option<&Cluster>,
+    ) -> Option<Token> {
+        let here = self.open.lock().remove(ticket);
+        if let Some(issued) = here {
+            return (issued.slug.as_str() == slug && issued.expires > Instant::now())
+                .then_some(issued.token);
+        }
+        let text = cluster?.take_ticket(ticket.as_str()).await?;
+        let shared: Shared = serde_json::from_str(&text).ok()?;
+        let slug_matches = Slug::parse(&shared.slug).is_some_and(|s| s.as_str() == slug);
+        Token::parse(&shared.token).filter(|_| slug_matches)
     }
 }
 
@@ -98,7 +145,10 @@ mod tests {
         let mut rng = rand::rng();
         let token = Token::for_ghost(&crate::ghosts::GhostId::random(&mut rng), &mut rng);
         let slug = |s: &str| Slug::parse(s).expect("a slug");
-        let ticket = tickets.issue(token.clone(), slug("p")).expect("issued");
+        let ticket = tickets
+            .issue(token.clone(), slug("p"), None)
+            .await
+            .expect("issued");
         assert!(
             Token::parse(ticket.as_str()).is_none(),
             "a ticket is no token"
@@ -107,15 +157,29 @@ mod tests {
             Ticket::parse(token.as_str()).is_none(),
             "a token is no ticket"
         );
-        assert_eq!(tickets.redeem(&ticket, "p"), Some(token.clone()));
-        assert_eq!(tickets.redeem(&ticket, "p"), None, "spent");
+        assert_eq!(
+            tickets.redeem(&ticket, "p", None).await,
+            Some(token.clone())
+        );
+        assert_eq!(tickets.redeem(&ticket, "p", None).await, None, "spent");
 
-        let other = tickets.issue(token.clone(), slug("p")).expect("issued");
-        assert_eq!(tickets.redeem(&other, "q"), None, "only on its own post");
-        assert_eq!(tickets.redeem(&other, "p"), None, "and spent by trying");
+        let other = tickets
+            .issue(token.clone(), slug("p"), None)
+            .await
+            .expect("issued");
+        assert_eq!(
+            tickets.redeem(&other, "q", None).await,
+            None,
+            "only on its own post"
+        );
+        assert_eq!(
+            tickets.redeem(&other, "p", None).await,
+            None,
+            "and spent by trying"
+        );
 
-        let late = tickets.issue(token, slug("p")).expect("issued");
+        let late = tickets.issue(token, slug("p"), None).await.expect("issued");
         tokio::time::advance(GOOD_FOR).await;
-        assert_eq!(tickets.redeem(&late, "p"), None, "expired");
+        assert_eq!(tickets.redeem(&late, "p", None).await, None, "expired");
     }
 }

@@ -78,6 +78,22 @@ impl Redis {
             .unwrap_or(0)
             == 1
     }
+
+    /// Writes `value` under `key`, as another program (or an attacker with
+    /// access to Redis) could.
+    pub async fn set(&self, key: &str, value: &str) {
+        let client = redis::Client::open(self.url()).expect("a Redis URL");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to Redis");
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .query_async::<()>(&mut connection)
+            .await
+            .expect("SET");
+    }
 }
 
 impl Drop for Redis {

@@ -71,6 +71,33 @@ pub async fn resume(addr: SocketAddr, slug: &str, token: &str) -> Reader {
         .unwrap_or_else(|r| panic!("resume refused: {r:?}"))
 }
 
+/// A one-time ticket for `token`'s ghost on `slug`, as a reloaded page
+/// asks for one (the token in the body, never in a URL).
+pub async fn ticket_for(addr: SocketAddr, slug: &str, token: &str) -> String {
+    let body = format!("{{\"token\":\"{token}\"}}");
+    let answer = super::send(
+        addr,
+        &format!(
+            "POST /posts/{slug}/ticket HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    answer.json()["ticket"]
+        .as_str()
+        .expect("a ticket")
+        .to_string()
+}
+
+/// Opens `/posts/{slug}/events?resume=<ticket>`, as a reloaded page does.
+pub async fn resume_by_ticket(addr: SocketAddr, slug: &str, ticket: &str) -> Reader {
+    open_with(addr, &format!("/posts/{slug}/events?resume={ticket}"), "")
+        .await
+        .unwrap_or_else(|r| panic!("stream refused: {r:?}"))
+}
+
 /// Opens a stream at `path` with extra raw header lines; a non-200 answer is
 /// returned as the error.
 pub async fn open_with(

@@ -1,0 +1,237 @@
+//! What request handlers ask of Redis while they answer: a ghost parked by
+//! another instance, a ghost live on another instance, a post's summed heat
+//! map, and one-time tickets any instance can redeem. Each question goes to
+//! the link task (the one Redis connection) and waits a bounded time; a
+//! Redis that is slow or away is answered as "nothing there", and the
+//! handler goes on with what this instance knows.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+use tokio::sync::{mpsc, oneshot};
+
+use super::keys::{self, command};
+use crate::blog::Slug;
+use crate::ghosts::messages::RemoteParked;
+use crate::ghosts::Token;
+
+/// Questions waiting for the link. A handful is plenty: each takes one
+/// Redis round trip.
+const CAPACITY: usize = 256;
+/// How long a handler waits for a Redis round trip before going on alone.
+const QUICK: Duration = Duration::from_millis(500);
+/// How long a resume waits for another instance to release a ghost that
+/// is live there: one round trip through Redis each way, usually.
+const RELEASE_WAIT: Duration = Duration::from_secs(1);
+/// The most blocks a heat map from Redis may claim (another program's
+/// field must not make us allocate gigabytes).
+const MOST_BLOCKS: usize = 100_000;
+
+/// Where a parked ghost goes.
+pub(super) type Answer = oneshot::Sender<Option<RemoteParked>>;
+
+/// What request handlers ask the link for.
+#[derive(Debug)]
+pub(super) enum Lookup {
+    /// The ghost parked in Redis under this token, taken.
+    Parked(Token, Answer),
+    /// Ask `instance` to release this token's live ghost, and take it.
+    /// The link answers it when `instance` says `Released`.
+    Release {
+        token: Token,
+        instance: String,
+        respond_to: Answer,
+    },
+    /// A post's heat map summed over every instance.
+    Heat(Slug, oneshot::Sender<Option<Vec<f64>>>),
+    /// Keep a ticket for a while; whether Redis took it.
+    PutTicket {
+        ticket: String,
+        value: String,
+        good_for: Duration,
+        respond_to: oneshot::Sender<bool>,
+    },
+    /// A ticket's value, taken (so it is good once, whichever instance
+    /// redeems it).
+    TakeTicket(String, oneshot::Sender<Option<String>>),
+}
+
+/// The handle request handlers use to ask.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    lookups: mpsc::Sender<Lookup>,
+}
+
+impl Cluster {
+    /// A handle, and the end of its queue the link reads.
+    pub(super) fn new() -> (Cluster, mpsc::Receiver<Lookup>) {
+        let (lookups, receiver) = mpsc::channel(CAPACITY);
+        (Cluster { lookups }, receiver)
+    }
+
+    /// Asks the link, waiting at most `wait`; `None` if the queue is full,
+    /// the link is gone or it does not answer in time.
+    async fn ask<T>(
+        &self,
+        lookup: impl FnOnce(oneshot::Sender<T>) -> Lookup,
+        wait: Duration,
+    ) -> Option<T> {
+        let (respond_to, answer) = oneshot::channel();
+        self.lookups.try_send(lookup(respond_to)).ok()?;
+        tokio::time::timeout(wait, answer).await.ok()?.ok()
+    }
+
+    /// The ghost this token parked on any instance, taken (so it resumes
+    /// once). `None` when there is none, or Redis does not answer quickly.
+    pub async fn parked(&self, token: &Token) -> Option<RemoteParked> {
+        let token = token.clone();
+        self.ask(|answer| Lookup::Parked(token, answer), QUICK)
+            .await
+            .flatten()
+    }
+
+    /// `slug`'s heat map as every instance together has counted it, or
+    /// `None` if Redis does not answer quickly.
+    pub async fn heat(&self, slug: &Slug) -> Option<Vec<f64>> {
+        let slug = slug.clone();
+        self.ask(|answer| Lookup::Heat(slug, answer), QUICK)
+            .await
+            .flatten()
+    }
+
+    /// Has `instance`, where this token's ghost is live, end its stream and
+    /// hand the ghost over through Redis; the ghost, taken, or `None` if
+    /// that instance does not answer within a second (it may be gone) or
+    /// does not hold the token.
+    pub async fn release(&self, token: &Token, instance: String) -> Option<RemoteParked> {
+        let token = token.clone();
+        let ask = |respond_to| Lookup::Release {
+            token,
+            instance,
+            respond_to,
+        };
+        self.ask(ask, RELEASE_WAIT).await.flatten()
+    }
+
+    /// Keeps `value` under a one-time `ticket` for `good_for`, for whichever
+    /// instance the ticket is redeemed on. Whether Redis took it in time
+    /// (if not, only this instance can redeem it).
+    pub async fn put_ticket(&self, ticket: &str, value: String, good_for: Duration) -> bool {
+        let ticket = ticket.to_string();
+        let ask = |respond_to| Lookup::PutTicket {
+            ticket,
+            value,
+            good_for,
+            respond_to,
+        };
+        self.ask(ask, QUICK).await.unwrap_or(false)
+    }
+
+    /// What `ticket` was issued for, taken: a second redemption anywhere
+    /// finds nothing. `None` for an unknown or expired ticket too.
+    pub async fn take_ticket(&self, ticket: &str) -> Option<String> {
+        let ticket = ticket.to_string();
+        self.ask(|answer| Lookup::TakeTicket(ticket, answer), QUICK)
+            .await
+            .flatten()
+    }
+}
+
+impl Lookup {
+    /// Answers "nothing there" while Redis is away.
+    pub(super) fn refuse(self) {
+        // Each asker may have given up already; that is fine.
+        match self {
+            Lookup::Parked(_, respond_to) | Lookup::Release { respond_to, .. } => {
+                let _ = respond_to.send(None);
+            }
+            Lookup::Heat(_, respond_to) => {
+                let _ = respond_to.send(None);
+            }
+            Lookup::PutTicket { respond_to, .. } => {
+                let _ = respond_to.send(false);
+            }
+            Lookup::TakeTicket(_, respond_to) => {
+                let _ = respond_to.send(None);
+            }
+        }
+    }
+
+    /// Answers a question that needs only Redis (not `Release`, which needs
+    /// the link's own state, and is refused here). A failed command is a
+    /// lost link.
+    pub(super) async fn answer(self, connection: &mut MultiplexedConnection) -> Result<(), String> {
+        match self {
+            Lookup::Parked(token, respond_to) => {
+                take_parked(connection, token.as_str(), respond_to).await
+            }
+            Lookup::Heat(slug, respond_to) => {
+                let fields: Result<HashMap<String, String>, String> =
+                    command(connection.hgetall(keys::heat(&slug))).await;
+                let _ = respond_to.send(fields.as_ref().ok().map(heat_strip));
+                fields.map(|_| ())
+            }
+            Lookup::PutTicket {
+                ticket,
+                value,
+                good_for,
+                respond_to,
+            } => {
+                let millis = u64::try_from(good_for.as_millis()).unwrap_or(u64::MAX);
+                let stored: Result<(), String> =
+                    command(connection.pset_ex(keys::ticket(&ticket), value, millis)).await;
+                let _ = respond_to.send(stored.is_ok());
+                stored
+            }
+            Lookup::TakeTicket(ticket, respond_to) => {
+                let found: Result<Option<String>, String> =
+                    command(connection.get_del(keys::ticket(&ticket))).await;
+                let _ = respond_to.send(found.as_ref().ok().cloned().flatten());
+                found.map(|_| ())
+            }
+            release @ Lookup::Release { .. } => {
+                release.refuse();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Takes the ghost parked under `token` (so it resumes once) and hands it
+/// to `respond_to`: for a resume, or once another instance has released it.
+pub(super) async fn take_parked(
+    connection: &mut MultiplexedConnection,
+    token: &str,
+    respond_to: Answer,
+) -> Result<(), String> {
+    let found: Result<Option<String>, String> =
+        command(connection.get_del(keys::parked(token))).await;
+    let parked = found
+        .as_ref()
+        .ok()
+        .and_then(|text| text.as_deref())
+        .and_then(|text| serde_json::from_str(text).ok());
+    let _ = respond_to.send(parked); // The asker may have given up.
+    found.map(|_| ())
+}
+
+/// A post's summed heat map from its Redis hash (block index → seconds).
+/// Fields that are not a block and a number (another program's) are
+/// skipped; an absurd block index is not allocated for.
+fn heat_strip(fields: &HashMap<String, String>) -> Vec<f64> {
+    let mut strip = Vec::new();
+    for (block, seconds) in fields {
+        let (Ok(block), Ok(seconds)) = (block.parse::<usize>(), seconds.parse::<f64>()) else {
+            continue;
+        };
+        if block < MOST_BLOCKS && seconds.is_finite() && seconds > 0.0 {
+            if strip.len() <= block {
+                strip.resize(block + 1, 0.0);
+            }
+            strip[block] = seconds;
+        }
+    }
+    strip
+}
