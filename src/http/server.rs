@@ -147,7 +147,7 @@ pub async fn run(
 
 /// Socket options that bound what a connection can cost and find peers that
 /// vanished. Each is best effort: a platform without one still serves.
-fn tune_socket(stream: &TcpStream, config: &crate::Config) {
+fn tune_socket(stream: &TcpStream, config: &crate::config::Config) {
     // Moves must reach readers within a tick; small writes must not wait.
     let _ = stream.set_nodelay(true);
     let socket = socket2::SockRef::from(stream);
