@@ -186,6 +186,23 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // The server saves its counts as it stops, making its data folder
+        // again if it is gone: let it finish before the folders are
+        // removed, or every test leaves one behind in the temp folder.
+        // Only a multi-threaded runtime can wait here.
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            tokio::task::block_in_place(|| {
+                runtime.block_on(async {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+                })
+            });
+        }
     }
 }
 
