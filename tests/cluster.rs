@@ -368,3 +368,32 @@ async fn the_heat_map_sums_every_instances_readers() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stats_page_of_many_posts_answers_while_redis_is_stalled() {
+    let redis = Redis::start().await;
+    let posts = TempDir::new("posts");
+    for n in 0..40 {
+        posts.write(
+            &format!("p{n}.md"),
+            common::post(&format!("Post {n}"), "2025-01-01", "Text."),
+        );
+    }
+    let url = redis.url();
+    let server = start_server(posts, move |c| c.redis = Some(url)).await;
+    assert_eq!(common::get(server.addr, "/stats").await.status, 200);
+
+    // Every Redis command now waits 8 s. The page waits a bounded time for
+    // Redis, then shows this instance's own heat.
+    redis.stall(Duration::from_secs(8)).await;
+    let asked = Instant::now();
+    let page = tokio::time::timeout(Duration::from_secs(6), common::get(server.addr, "/stats"))
+        .await
+        .unwrap_or_else(|_| panic!("/stats still waiting after {:?}", asked.elapsed()));
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("Post 39"));
+    println!(
+        "/stats of 40 posts with Redis stalled: {:?}",
+        asked.elapsed()
+    );
+}

@@ -44,8 +44,8 @@ pub(super) enum Lookup {
         instance: String,
         respond_to: Answer,
     },
-    /// A post's heat map summed over every instance.
-    Heat(Slug, oneshot::Sender<Option<Vec<f64>>>),
+    /// Posts' heat maps summed over every instance, in one round trip.
+    Heat(Vec<Slug>, oneshot::Sender<Option<Vec<Vec<f64>>>>),
     /// Keep a ticket for a while; whether Redis took it.
     PutTicket {
         ticket: String,
@@ -92,11 +92,12 @@ impl Cluster {
             .flatten()
     }
 
-    /// `slug`'s heat map as every instance together has counted it, or
-    /// `None` if Redis does not answer quickly.
-    pub async fn heat(&self, slug: &Slug) -> Option<Vec<f64>> {
-        let slug = slug.clone();
-        self.ask(|answer| Lookup::Heat(slug, answer), QUICK)
+    /// The heat maps of `slugs` as every instance together has counted
+    /// them, in their order, or `None` if Redis does not answer quickly.
+    /// One round trip however many posts, so a page of every post waits at
+    /// most one bound for a Redis that is slow.
+    pub async fn heat(&self, slugs: Vec<Slug>) -> Option<Vec<Vec<f64>>> {
+        self.ask(|answer| Lookup::Heat(slugs, answer), QUICK)
             .await
             .flatten()
     }
@@ -167,11 +168,20 @@ impl Lookup {
             Lookup::Parked(token, respond_to) => {
                 take_parked(connection, token.as_str(), respond_to).await
             }
-            Lookup::Heat(slug, respond_to) => {
-                let fields: Result<HashMap<String, String>, String> =
-                    command(connection.hgetall(keys::heat(&slug))).await;
-                let _ = respond_to.send(fields.as_ref().ok().map(heat_strip));
-                fields.map(|_| ())
+            Lookup::Heat(slugs, respond_to) => {
+                let mut pipe = redis::pipe();
+                for slug in &slugs {
+                    pipe.hgetall(keys::heat(slug));
+                }
+                let hashes: Result<Vec<HashMap<String, String>>, String> =
+                    command(pipe.query_async(connection)).await;
+                let strips = hashes
+                    .as_ref()
+                    .ok()
+                    .filter(|hashes| hashes.len() == slugs.len())
+                    .map(|hashes| hashes.iter().map(heat_strip).collect());
+                let _ = respond_to.send(strips);
+                hashes.map(|_| ())
             }
             Lookup::PutTicket {
                 ticket,

@@ -15,8 +15,9 @@ use crate::store::Heat;
 async fn heat_of(app: &App, posts: &[&Post]) -> Heat {
     let mut heat = Heat::new();
     if let Some(cluster) = &app.cluster {
-        for post in posts {
-            if let Some(strip) = cluster.heat(&post.slug).await {
+        let slugs = posts.iter().map(|post| post.slug.clone()).collect();
+        if let Some(strips) = cluster.heat(slugs).await {
+            for (post, strip) in posts.iter().zip(strips) {
                 heat.insert(post.slug.to_string(), strip);
             }
         }

@@ -79,6 +79,23 @@ impl Redis {
             == 1
     }
 
+    /// Makes Redis hold every client's commands for `how_long` (`CLIENT
+    /// PAUSE`), as a Redis stuck on a slow disk or a long script would.
+    pub async fn stall(&self, how_long: std::time::Duration) {
+        let client = redis::Client::open(self.url()).expect("a Redis URL");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to Redis");
+        redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(how_long.as_millis() as u64)
+            .arg("ALL")
+            .query_async::<()>(&mut connection)
+            .await
+            .expect("CLIENT PAUSE");
+    }
+
     /// Writes `value` under `key`, as another program (or an attacker with
     /// access to Redis) could.
     pub async fn set(&self, key: &str, value: &str) {
