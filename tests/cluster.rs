@@ -397,3 +397,25 @@ async fn the_stats_page_of_many_posts_answers_while_redis_is_stalled() {
         asked.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_pauses_for_a_second_and_a_half_is_slow_not_lost() {
+    let redis = Redis::start().await;
+    let (posts, data) = (one_post(4), TempDir::new("data"));
+    let url = redis.url();
+    let mut server = Running::serve_with(&posts, &data, &["--redis", &url]);
+    let addr = server.addr();
+    server.wait_for_line("joined through Redis");
+    let _reader = open(addr, "p").await;
+    // Every command waits 1.5 s: under the link's deadline (2 s), over
+    // redis-rs's own reply timeout (500 ms), which used to make the link
+    // drop Redis and re-sync everything (seen on every try). The link
+    // publishes a heartbeat every second, so it meets the pause.
+    redis.stall(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(
+        server.lines_containing("lost Redis"),
+        0,
+        "a pause under the deadline counted as a lost Redis"
+    );
+}

@@ -126,7 +126,16 @@ impl Link {
 
     async fn connect(&self) -> Result<(MultiplexedConnection, PubSubStream), String> {
         let connect = async {
-            let connection = self.client.get_multiplexed_async_connection().await?;
+            // redis-rs gives up on a reply after 500 ms by default: a big
+            // snapshot on a busy Redis would count as a lost link and
+            // re-sync everything. Our own deadline on each command rules.
+            let config = redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(COMMAND_TIMEOUT))
+                .set_connection_timeout(Some(COMMAND_TIMEOUT));
+            let connection = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
             let mut pubsub = self.client.get_async_pubsub().await?;
             pubsub.subscribe(CHANNEL).await?;
             Ok::<_, redis::RedisError>((connection, pubsub.into_on_message()))
