@@ -343,6 +343,32 @@ async fn a_reload_whose_ticket_and_stream_reach_different_instances_keeps_its_gh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_issued_while_redis_is_slow_is_good_once_on_its_own_instance() {
+    let redis = Redis::start().await;
+    let (a_server, b_server) = (instance(&redis).await, instance(&redis).await);
+    let mut on_b = open(b_server.addr, "p").await;
+    let page = reader_seeing(&a_server, &mut on_b).await;
+    let (id, token) = (page.id.clone(), page.token.clone());
+    page.close();
+    on_b.wait_for("leave", |d| d["id"] == id.as_str()).await;
+
+    // Redis holds every command for a second: A gives up waiting for the
+    // ticket's write after half a second and keeps a ticket itself. The
+    // write lands later, but under another ticket, given to nobody.
+    redis.stall(Duration::from_millis(1000)).await;
+    let ticket = ticket_for(a_server.addr, "p", &token).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        !redis.exists(&format!("ghostread:ticket:{ticket}")).await,
+        "the ticket A gave out is not also good through Redis"
+    );
+    let elsewhere = resume_by_ticket(b_server.addr, "p", &ticket).await;
+    assert_ne!(elsewhere.id, id, "not good on B");
+    let back = resume_by_ticket(a_server.addr, "p", &ticket).await;
+    assert_eq!(back.id, id, "good once on A");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_heat_map_sums_every_instances_readers() {
     let redis = Redis::start().await;
     let (a_server, b_server) = (instance(&redis).await, instance(&redis).await);

@@ -83,8 +83,8 @@ impl Tickets {
         slug: Slug,
         cluster: Option<&Cluster>,
     ) -> Option<Ticket> {
-        let ticket = Ticket(random_hex(&mut rand::rng()));
         if let Some(cluster) = cluster {
+            let ticket = Ticket(random_hex(&mut rand::rng()));
             let shared = Shared {
                 token: token.as_str().to_string(),
                 slug: slug.as_str().to_string(),
@@ -93,8 +93,11 @@ impl Tickets {
             if cluster.put_ticket(ticket.as_str(), value, GOOD_FOR).await {
                 return Some(ticket);
             }
-            // Redis is slow or away: good on this instance only.
+            // Redis is slow or away: a ticket good on this instance only.
+            // A new one, so that if the slow write lands after all, what
+            // Redis holds is a ticket nobody was given.
         }
+        let ticket = Ticket(random_hex(&mut rand::rng()));
         let now = Instant::now();
         let mut open = self.open.lock();
         if open.len() >= MOST {
