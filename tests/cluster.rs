@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::binary::Running;
 use common::redis::Redis;
-use common::sse::{metric, move_to, open, resume, resume_by_ticket, ticket_for, Reader};
+use common::sse::{metric, move_to, open, open_with, resume, resume_by_ticket, ticket_for, Reader};
 use common::{one_post, start_server, wait_until, TempDir, TestServer};
 
 async fn instance(redis: &Redis) -> TestServer {
@@ -366,6 +366,42 @@ async fn a_ticket_issued_while_redis_is_slow_is_good_once_on_its_own_instance() 
     assert_ne!(elsewhere.id, id, "not good on B");
     let back = resume_by_ticket(a_server.addr, "p", &ticket).await;
     assert_eq!(back.id, id, "good once on A");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_with_made_up_tickets_are_refused_before_they_cost_redis_a_lookup() {
+    let redis = Redis::start().await;
+    let url = redis.url();
+    let server = start_server(one_post(4), move |c| {
+        c.redis = Some(url);
+        c.joins_per_sec = 5;
+        c.trusted_proxies = vec!["127.0.0.1".parse().expect("an address")];
+    })
+    .await;
+    let before = redis.calls("getdel").await;
+    let mut refused = 0;
+    for n in 0..30u32 {
+        let path = format!(
+            "/posts/p/events?resume={:032x}",
+            0xdead_0000u128 + u128::from(n)
+        );
+        match open_with(server.addr, &path, "x-forwarded-for: 198.51.100.90\r\n").await {
+            Ok(stream) => drop(stream),
+            Err(answer) => {
+                assert_eq!(answer.status, 429);
+                refused += 1;
+            }
+        }
+    }
+    let lookups = redis.calls("getdel").await - before;
+    assert!(refused >= 15, "only {refused} of 30 refused");
+    // Each admitted stream looks its ticket up (and its ghost's parking
+    // place when it resumes); a refused one asks Redis nothing.
+    assert!(
+        lookups <= 2 * (30 - refused),
+        "{lookups} Redis lookups for {} admitted streams",
+        30 - refused
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

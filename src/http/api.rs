@@ -32,11 +32,15 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
         _ => return reply::method_not_allowed(EVENTS_ALLOW, Speaks::Json),
     }
     let post = &entry.post;
-    let resume = resume_token(app, slug, request).await;
+    // The address's limit first: redeeming a ticket may ask Redis.
     let peer = client_block(&app.config.trusted_proxies, request);
+    if let Err(wait) = app.join_limits.check_address(peer) {
+        return too_many_joins(wait);
+    }
+    let resume = resume_token(app, slug, request).await;
     if let Err(wait) = app
         .join_limits
-        .check(peer, resuming(&app.ghosts, resume.as_ref()))
+        .check_resume(resuming(&app.ghosts, resume.as_ref()))
     {
         return too_many_joins(wait);
     }
@@ -308,7 +312,7 @@ where
     };
     // A ticket is the first half of a join, and in cluster mode it takes
     // Redis memory for a while: it counts against the address's joins.
-    if let Err(wait) = app.join_limits.check(peer, None) {
+    if let Err(wait) = app.join_limits.check_address(peer) {
         return too_many_joins(wait);
     }
     let issued = app

@@ -61,7 +61,18 @@ impl JoinLimits {
     /// Takes one join for `peer`, resuming the ghost `resuming` names (see
     /// `ghosts`), if any; `Err(wait)` says how long until one is allowed.
     pub fn check(&self, peer: IpAddr, resuming: Option<String>) -> Result<(), Duration> {
-        take(&self.addresses, peer, self.per_address)?;
+        self.check_address(peer)?;
+        self.check_resume(resuming)
+    }
+
+    /// Takes one join for `peer` alone: checked before anything that costs
+    /// (a ticket's Redis round trip), when the ghost is not known yet.
+    pub fn check_address(&self, peer: IpAddr) -> Result<(), Duration> {
+        take(&self.addresses, peer, self.per_address)
+    }
+
+    /// Takes one resume or takeover of the ghost `resuming` names, if any.
+    pub fn check_resume(&self, resuming: Option<String>) -> Result<(), Duration> {
         match resuming {
             Some(ghost) => take(&self.ghosts, ghost, self.per_token),
             None => Ok(()),

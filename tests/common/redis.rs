@@ -96,6 +96,27 @@ impl Redis {
             .expect("CLIENT PAUSE");
     }
 
+    /// How many times Redis has run `command` (lowercase, as `INFO
+    /// commandstats` names it) since it started.
+    pub async fn calls(&self, command: &str) -> u64 {
+        let client = redis::Client::open(self.url()).expect("a Redis URL");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to Redis");
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut connection)
+            .await
+            .expect("INFO");
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Writes `value` under `key`, as another program (or an attacker with
     /// access to Redis) could.
     pub async fn set(&self, key: &str, value: &str) {
