@@ -352,12 +352,12 @@ async fn a_ticket_issued_while_redis_is_slow_is_good_once_on_its_own_instance() 
     page.close();
     on_b.wait_for("leave", |d| d["id"] == id.as_str()).await;
 
-    // Redis holds every command for a second: A gives up waiting for the
+    // Redis holds every command for 1.5 s: A gives up waiting for the
     // ticket's write after half a second and keeps a ticket itself. The
     // write lands later, but under another ticket, given to nobody.
-    redis.stall(Duration::from_millis(1000)).await;
+    redis.stall(Duration::from_millis(1500)).await;
     let ticket = ticket_for(a_server.addr, "p", &token).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(1800)).await;
     assert!(
         !redis.exists(&format!("ghostread:ticket:{ticket}")).await,
         "the ticket A gave out is not also good through Redis"
@@ -379,7 +379,7 @@ async fn streams_with_made_up_tickets_are_refused_before_they_cost_redis_a_looku
     })
     .await;
     let before = redis.calls("getdel").await;
-    let mut refused = 0;
+    let (mut refused, opening) = (0u32, Instant::now());
     for n in 0..30u32 {
         let path = format!(
             "/posts/p/events?resume={:032x}",
@@ -394,11 +394,17 @@ async fn streams_with_made_up_tickets_are_refused_before_they_cost_redis_a_looku
         }
     }
     let lookups = redis.calls("getdel").await - before;
-    assert!(refused >= 15, "only {refused} of 30 refused");
+    // The bucket holds 5 and refills 5 a second, however slow the machine.
+    let allowed = 5.0 + 5.0 * opening.elapsed().as_secs_f64() + 1.0;
+    assert!(
+        f64::from(refused) >= 30.0 - allowed,
+        "only {refused} of 30 refused in {:?}",
+        opening.elapsed()
+    );
     // Each admitted stream looks its ticket up (and its ghost's parking
     // place when it resumes); a refused one asks Redis nothing.
     assert!(
-        lookups <= 2 * (30 - refused),
+        lookups <= u64::from(2 * (30 - refused)),
         "{lookups} Redis lookups for {} admitted streams",
         30 - refused
     );

@@ -216,14 +216,19 @@ async fn asking_for_tickets_again_and_again_counts_against_the_address_joins() {
         )
     };
     let mut statuses = Vec::new();
+    let asking = std::time::Instant::now();
     for _ in 0..20 {
         statuses.push(send(server.addr, &ask("198.51.100.70")).await.status);
     }
     let refused = statuses.iter().filter(|s| **s == 429).count();
+    // The bucket holds 5 and refills 5 a second, however slow the machine.
+    let allowed = 5.0 + 5.0 * asking.elapsed().as_secs_f64() + 1.0;
     assert!(
-        refused >= 5,
-        "tickets from one address are limited like joins: {statuses:?}"
+        refused as f64 >= 20.0 - allowed,
+        "tickets from one address are limited like joins: {statuses:?} in {:?}",
+        asking.elapsed()
     );
+    assert!(refused >= 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 429));
     let elsewhere = send(server.addr, &ask("198.51.100.71")).await;
     assert_eq!(elsewhere.status, 200, "another address still gets one");
