@@ -5,7 +5,7 @@
 mod common;
 
 use common::binary::Running;
-use common::{get, post, sample_blog, start_server, TempDir};
+use common::{get, post, sample_blog, start_server, TempDir, TestServer};
 
 /// A small blog: two published posts (one tagged, one with code and a
 /// figure) and a draft.
@@ -27,12 +27,17 @@ fn blog() -> TempDir {
     posts
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_feed_is_atom_listing_exactly_the_published_posts() {
-    let server = start_server(blog(), |c| {
+/// The sample blog, told its public address (`--base-url`).
+async fn blog_at_its_address() -> TestServer {
+    start_server(blog(), |c| {
         c.base_url = Some("https://blog.example.com".into());
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_is_atom_listing_exactly_the_published_posts() {
+    let server = blog_at_its_address().await;
     let answer = get(server.addr, "/feed.xml").await;
     assert_eq!(answer.status, 200);
     assert_eq!(
@@ -93,10 +98,7 @@ async fn the_feed_is_atom_listing_exactly_the_published_posts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sitemap_and_robots_answer_and_name_each_other() {
-    let server = start_server(blog(), |c| {
-        c.base_url = Some("https://blog.example.com".into());
-    })
-    .await;
+    let server = blog_at_its_address().await;
     let sitemap = get(server.addr, "/sitemap.xml").await;
     assert_eq!(sitemap.status, 200);
     let text = sitemap.text();
@@ -127,10 +129,7 @@ async fn the_sitemap_and_robots_answer_and_name_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_has_link_preview_cards_highlighted_code_and_tag_pages() {
-    let server = start_server(blog(), |c| {
-        c.base_url = Some("https://blog.example.com".into());
-    })
-    .await;
+    let server = blog_at_its_address().await;
     let html = get(server.addr, "/posts/code").await.text();
     let head = html.split("</head>").next().expect("a head");
     for card in [

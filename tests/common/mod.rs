@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod browser;
+pub mod cluster;
 pub mod nginx;
 pub mod proxies;
 pub mod redis;

@@ -63,6 +63,18 @@ impl Redis {
         .await;
     }
 
+    /// A fresh connection of the test's own, beside the server's. It waits
+    /// out a paused Redis (redis-rs alone would give up after 500 ms).
+    async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        let patient = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(10)));
+        redis::Client::open(self.url())
+            .expect("a Redis URL")
+            .get_multiplexed_async_connection_with_config(&patient)
+            .await
+            .expect("connect to Redis")
+    }
+
     /// Whether `key` exists, asked over a fresh connection.
     pub async fn exists(&self, key: &str) -> bool {
         let Ok(client) = redis::Client::open(self.url()) else {
@@ -82,11 +94,7 @@ impl Redis {
     /// Makes Redis hold every client's commands for `how_long` (`CLIENT
     /// PAUSE`), as a Redis stuck on a slow disk or a long script would.
     pub async fn stall(&self, how_long: std::time::Duration) {
-        let client = redis::Client::open(self.url()).expect("a Redis URL");
-        let mut connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to Redis");
+        let mut connection = self.connection().await;
         redis::cmd("CLIENT")
             .arg("PAUSE")
             .arg(how_long.as_millis() as u64)
@@ -99,11 +107,7 @@ impl Redis {
     /// How many times Redis has run `command` (lowercase, as `INFO
     /// commandstats` names it) since it started.
     pub async fn calls(&self, command: &str) -> u64 {
-        let client = redis::Client::open(self.url()).expect("a Redis URL");
-        let mut connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to Redis");
+        let mut connection = self.connection().await;
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut connection)
@@ -120,11 +124,7 @@ impl Redis {
     /// Writes `value` under `key`, as another program (or an attacker with
     /// access to Redis) could.
     pub async fn set(&self, key: &str, value: &str) {
-        let client = redis::Client::open(self.url()).expect("a Redis URL");
-        let mut connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to Redis");
+        let mut connection = self.connection().await;
         redis::cmd("SET")
             .arg(key)
             .arg(value)
