@@ -97,7 +97,14 @@ async fn eight_tabs_over_https_hold_eight_streams_on_one_http2_connection() {
     let certs = TempDir::new("certs");
     let (cert, key) = make_certificate(certs.path(), "first");
     let tls = Some((cert.clone(), key.clone()));
-    let scene = Scene::with_posts(eight_posts(), move |c| c.tls = tls).await;
+    // A short header timeout: on a busy machine Chromium may open a spare
+    // connection beside the first and never send a request on it; the
+    // server drops such a socket one header timeout after accepting it.
+    let scene = Scene::with_posts(eight_posts(), move |c| {
+        c.tls = tls;
+        c.header_timeout = Duration::from_secs(3);
+    })
+    .await;
     let addr = scene.server.addr;
     // Plain HTTP still answers on the same port.
     assert_eq!(get(addr, "/healthz").await.status, 200);
@@ -136,11 +143,22 @@ async fn eight_tabs_over_https_hold_eight_streams_on_one_http2_connection() {
         metric(addr, "ghostread_streams_open").await == 8.0
     })
     .await;
-    let connections = metric(addr, "ghostread_connections_open").await;
-    assert!(
-        connections <= 2.0,
-        "one connection for the browser (and this metrics request): {connections}"
-    );
+    // One for the browser and one for this metrics request. Waited for, not
+    // read once: a spare connection Chromium opened and never used lasts
+    // until the header timeout drops it, and the previous metrics request's
+    // connection is counted until the server has seen it close.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let connections = metric(addr, "ghostread_connections_open").await;
+        if connections <= 2.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "one connection for the browser (and this metrics request): {connections}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let errors = common::browser::console_errors(&browser, &[]).await;
     assert!(errors.is_empty(), "{errors:?}");
     browser.close().await;

@@ -177,7 +177,9 @@ struct ConnectionGuard {
 impl ConnectionGuard {
     fn enter(open: &Arc<AtomicUsize>, metrics: &Arc<crate::metrics::Metrics>) -> ConnectionGuard {
         let count = open.fetch_add(1, Ordering::Relaxed) + 1;
-        metrics.connections_open.set(count as i64);
+        // inc/dec, not set(count): two threads' sets can land out of order
+        // and leave the gauge off for good.
+        metrics.connections_open.inc();
         ConnectionGuard {
             open: open.clone(),
             count,
@@ -188,8 +190,8 @@ impl ConnectionGuard {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        let left = self.open.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
-        self.metrics.connections_open.set(left as i64);
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.connections_open.dec();
     }
 }
 
