@@ -37,10 +37,32 @@ impl Folder {
     }
 }
 
+/// Removes the folder when the test's thread ends, not when the test body
+/// does: a save still running on the blocking pool then would create it
+/// again. The test's runtime waits for that save as it is dropped, and a
+/// thread's locals are dropped after that, as libtest's test thread exits.
 impl Drop for Folder {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let path = std::mem::take(&mut self.0);
+        let deferred = REMOVE_AT_EXIT.try_with(|paths| paths.0.borrow_mut().push(path.clone()));
+        if deferred.is_err() {
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
+}
+
+struct RemoveAtExit(std::cell::RefCell<Vec<PathBuf>>);
+
+impl Drop for RemoveAtExit {
+    fn drop(&mut self) {
+        for path in self.0.borrow().iter() {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+}
+
+thread_local! {
+    static REMOVE_AT_EXIT: RemoveAtExit = const { RemoveAtExit(std::cell::RefCell::new(Vec::new())) };
 }
 
 struct Actor {
