@@ -30,6 +30,11 @@ impl Gauge {
     pub fn inc(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
+    /// Adds one and returns the new value, for a gauge that is also checked
+    /// against a limit.
+    pub fn inc_and_get(&self) -> i64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }

@@ -45,16 +45,22 @@ async fn a_reload_whose_ticket_and_stream_reach_different_instances_keeps_its_gh
         let replayed = resume_by_ticket(server.addr, "p", &ticket).await;
         assert_ne!(replayed.id, id, "a used ticket is worthless anywhere");
     }
-    // A ticket that Redis holds for a token of the wrong shape (another
-    // program's, or a forged write) resumes nothing.
-    redis
-        .set(
-            "ghostread:ticket:0123456789abcdef0123456789abcdef",
-            r#"{"token":"not a token","slug":"p"}"#,
-        )
-        .await;
-    let forged = resume_by_ticket(b_server.addr, "p", "0123456789abcdef0123456789abcdef").await;
-    assert_ne!(forged.id, id);
+    // What Redis holds is checked before it moves a ghost: a ticket for
+    // the live ghost's real token but another post, or for a token of the
+    // wrong shape (another program's, or a forged write), resumes nothing.
+    let forged = [
+        format!(r#"{{"token":"{}","slug":"q"}}"#, back.token),
+        r#"{"token":"not a token","slug":"p"}"#.to_string(),
+        "not even JSON".to_string(),
+    ];
+    for (n, value) in forged.iter().enumerate() {
+        let ticket = format!("{n:032x}");
+        redis
+            .set(&format!("ghostread:ticket:{ticket}"), value)
+            .await;
+        let stream = resume_by_ticket(b_server.addr, "p", &ticket).await;
+        assert_ne!(stream.id, id, "{value} resumed the ghost");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

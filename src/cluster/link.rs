@@ -188,7 +188,7 @@ impl Link {
                         self.releasing.insert(token.as_str().to_string(), respond_to);
                         self.publish(&mut connection, &ask).await
                     }
-                    other => other.answer(&mut connection).await,
+                    Lookup::Query(query) => query.answer(&mut connection).await,
                 },
                 _ = heartbeat.tick() => {
                     beats += 1;

@@ -35,15 +35,23 @@ pub(super) type Answer = oneshot::Sender<Option<RemoteParked>>;
 /// What request handlers ask the link for.
 #[derive(Debug)]
 pub(super) enum Lookup {
-    /// The ghost parked in Redis under this token, taken.
-    Parked(Token, Answer),
+    /// A question Redis alone answers.
+    Query(Query),
     /// Ask `instance` to release this token's live ghost, and take it.
-    /// The link answers it when `instance` says `Released`.
+    /// The link answers it from its own state, when `instance` says
+    /// `Released`.
     Release {
         token: Token,
         instance: String,
         respond_to: Answer,
     },
+}
+
+/// A question for Redis alone, answered with one command (or pipeline).
+#[derive(Debug)]
+pub(super) enum Query {
+    /// The ghost parked in Redis under this token, taken.
+    Parked(Token, Answer),
     /// Posts' heat maps summed over every instance, in one round trip.
     Heat(Vec<Slug>, oneshot::Sender<Option<Vec<Vec<f64>>>>),
     /// Keep a ticket for a while; whether Redis took it.
@@ -87,7 +95,7 @@ impl Cluster {
     /// once). `None` when there is none, or Redis does not answer quickly.
     pub async fn parked(&self, token: &Token) -> Option<RemoteParked> {
         let token = token.clone();
-        self.ask(|answer| Lookup::Parked(token, answer), QUICK)
+        self.ask(|answer| Lookup::Query(Query::Parked(token, answer)), QUICK)
             .await
             .flatten()
     }
@@ -97,7 +105,7 @@ impl Cluster {
     /// One round trip however many posts, so a page of every post waits at
     /// most one bound for a Redis that is slow.
     pub async fn heat(&self, slugs: Vec<Slug>) -> Option<Vec<Vec<f64>>> {
-        self.ask(|answer| Lookup::Heat(slugs, answer), QUICK)
+        self.ask(|answer| Lookup::Query(Query::Heat(slugs, answer)), QUICK)
             .await
             .flatten()
     }
@@ -121,11 +129,13 @@ impl Cluster {
     /// (if not, only this instance can redeem it).
     pub async fn put_ticket(&self, ticket: &str, value: String, good_for: Duration) -> bool {
         let ticket = ticket.to_string();
-        let ask = |respond_to| Lookup::PutTicket {
-            ticket,
-            value,
-            good_for,
-            respond_to,
+        let ask = |respond_to| {
+            Lookup::Query(Query::PutTicket {
+                ticket,
+                value,
+                good_for,
+                respond_to,
+            })
         };
         self.ask(ask, QUICK).await.unwrap_or(false)
     }
@@ -134,41 +144,54 @@ impl Cluster {
     /// finds nothing. `None` for an unknown or expired ticket too.
     pub async fn take_ticket(&self, ticket: &str) -> Option<String> {
         let ticket = ticket.to_string();
-        self.ask(|answer| Lookup::TakeTicket(ticket, answer), QUICK)
-            .await
-            .flatten()
+        self.ask(
+            |answer| Lookup::Query(Query::TakeTicket(ticket, answer)),
+            QUICK,
+        )
+        .await
+        .flatten()
     }
 }
 
 impl Lookup {
     /// Answers "nothing there" while Redis is away.
     pub(super) fn refuse(self) {
+        match self {
+            Lookup::Query(query) => query.refuse(),
+            // The asker may have given up already; that is fine.
+            Lookup::Release { respond_to, .. } => {
+                let _ = respond_to.send(None);
+            }
+        }
+    }
+}
+
+impl Query {
+    fn refuse(self) {
         // Each asker may have given up already; that is fine.
         match self {
-            Lookup::Parked(_, respond_to) | Lookup::Release { respond_to, .. } => {
+            Query::Parked(_, respond_to) => {
                 let _ = respond_to.send(None);
             }
-            Lookup::Heat(_, respond_to) => {
+            Query::Heat(_, respond_to) => {
                 let _ = respond_to.send(None);
             }
-            Lookup::PutTicket { respond_to, .. } => {
+            Query::PutTicket { respond_to, .. } => {
                 let _ = respond_to.send(false);
             }
-            Lookup::TakeTicket(_, respond_to) => {
+            Query::TakeTicket(_, respond_to) => {
                 let _ = respond_to.send(None);
             }
         }
     }
 
-    /// Answers a question that needs only Redis (not `Release`, which needs
-    /// the link's own state, and is refused here). A failed command is a
-    /// lost link.
+    /// Answers the question from Redis. A failed command is a lost link.
     pub(super) async fn answer(self, connection: &mut MultiplexedConnection) -> Result<(), String> {
         match self {
-            Lookup::Parked(token, respond_to) => {
+            Query::Parked(token, respond_to) => {
                 take_parked(connection, token.as_str(), respond_to).await
             }
-            Lookup::Heat(slugs, respond_to) => {
+            Query::Heat(slugs, respond_to) => {
                 let mut pipe = redis::pipe();
                 for slug in &slugs {
                     pipe.hgetall(keys::heat(slug));
@@ -183,7 +206,7 @@ impl Lookup {
                 let _ = respond_to.send(strips);
                 hashes.map(|_| ())
             }
-            Lookup::PutTicket {
+            Query::PutTicket {
                 ticket,
                 value,
                 good_for,
@@ -195,15 +218,11 @@ impl Lookup {
                 let _ = respond_to.send(stored.is_ok());
                 stored
             }
-            Lookup::TakeTicket(ticket, respond_to) => {
+            Query::TakeTicket(ticket, respond_to) => {
                 let found: Result<Option<String>, String> =
                     command(connection.get_del(keys::ticket(&ticket))).await;
                 let _ = respond_to.send(found.as_ref().ok().cloned().flatten());
                 found.map(|_| ())
-            }
-            release @ Lookup::Release { .. } => {
-                release.refuse();
-                Ok(())
             }
         }
     }

@@ -4,7 +4,6 @@
 //! event streams.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,7 +56,6 @@ pub async fn run(
         .keep_alive_timeout(H2_KEEPALIVE)
         .max_header_list_size(16 * 1024);
     let builder = Arc::new(builder);
-    let open = Arc::new(AtomicUsize::new(0));
     let per_address = Arc::new(PerAddress::default());
     let mut accept_errors = 0u64;
     tokio::pin!(shutdown);
@@ -91,7 +89,7 @@ pub async fn run(
             }
         };
         tune_socket(&stream, &app.config);
-        let guard = ConnectionGuard::enter(&open, &app.metrics);
+        let guard = ConnectionGuard::enter(&app.metrics);
         if guard.count > app.config.max_connections {
             tokio::spawn(refuse(stream, Refusal::ServerFull));
             continue;
@@ -124,11 +122,11 @@ pub async fn run(
     app.ghosts.shutdown().await;
     tracing::info!(
         "shutting down: no new connections; finishing {} open",
-        open.load(Ordering::Relaxed)
+        app.metrics.connections_open.get()
     );
     // Each connection saw the trigger and is finishing its last answer.
     let all_closed = async {
-        while open.load(Ordering::Relaxed) > 0 {
+        while app.metrics.connections_open.get() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
@@ -138,7 +136,7 @@ pub async fn run(
     {
         tracing::warn!(
             "{} connections were still busy after {:?}; closing them",
-            open.load(Ordering::Relaxed),
+            app.metrics.connections_open.get(),
             app.config.shutdown_grace
         );
     }
@@ -166,23 +164,19 @@ fn tune_socket(stream: &TcpStream, config: &crate::config::Config) {
     let _ = socket.set_tcp_keepalive(&keepalive);
 }
 
-/// Counts a connection while it lives.
+/// Counts a connection while it lives, in the gauge `/metrics` shows and
+/// `--max-connections` and shutdown read: one counter, so they never differ.
 struct ConnectionGuard {
-    open: Arc<AtomicUsize>,
     /// Open connections including this one, when it was accepted.
     count: usize,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl ConnectionGuard {
-    fn enter(open: &Arc<AtomicUsize>, metrics: &Arc<crate::metrics::Metrics>) -> ConnectionGuard {
-        let count = open.fetch_add(1, Ordering::Relaxed) + 1;
-        // inc/dec, not set(count): two threads' sets can land out of order
-        // and leave the gauge off for good.
-        metrics.connections_open.inc();
+    fn enter(metrics: &Arc<crate::metrics::Metrics>) -> ConnectionGuard {
+        let count = metrics.connections_open.inc_and_get();
         ConnectionGuard {
-            open: open.clone(),
-            count,
+            count: usize::try_from(count).unwrap_or(0),
             metrics: metrics.clone(),
         }
     }
@@ -190,7 +184,6 @@ impl ConnectionGuard {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
         self.metrics.connections_open.dec();
     }
 }

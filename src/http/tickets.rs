@@ -133,8 +133,8 @@ impl Tickets {
         }
         let text = cluster?.take_ticket(ticket.as_str()).await?;
         let shared: Shared = serde_json::from_str(&text).ok()?;
-        let slug_matches = Slug::parse(&shared.slug).is_some_and(|s| s.as_str() == slug);
-        Token::parse(&shared.token).filter(|_| slug_matches)
+        // `slug` is this request's own post, so equal means well formed.
+        (shared.slug == slug).then(|| Token::parse(&shared.token))?
     }
 }
 
