@@ -1,9 +1,11 @@
 //! The pages checked with axe-core (Deque's engine, as browsers' own
-//! audits use it) in real Chromium: the index and the long post, in light
-//! and dark mode, have no serious or critical violation.
+//! audits use it) in real Chromium: the index and every sample post, at a
+//! desktop's width and a phone's, in light and dark mode, have no serious
+//! or critical violation.
 //!
-//! axe-core comes from the npm registry: `.ci/test` installs it into
-//! `target/axe` (or set `AXE_CORE` to an `axe.min.js`).
+//! axe-core comes from the npm registry at the version pinned in
+//! `tests/tools/package-lock.json`: `.ci/test` installs it into
+//! `target/tools` (or set `AXE_CORE` to an `axe.min.js`).
 
 mod common;
 
@@ -14,12 +16,12 @@ fn axe_source() -> String {
     let path = std::env::var("AXE_CORE").unwrap_or_else(|_| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/target/axe/node_modules/axe-core/axe.min.js"
+            "/target/tools/node_modules/axe-core/axe.min.js"
         )
         .to_string()
     });
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("axe-core is not at {path} ({e}): run bash .ci/test, or npm install axe-core@4 in target/axe")
+        panic!("axe-core is not at {path} ({e}): run bash .ci/test, which installs the version tests/tools/package-lock.json pins")
     })
 }
 
@@ -45,43 +47,63 @@ async fn serious_violations(browser: &Browser, axe: &str) -> Vec<Value> {
     violations.as_array().cloned().unwrap_or_default()
 }
 
+/// The index and every post of the sample blog, by address.
+fn sample_pages() -> Vec<String> {
+    let posts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("posts");
+    let mut pages = vec!["/".to_string()];
+    for entry in std::fs::read_dir(&posts).expect("the sample posts folder") {
+        let name = entry.expect("a sample post").file_name();
+        if let Some(slug) = name.to_str().and_then(|n| n.strip_suffix(".md")) {
+            pages.push(format!("/posts/{slug}"));
+        }
+    }
+    pages.sort();
+    assert!(pages.len() > 2, "the sample blog has posts: {pages:?}");
+    pages
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_index_and_the_long_post_have_no_serious_violation_in_light_or_dark_mode() {
+async fn every_sample_page_has_no_serious_violation_wide_or_narrow_in_light_or_dark_mode() {
     let axe = axe_source();
     let scene = Scene::new(|_| {}).await;
     let base = format!("http://{}", scene.server.addr);
-    let browser = scene.driver.browser(1280, 900).await;
+    let pages = sample_pages();
     let mut report = Vec::new();
-    for scheme in ["light", "dark"] {
-        browser
-            .cdp(
-                "Emulation.setEmulatedMedia",
-                json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
-            )
-            .await;
-        for page in ["/".to_string(), format!("/posts/{LONG}")] {
-            browser.goto(&format!("{base}{page}")).await;
-            if page.starts_with("/posts/") {
-                own_id(&browser).await; // The client has drawn its switches.
-            }
-            let dark = browser
-                .js(
-                    "return matchMedia('(prefers-color-scheme: dark)').matches",
-                    vec![],
+    // A desktop's window, and a phone's, where code blocks and tables
+    // are wider than the column and scroll.
+    for width in [1280, 420] {
+        let browser = scene.driver.browser(width, 900).await;
+        for scheme in ["light", "dark"] {
+            browser
+                .cdp(
+                    "Emulation.setEmulatedMedia",
+                    json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
                 )
                 .await;
-            assert_eq!(dark, json!(scheme == "dark"), "the scheme is emulated");
-            for violation in serious_violations(&browser, &axe).await {
-                report.push(format!("{scheme} {page}: {violation}"));
+            for page in &pages {
+                browser.goto(&format!("{base}{page}")).await;
+                if page.starts_with("/posts/") {
+                    own_id(&browser).await; // The client has drawn its switches.
+                }
+                let dark = browser
+                    .js(
+                        "return matchMedia('(prefers-color-scheme: dark)').matches",
+                        vec![],
+                    )
+                    .await;
+                assert_eq!(dark, json!(scheme == "dark"), "the scheme is emulated");
+                for violation in serious_violations(&browser, &axe).await {
+                    report.push(format!("{width} px, {scheme}, {page}: {violation}"));
+                }
             }
         }
+        browser.close().await;
     }
     assert!(
         report.is_empty(),
         "serious or critical violations:\n{}",
         report.join("\n")
     );
-    browser.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,7 +24,9 @@ fn syntaxes() -> &'static SyntaxSet {
 }
 
 /// A code block's HTML: `<pre><code>`, with the language as a class
-/// (`language-rust`) and, when the language is known, highlighted.
+/// (`language-rust`) and, when the language is known, highlighted. The
+/// `pre` takes keyboard focus (`tabindex="0"`): a line wider than the
+/// column scrolls, and a keyboard reader must be able to scroll it too.
 pub fn code_block(language: Option<&str>, code: &str) -> String {
     // Only a plain token names a language (it goes into a class).
     let language = language.filter(|l| {
@@ -39,7 +41,7 @@ pub fn code_block(language: Option<&str>, code: &str) -> String {
     let body = language
         .and_then(|l| highlighted(l, code))
         .unwrap_or_else(|| escape_html(code));
-    format!("<pre><code{class}>{body}</code></pre>\n")
+    format!("<pre tabindex=\"0\"><code{class}>{body}</code></pre>\n")
 }
 
 fn highlighted(language: &str, code: &str) -> Option<String> {
@@ -66,7 +68,7 @@ mod tests {
             "fn main() {\n    let x = \"<hi>\"; // note\n}\n",
         );
         assert!(
-            html.starts_with("<pre><code class=\"language-rust\">"),
+            html.starts_with("<pre tabindex=\"0\"><code class=\"language-rust\">"),
             "{html}"
         );
         assert!(
@@ -81,10 +83,13 @@ mod tests {
         let plain = code_block(Some("no-such-language"), "a < b\n");
         assert_eq!(
             plain,
-            "<pre><code class=\"language-no-such-language\">a &lt; b\n</code></pre>\n"
+            "<pre tabindex=\"0\"><code class=\"language-no-such-language\">a &lt; b\n</code></pre>\n"
         );
-        assert_eq!(code_block(None, "x\n"), "<pre><code>x\n</code></pre>\n");
+        assert_eq!(
+            code_block(None, "x\n"),
+            "<pre tabindex=\"0\"><code>x\n</code></pre>\n"
+        );
         let hostile = code_block(Some("\"><script>"), "x\n");
-        assert_eq!(hostile, "<pre><code>x\n</code></pre>\n");
+        assert_eq!(hostile, "<pre tabindex=\"0\"><code>x\n</code></pre>\n");
     }
 }

@@ -84,6 +84,7 @@ pub fn render_markdown(markdown: &str) -> Rendered {
             _ => {
                 pulldown_cmark::html::push_html(&mut block, group.iter().cloned());
                 label_task_boxes(&mut block);
+                focus_wide_tables(&mut block);
                 true
             }
         };
@@ -141,6 +142,15 @@ fn mark_block(block: &mut String, index: u32) {
     match name_end {
         Some(at) => block.insert_str(at, &attribute),
         None => *block = format!("<div{attribute}>{block}</div>\n"),
+    }
+}
+
+/// A table scrolls sideways when it is wider than the column (the CSS
+/// makes it a block with `overflow-x: auto`), so, like a code block, it
+/// takes keyboard focus: a keyboard reader scrolls it with the arrows.
+fn focus_wide_tables(block: &mut String) {
+    if block.starts_with("<table>") {
+        block.replace_range(..7, "<table tabindex=\"0\">");
     }
 }
 
@@ -290,7 +300,7 @@ mod tests {
             (
                 "```rust\nfn main() {}\n```\n",
                 1,
-                &["<pre data-block=\"0\">"],
+                &["<pre data-block=\"0\" tabindex=\"0\">"],
             ),
             (
                 "> quoted\n>\n> twice\n",
@@ -298,7 +308,11 @@ mod tests {
                 &["<blockquote data-block=\"0\">"],
             ),
             ("a\n\n---\n\nb", 3, &["<hr data-block=\"1\""]),
-            ("|a|b|\n|-|-|\n|1|2|\n", 1, &["<table data-block=\"0\">"]),
+            (
+                "|a|b|\n|-|-|\n|1|2|\n",
+                1,
+                &["<table data-block=\"0\" tabindex=\"0\">"],
+            ),
             (
                 "- [x] done\n- [ ] not yet\n",
                 1,
