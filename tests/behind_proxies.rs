@@ -1,4 +1,4 @@
-//! Readers behind every proxy of the README's guide, for real: in Chromium,
+//! Readers behind every proxy of the operating guide (docs/OPERATING.md), for real: in Chromium,
 //! one reader direct and one behind the proxy (run with the guide's own
 //! file from `docs/proxies/`). They see each other at once, a scroll through
 //! the proxy shows within a second, a quiet stream stays open on heartbeats,
@@ -170,9 +170,9 @@ async fn behind_a_proxy_that_buffers_whole_responses_the_page_polls() {
 }
 
 #[test]
-fn the_readme_shows_each_tested_proxy_file_as_it_stands() {
+fn the_operating_guide_shows_each_tested_proxy_file_as_it_stands() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let guide = std::fs::read_to_string(root.join("docs/OPERATING.md")).expect("docs/OPERATING.md");
     for file in [
         "nginx.conf",
         "haproxy.cfg",
@@ -183,8 +183,8 @@ fn the_readme_shows_each_tested_proxy_file_as_it_stands() {
     ] {
         let text = std::fs::read_to_string(root.join("docs/proxies").join(file)).expect(file);
         assert!(
-            readme.contains(&text),
-            "README.md must show docs/proxies/{file} exactly as the tests run it"
+            guide.contains(&text),
+            "docs/OPERATING.md must show docs/proxies/{file} exactly as the tests run it"
         );
     }
 }

@@ -31,8 +31,15 @@ pub struct Date {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FrontMatterError {
     Missing,
-    Unterminated,
-    BadLine { line: usize, text: String },
+    /// No closing `---`; `before` is the line that looks like the body's
+    /// first, where the `---` belongs, if one does.
+    Unterminated {
+        before: Option<(usize, String)>,
+    },
+    BadLine {
+        line: usize,
+        text: String,
+    },
     UnknownKey(String),
     DuplicateKey(String),
     MissingKey(&'static str),
@@ -50,7 +57,14 @@ impl fmt::Display for FrontMatterError {
                 f,
                 "no front matter: start the file with a line `---`, then `title: ...` and `date: YYYY-MM-DD`, then `---`"
             ),
-            Unterminated => write!(f, "front matter never ends: add a line `---` after the last key"),
+            Unterminated { before: Some((line, text)) } => write!(
+                f,
+                "front matter never ends: add a line `---` after the last key, before line {line} `{}`",
+                shorten(text)
+            ),
+            Unterminated { before: None } => {
+                write!(f, "front matter never ends: add a line `---` after the last key")
+            }
             BadLine { line, text } => write!(
                 f,
                 "front matter line {line} `{text}` is not `key: value`; write it as e.g. `title: My post`"
@@ -60,6 +74,10 @@ impl fmt::Display for FrontMatterError {
                 "unknown front matter key `{key}`; the keys are title, date, summary, draft and tags"
             ),
             DuplicateKey(key) => write!(f, "front matter key `{key}` appears twice; keep one"),
+            MissingKey("date") => write!(
+                f,
+                "front matter has no `date`; add a line `date: ...` written YYYY-MM-DD, e.g. `date: 2026-03-14`"
+            ),
             MissingKey(key) => write!(f, "front matter has no `{key}`; add a line `{key}: ...`"),
             EmptyValue(key) => write!(f, "front matter `{key}` is empty; give it a value"),
             BadDate(text) => write!(
@@ -77,6 +95,14 @@ impl fmt::Display for FrontMatterError {
 
 impl std::error::Error for FrontMatterError {}
 
+/// A line as an error quotes it: at most 40 characters.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 impl FrontMatter {
     /// Splits a post's text into its front matter and its Markdown body.
     pub fn parse(text: &str) -> Result<(FrontMatter, &str), FrontMatterError> {
@@ -90,6 +116,12 @@ impl FrontMatter {
         let (mut title, mut date, mut summary, mut draft, mut tags) =
             (None, None, None, None, None);
         let mut closed = false;
+        // Without a closing `---` anywhere, the first line that is not a
+        // key is where the body starts: the `---` is missing there.
+        let has_closing = lines.clone().any(|line| line.trim() == "---");
+        let unterminated = |number: usize, line: &str| FrontMatterError::Unterminated {
+            before: Some((number + 2, line.to_string())),
+        };
         for (number, raw) in lines.enumerate() {
             consumed += raw.len();
             let line = raw.trim();
@@ -101,6 +133,9 @@ impl FrontMatter {
                 continue;
             }
             let Some((key, value)) = line.split_once(':') else {
+                if !has_closing {
+                    return Err(unterminated(number, line));
+                }
                 return Err(FrontMatterError::BadLine {
                     line: number + 2,
                     text: line.to_string(),
@@ -114,6 +149,7 @@ impl FrontMatter {
                 "summary" => &mut summary,
                 "draft" => &mut draft,
                 "tags" => &mut tags,
+                _ if !has_closing => return Err(unterminated(number, line)),
                 _ => return Err(FrontMatterError::UnknownKey(key.to_string())),
             };
             if slot.replace(value.to_string()).is_some() {
@@ -121,7 +157,7 @@ impl FrontMatter {
             }
         }
         if !closed {
-            return Err(FrontMatterError::Unterminated);
+            return Err(FrontMatterError::Unterminated { before: None });
         }
         let title = title.ok_or(FrontMatterError::MissingKey("title"))?;
         // A quoted title keeps its spaces, but one of spaces only is none.
@@ -273,7 +309,22 @@ mod tests {
         use FrontMatterError::*;
         let cases: &[(&str, FrontMatterError)] = &[
             ("# just markdown\n", Missing),
-            ("---\ntitle: a\ndate: 2020-01-01\n", Unterminated),
+            (
+                "---\ntitle: a\ndate: 2020-01-01\n",
+                Unterminated { before: None },
+            ),
+            (
+                "---\ntitle: a\ndate: 2020-01-01\n\nThe text: it begins.\n",
+                Unterminated {
+                    before: Some((5, "The text: it begins.".into())),
+                },
+            ),
+            (
+                "---\ntitle: a\ndate: 2020-01-01\n# A heading\nSome text\n",
+                Unterminated {
+                    before: Some((5, "Some text".into())),
+                },
+            ),
             (
                 "---\ntitle a\n---\n",
                 BadLine {
@@ -324,6 +375,21 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_missing_fence_or_date_is_told_as_what_to_write() {
+        let post = "---\ntitle: a\ndate: 2020-01-01\n\nWhere readers read, and why.\n";
+        let error = FrontMatter::parse(post).expect_err("no closing fence");
+        assert_eq!(
+            error.to_string(),
+            "front matter never ends: add a line `---` after the last key, before line 5 `Where readers read, and why.`"
+        );
+        let error = FrontMatter::parse("---\ntitle: a\n---\n").expect_err("no date");
+        assert_eq!(
+            error.to_string(),
+            "front matter has no `date`; add a line `date: ...` written YYYY-MM-DD, e.g. `date: 2026-03-14`"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The real proxies of the README's guide (Debian's packages), started on
+//! The real proxies of the operating guide (docs/OPERATING.md) (Debian's packages), started on
 //! loopback with the guide's own files from `docs/proxies/`: each file is
 //! used as it stands, with only its example ports (`8080` for the proxy,
 //! `127.0.0.1:4000` for ghostread) set to the test's. What wraps it here is
