@@ -141,7 +141,7 @@ impl Shared {
                 .collect(),
             h2: h2_streams.map(|per| H2Pool {
                 per,
-                conns: tokio::sync::Mutex::new(Vec::new()),
+                conns: tokio::sync::Mutex::new(HashMap::new()),
             }),
         });
         (shared, receivers)
@@ -195,10 +195,14 @@ impl Shared {
 }
 
 /// Shared HTTP/2 connections, `per` streams each, as browsers share one
-/// connection per origin across tabs.
+/// connection per origin across tabs. A connection is opened when its
+/// first stream needs it, never ahead (a server drops a connection that
+/// sends no request within its header timeout, as ghostread does), and
+/// opened again when the server closed it (an idle one, after its last
+/// stream ended), as a browser does.
 pub struct H2Pool {
     pub(crate) per: usize,
-    pub(crate) conns: tokio::sync::Mutex<Vec<SendRequest<Empty<Bytes>>>>,
+    pub(crate) conns: tokio::sync::Mutex<HashMap<usize, SendRequest<Empty<Bytes>>>>,
 }
 
 /// FxHash, as rustc uses it. The keys are the server's random ids and

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -328,6 +329,29 @@ async fn open_h1(
     Some((Stream::H1(stream), head))
 }
 
+/// Opens HTTP/2 connection `n` of the pool.
+async fn open_h2_connection(shared: &Shared, n: usize) -> Option<SendRequest<Empty<Bytes>>> {
+    let stream = match connect_from(shared.addr(0), source(500_000 + n)).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            shared
+                .stats
+                .error(&connect_error("HTTP/2 connection", &error));
+            return None;
+        }
+    };
+    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .initial_stream_window_size(256 * 1024)
+        .max_concurrent_reset_streams(1024);
+    let Ok((sender, connection)) = builder.handshake(TokioIo::new(stream)).await else {
+        shared.stats.error("HTTP/2 handshake failed");
+        return None;
+    };
+    tokio::spawn(connection);
+    Some(sender)
+}
+
 async fn open_h2(
     shared: &Shared,
     pool: &H2Pool,
@@ -338,29 +362,14 @@ async fn open_h2(
     let index = me / pool.per.max(1);
     let mut sender = {
         let mut conns = pool.conns.lock().await;
-        while conns.len() <= index {
-            let n = conns.len();
-            let stream = match connect_from(shared.addr(0), source(500_000 + n)).await {
-                Ok(stream) => stream,
-                Err(error) => {
-                    shared
-                        .stats
-                        .error(&connect_error("HTTP/2 connection", &error));
-                    return None;
-                }
-            };
-            let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
-            builder
-                .initial_stream_window_size(256 * 1024)
-                .max_concurrent_reset_streams(1024);
-            let Ok((sender, connection)) = builder.handshake(TokioIo::new(stream)).await else {
-                shared.stats.error("HTTP/2 handshake failed");
-                return None;
-            };
-            tokio::spawn(connection);
-            conns.push(sender);
+        match conns.get(&index).filter(|sender| !sender.is_closed()) {
+            Some(sender) => sender.clone(),
+            None => {
+                let sender = open_h2_connection(shared, index).await?;
+                conns.insert(index, sender.clone());
+                sender
+            }
         }
-        conns[index].clone()
     };
     let mut request = hyper::Request::get(format!("http://{}{path}", shared.addr(0)));
     if let Some(token) = resume {
