@@ -7,11 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ghostread::Metrics;
-use ghostread::Slug;
-use ghostread::Totals;
-use ghostread::{CrowdRule, Ghosts, JoinRequest, Settings};
-use ghostread::{EventStream, StreamParts};
+use ghostread::internals::{CrowdRule, Ghosts, JoinRequest, Settings};
+use ghostread::internals::{EventStream, Metrics, Slug, StreamParts, Totals};
 
 fn settings(tick: Duration, dir: &std::path::Path) -> Settings {
     Settings {
@@ -28,7 +25,6 @@ fn settings(tick: Duration, dir: &std::path::Path) -> Settings {
         let_go: Duration::from_secs(120),
         heat_map: true,
         crowd: CrowdRule::OFF,
-        cluster: None,
     }
 }
 
@@ -42,9 +38,6 @@ fn request(n: usize) -> JoinRequest {
         blocks: 60,
         resume: None,
         peer: std::net::IpAddr::from([127, 0, 0, 1]),
-        remote_parked: None,
-        ask_elsewhere: false,
-        released_by: None,
         watch: false,
     }
 }

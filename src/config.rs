@@ -1,10 +1,20 @@
-//! Every knob the server has, with defaults that serve the sample blog from a
-//! checkout. `main.rs` fills this from the command line; tests and benches
-//! build it directly.
+//! Every setting of the server, each declared once: its field, flag,
+//! environment twin, default, range and help text are the one declaration
+//! below (clap's derive on `Config` itself). `main` parses it from the
+//! command line; tests and benches start from [`Config::default`], which is
+//! the same declaration with nothing given; the engine's settings are
+//! derived from it by one conversion (`ghosts::Settings::from_config`).
+//!
+//! A field's first doc paragraph is its `--help` line; the paragraphs after
+//! it say why, and show in `--help` (not `-h`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use clap::builder::TypedValueParser;
+use clap::{ArgAction, Args, FromArgMatches};
 
 /// Where static assets come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,154 +25,347 @@ pub enum WebSource {
     Dir(PathBuf),
 }
 
+impl WebSource {
+    /// `--web DIR`; empty (the default) is the copy built into the binary.
+    fn parse(text: &str) -> Result<WebSource, std::convert::Infallible> {
+        Ok(match text {
+            "" => WebSource::Embedded,
+            dir => WebSource::Dir(PathBuf::from(dir)),
+        })
+    }
+}
+
+/// HTTPS on the listening port: a PEM certificate chain and its key.
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Serve HTTPS (and HTTP/2 to browsers, by ALPN) on the same port with
+    /// this PEM certificate chain; read again when the file changes.
+    #[arg(
+        id = "tls_cert",
+        long = "tls-cert",
+        env = "GHOSTREAD_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key",
+        required = false
+    )]
+    pub cert: PathBuf,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        id = "tls_key",
+        long = "tls-key",
+        env = "GHOSTREAD_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert",
+        required = false
+    )]
+    pub key: PathBuf,
+}
+
 /// The whole configuration of one server.
-#[derive(Clone, Debug)]
+#[derive(Args, Clone, Debug)]
 pub struct Config {
-    /// Address to listen on.
+    /// Address and port to listen on.
+    #[arg(long, env = "GHOSTREAD_ADDR", default_value = "127.0.0.1:4000")]
     pub addr: SocketAddr,
-    /// The blog's name, in every page's header and title.
+    /// The blog's name, shown in every page's header and title.
+    #[arg(
+        long = "title",
+        env = "GHOSTREAD_TITLE",
+        value_name = "NAME",
+        default_value = "ghostread"
+    )]
     pub site_title: String,
-    /// The site's public address (`https://blog.example.com`), for the
-    /// absolute links of the feed, the sitemap and link previews. `None`:
-    /// links stay relative (a warning at start says what that costs).
+    /// The site's public address, e.g. https://blog.example.com: the feed,
+    /// the sitemap and link previews need absolute links.
+    ///
+    /// Without it, links stay relative, and a warning at start says what
+    /// that costs.
+    #[arg(long, env = "GHOSTREAD_BASE_URL", value_name = "URL",
+          value_parser = crate::blog::parse_base_url)]
     pub base_url: Option<String>,
-    /// Folder of Markdown posts, watched for changes.
+    /// Folder of Markdown posts; changes show up without a restart.
+    #[arg(
+        long = "posts",
+        env = "GHOSTREAD_POSTS",
+        value_name = "DIR",
+        default_value = "posts"
+    )]
     pub posts_dir: PathBuf,
-    /// Folder for the reader counts; created when missing.
+    /// Folder for the all-time reader counts and the heat map (created
+    /// when missing).
+    #[arg(
+        long = "data",
+        env = "GHOSTREAD_DATA",
+        value_name = "DIR",
+        default_value = "data"
+    )]
     pub data_dir: PathBuf,
-    /// Where `/web/*` is served from.
+    /// Serve /web/ from this folder instead of the copy built into the
+    /// binary (for editing CSS and JS without rebuilding).
+    #[arg(long, env = "GHOSTREAD_WEB", value_name = "DIR", default_value = "",
+          hide_default_value = true, value_parser = WebSource::parse)]
     pub web: WebSource,
-    /// How often the posts folder is checked for changes. Polling (not inotify)
-    /// because it sees every editor's save strategy alike and costs a few
-    /// `stat` calls per interval.
+    /// How often the posts folder is checked for changes.
+    ///
+    /// Polling, not inotify, because it sees every editor's save strategy
+    /// alike and costs a few `stat` calls per interval.
+    #[arg(skip = Duration::from_millis(500))]
     pub reload_interval: Duration,
-    /// How long a client may take to send a request's headers. Cuts off
-    /// slowloris connections that dribble bytes to hold a socket, and (as
-    /// hyper starts it while a keep-alive connection waits for its next
-    /// request) closes keep-alive connections left idle that long.
+    /// Seconds a client may take to send a request's headers, counted from
+    /// connecting; also how long an idle HTTP/1.1 keep-alive connection
+    /// stays open.
+    ///
+    /// Cuts off slowloris connections that dribble bytes to hold a socket.
+    #[arg(long = "header-timeout-secs", env = "GHOSTREAD_HEADER_TIMEOUT_SECS",
+          value_name = "SECS", default_value = "10", value_parser = secs(1..=3600))]
     pub header_timeout: Duration,
-    /// How long an HTTP/2 connection may stay open with no request or stream
-    /// on it before the server closes it (politely, with `GOAWAY`). HTTP/1.1
-    /// keep-alive connections are bounded by `header_timeout` instead.
+    /// Seconds an HTTP/2 connection with no request or stream open stays
+    /// open before the server closes it (with GOAWAY).
+    #[arg(long = "idle-timeout-secs", env = "GHOSTREAD_IDLE_TIMEOUT_SECS",
+          value_name = "SECS", default_value = "60", value_parser = secs(1..=86_400))]
     pub idle_timeout: Duration,
-    /// A new reader counts in a post's all-time `total` once it shows it is
-    /// one: at its first position, or once its stream has been held this
-    /// long. A cross-origin `EventSource` (any web page can open one) is
-    /// closed by the browser's CORS check at once and so never counts.
-    /// Zero counts every stream when it opens.
+    /// Seconds a new reader's stream must be held before it counts in the
+    /// post's all-time total, unless it sends a position sooner (which
+    /// counts it at once); 0 counts every stream when it opens.
+    ///
+    /// Keeps streams that no reader holds (a cross-origin page's
+    /// EventSource, closed by the browser's CORS check at once) out of the
+    /// count.
+    #[arg(long = "count-after-secs", env = "GHOSTREAD_COUNT_AFTER_SECS",
+          value_name = "SECS", default_value = "5", value_parser = secs(0..=3600))]
     pub count_after: Duration,
-    /// Told to pages: a reader who has not scrolled this long is shown
-    /// away (dimmed) to the others until it reads on.
+    /// Seconds without scrolling after which a reader is shown away
+    /// (dimmed) to the others; told to every page.
+    #[arg(long = "away-after-secs", env = "GHOSTREAD_AWAY_AFTER_SECS",
+          value_name = "SECS", default_value = "90", value_parser = secs(1..=86_400))]
     pub away_after: Duration,
-    /// Told to pages: a tab hidden this long closes its stream (its ghost
-    /// leaves) and opens it again when shown. Also how long the server
-    /// holds the ghost of a hidden tab that gave its connection up.
+    /// Seconds a hidden tab keeps its stream before it lets go (its ghost
+    /// leaves, and comes back when the tab is shown); told to every page.
+    ///
+    /// Also the longest the server holds (away) the ghost of a hidden tab
+    /// that gave its connection up.
+    #[arg(long = "let-go-secs", env = "GHOSTREAD_LET_GO_SECS",
+          value_name = "SECS", default_value = "120", value_parser = secs(1..=86_400))]
     pub let_go: Duration,
-    /// Keep the reading heat map (reader-seconds per paragraph of each
-    /// post). On by default; off only to measure what it costs.
+    /// Do not keep the reading heat map (to measure what it costs).
+    #[arg(long = "no-heat-map", env = "GHOSTREAD_NO_HEAT_MAP", action = ArgAction::SetFalse)]
     pub heat_map: bool,
     /// How long graceful shutdown waits for in-flight requests before it
     /// closes what is left.
+    #[arg(skip = Duration::from_secs(3))]
     pub shutdown_grace: Duration,
-    /// How many connections may be open at once; over it, new connections get
-    /// a `503` and are closed, so the process keeps file descriptors in reserve.
+    /// Most connections open at once; more are answered 503 and closed.
+    ///
+    /// Keeps file descriptors in reserve under the process's limit.
+    #[arg(long, env = "GHOSTREAD_MAX_CONNECTIONS", value_name = "N",
+          default_value = "19000", value_parser = count(1..=1_000_000))]
     pub max_connections: usize,
-    /// How many connections one client address (its /64 for IPv6) may hold
-    /// open at once; trusted proxies are not counted. Generous: an office
-    /// behind one address holds a stream and a POST connection per reader.
+    /// Most connections open at once from one client address (IPv6: its
+    /// /64), trusted proxies aside; more are answered 429.
+    ///
+    /// Generous: an office behind one address holds a stream and a POST
+    /// connection per reader.
+    #[arg(long, env = "GHOSTREAD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N",
+          default_value = "1000", value_parser = count(1..=1_000_000))]
     pub max_connections_per_address: usize,
     /// Kernel send buffer of each connection, in bytes (0: the kernel's own
-    /// autotuning, which lets one stalled reader pin megabytes). An event
-    /// stream needs a few KB a second; 64 KiB also sends a page in one go.
+    /// autotuning, which lets one stalled reader pin megabytes).
+    ///
+    /// An event stream needs a few KB a second; 64 KiB also sends a page in
+    /// one go.
+    #[arg(skip = 64 * 1024_usize)]
     pub socket_send_buffer: usize,
     /// Largest request body accepted anywhere (the position body is far
     /// smaller; this bounds what a client can make the server buffer).
+    #[arg(skip = 1024_usize)]
     pub max_body_bytes: usize,
-    /// Manager tick: moves are coalesced and sent once per tick.
+    /// Milliseconds per tick: moves are coalesced and sent once per tick.
+    #[arg(long = "tick-ms", env = "GHOSTREAD_TICK_MS", value_name = "MS",
+          default_value = "10", value_parser = millis(1..=1000))]
     pub tick: Duration,
-    /// A post with more readers than this is crowded: its readers get the
-    /// number of readers per block (`density`) instead of every ghost's
-    /// join, leave and move. 0: never. 50 is where the page itself stops
-    /// drawing ghosts one by one.
+    /// A post with more live readers than this is crowded: its readers get
+    /// the number of readers at each paragraph instead of every ghost's
+    /// moves; 0 never.
+    ///
+    /// 50 is where the page itself stops drawing ghosts one by one.
+    #[arg(long, env = "GHOSTREAD_CROWD", value_name = "N",
+          default_value = "50", value_parser = count(0..=10_000_000))]
     pub crowd: usize,
-    /// The least time between two `density` frames of a crowded post.
+    /// Least milliseconds between two updates of a crowded post's readers.
+    #[arg(long = "crowd-interval-ms", env = "GHOSTREAD_CROWD_INTERVAL_MS",
+          value_name = "MS", default_value = "250", value_parser = millis(1..=60_000))]
     pub crowd_interval: Duration,
-    /// How long a long-poll waits for events before answering with none:
-    /// under the read timeouts of the proxies in between (often 30–60 s).
+    /// Seconds a long-poll (the fallback for proxies that hold back event
+    /// streams) waits for events; keep it under your proxies' read timeout.
+    #[arg(long = "poll-wait-secs", env = "GHOSTREAD_POLL_WAIT_SECS",
+          value_name = "SECS", default_value = "25", value_parser = secs(1..=300))]
     pub poll_wait: Duration,
-    /// How long a long-poller may go without polling before its ghost leaves.
+    /// Seconds a long-poller may go without polling before its ghost leaves.
+    #[arg(long = "poll-gone-secs", env = "GHOSTREAD_POLL_GONE_SECS",
+          value_name = "SECS", default_value = "10", value_parser = secs(1..=300))]
     pub poll_gone: Duration,
-    /// Interval of `: ping` comments on idle event streams.
+    /// Seconds between heartbeat comments on an idle event stream; keep it
+    /// under your proxy's or load balancer's idle timeout.
+    #[arg(long = "heartbeat-secs", env = "GHOSTREAD_HEARTBEAT_SECS",
+          value_name = "SECS", default_value = "15", value_parser = secs(1..=3600))]
     pub heartbeat: Duration,
-    /// How long a closed stream's ghost may be resumed with its token.
+    /// Seconds a closed stream's ghost can be resumed (same id and colour).
+    #[arg(long = "resume-secs", env = "GHOSTREAD_RESUME_SECS",
+          value_name = "SECS", default_value = "30", value_parser = secs(0..=86_400))]
     pub resume_window: Duration,
-    /// Position updates allowed per ghost per second.
+    /// Position updates allowed per reader per second; more get 429.
+    #[arg(long, env = "GHOSTREAD_MOVES_PER_SEC", value_name = "N", default_value = "50",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub moves_per_sec: u32,
-    /// Streams one client address (its /64 for IPv6) may open a second, and
-    /// at once: opening and dropping streams in a loop must not keep the
-    /// manager busy. Generous, as an office can share one address.
+    /// Event streams one client address (IPv6: its /64) may open a second,
+    /// and at once; more get 429.
+    ///
+    /// Opening and dropping streams in a loop must not keep the manager
+    /// busy. Generous, as an office can share one address.
+    #[arg(long, env = "GHOSTREAD_JOINS_PER_SEC", value_name = "N", default_value = "100",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub joins_per_sec: u32,
-    /// Resumes and takeovers of one ghost a second (a reload, a reconnect).
+    /// Resumes or takeovers of one reader's ghost a second (a reload, a
+    /// reconnect); more get 429.
+    #[arg(long, env = "GHOSTREAD_RESUMES_PER_SEC", value_name = "N", default_value = "5",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub resumes_per_sec: u32,
-    /// Readers allowed on the whole server.
+    /// Most live readers on the whole server; more get 503.
+    #[arg(long, env = "GHOSTREAD_MAX_READERS", value_name = "N",
+          default_value = "100000", value_parser = count(1..=10_000_000))]
     pub max_readers: usize,
-    /// Readers allowed on one post.
+    /// Most live readers on one post; more get 503.
+    #[arg(long, env = "GHOSTREAD_MAX_READERS_PER_POST", value_name = "N",
+          default_value = "20000", value_parser = count(1..=10_000_000))]
     pub max_readers_per_post: usize,
-    /// Event streams allowed from one client address. Generous, because a
-    /// whole office can sit behind one address.
+    /// Most live event streams from one client address; more get 429.
+    ///
+    /// Generous, because a whole office can sit behind one address.
+    #[arg(long, env = "GHOSTREAD_MAX_STREAMS_PER_ADDRESS", value_name = "N",
+          default_value = "500", value_parser = count(1..=10_000_000))]
     pub max_streams_per_address: usize,
-    /// Proxies whose `X-Forwarded-For` names the real client address (for
-    /// the per-address limit). Requests from anywhere else are taken at
-    /// their connection's address, so the header cannot be forged.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
-    /// HTTPS on the listening port: a PEM certificate chain and its PEM
-    /// private key, read again when they change. `None`: plain HTTP only.
-    pub tls: Option<(PathBuf, PathBuf)>,
-    /// Cluster mode: the Redis that instances share readers through
-    /// (`redis://host:port`). `None`: this instance is the whole server.
-    pub redis: Option<String>,
-    /// How often the all-time counts are written to disk (when they changed).
+    /// A reverse proxy whose X-Forwarded-For header is trusted for the
+    /// client address (repeat for several; comma-separated in the
+    /// environment).
+    ///
+    /// Requests from anywhere else are taken at their connection's address,
+    /// so the header cannot be forged.
+    #[arg(
+        long = "trust-proxy",
+        env = "GHOSTREAD_TRUST_PROXY",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Milliseconds between saves of the reader counts (when they changed);
+    /// kill -9 loses at most this much.
+    #[arg(long = "save-interval-ms", env = "GHOSTREAD_SAVE_INTERVAL_MS",
+          value_name = "MS", default_value = "1000", value_parser = millis(1..=3_600_000))]
     pub save_interval: Duration,
+    /// HTTPS on the listening port. `None`: plain HTTP only.
+    #[command(flatten)]
+    pub tls: Option<TlsFiles>,
+    /// Cluster mode: share readers with other instances through this Redis
+    /// (redis://HOST:PORT). Off by default: one instance needs nothing else.
+    #[arg(long, env = "GHOSTREAD_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
 }
 
 impl Default for Config {
+    /// The declaration above with nothing given: every default, and no
+    /// environment twin read (a `GHOSTREAD_*` variable in a developer's
+    /// shell must not change what tests and benches start from).
     fn default() -> Self {
-        Config {
-            addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
-            site_title: "ghostread".to_string(),
-            base_url: None,
-            posts_dir: PathBuf::from("posts"),
-            data_dir: PathBuf::from("data"),
-            web: WebSource::Embedded,
-            reload_interval: Duration::from_millis(500),
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            count_after: Duration::from_secs(5),
-            away_after: Duration::from_secs(90),
-            let_go: Duration::from_secs(120),
-            heat_map: true,
-            shutdown_grace: Duration::from_secs(3),
-            max_connections: 19_000,
-            max_connections_per_address: 1_000,
-            socket_send_buffer: 64 * 1024,
-            max_body_bytes: 1024,
-            tick: Duration::from_millis(10),
-            crowd: 50,
-            crowd_interval: Duration::from_millis(250),
-            heartbeat: Duration::from_secs(15),
-            poll_wait: Duration::from_secs(25),
-            poll_gone: Duration::from_secs(10),
-            resume_window: Duration::from_secs(30),
-            moves_per_sec: 50,
-            joins_per_sec: 100,
-            resumes_per_sec: 5,
-            max_readers: 100_000,
-            max_readers_per_post: 20_000,
-            max_streams_per_address: 500,
-            trusted_proxies: Vec::new(),
-            save_interval: Duration::from_secs(1),
-            redis: None,
-            tls: None,
+        let command =
+            Config::augment_args(clap::Command::new("ghostread")).mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from(["ghostread"])
+            .expect("every setting has a default"); // ok: no argument given, checked by a test
+        Config::from_arg_matches(&matches).expect("the defaults parse") // ok: as above
+    }
+}
+
+/// A whole number of seconds within `range`, as a duration.
+fn secs(range: RangeInclusive<u64>) -> impl TypedValueParser<Value = Duration> {
+    clap::value_parser!(u64)
+        .range(range)
+        .map(Duration::from_secs)
+}
+
+/// A whole number of milliseconds within `range`, as a duration.
+fn millis(range: RangeInclusive<u64>) -> impl TypedValueParser<Value = Duration> {
+    clap::value_parser!(u64)
+        .range(range)
+        .map(Duration::from_millis)
+}
+
+/// A count within `range` (bounded far below `usize::MAX`).
+fn count(range: RangeInclusive<u64>) -> impl TypedValueParser<Value = usize> {
+    clap::value_parser!(u64)
+        .range(range)
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_declared_ones() {
+        let config = Config::default();
+        assert_eq!(config.addr, SocketAddr::from(([127, 0, 0, 1], 4000)));
+        assert_eq!(config.web, WebSource::Embedded);
+        assert_eq!(config.tick, Duration::from_millis(10));
+        assert_eq!(config.crowd, 50);
+        assert!(config.heat_map);
+        assert_eq!(config.tls, None);
+        assert_eq!(config.reload_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn flags_fill_the_fields_they_name() {
+        let command = Config::augment_args(clap::Command::new("ghostread"));
+        let matches = command
+            .try_get_matches_from([
+                "ghostread",
+                "--tick-ms=20",
+                "--web=site",
+                "--no-heat-map",
+                "--tls-cert=c.pem",
+                "--tls-key=k.pem",
+                "--trust-proxy=10.0.0.1,::1",
+            ])
+            .expect("valid flags");
+        let config = Config::from_arg_matches(&matches).expect("a config");
+        assert_eq!(config.tick, Duration::from_millis(20));
+        assert_eq!(config.web, WebSource::Dir(PathBuf::from("site")));
+        assert!(!config.heat_map);
+        assert_eq!(
+            config.tls,
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        assert_eq!(config.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn absurd_settings_are_refused_with_the_range() {
+        for (flag, says) in [
+            ("--tick-ms=0", "0 is not in 1..=1000"),
+            (
+                "--crowd-interval-ms=99999999",
+                "99999999 is not in 1..=60000",
+            ),
+            ("--tls-cert=c.pem", "--tls-key"),
+        ] {
+            let command = Config::augment_args(clap::Command::new("ghostread"));
+            let error = command
+                .try_get_matches_from(["ghostread", flag])
+                .expect_err(flag)
+                .to_string();
+            assert!(error.contains(says), "{flag}: {error}");
         }
     }
 }

@@ -3,18 +3,21 @@
 //! `docs/PROTOCOL.md` for the wire contract.
 //!
 //! Four parts, and dependencies run one way, from the top of this list down:
-//! - `http`: the HTTP edge (accept loop, routes, the two API handlers, the
+//! - `http`: the HTTP edge (accept loop, routes, the API handlers, the
 //!   event stream body, assets).
 //! - `cluster`: the Redis link of cluster mode.
 //! - `ghosts`: the engine, one manager actor that owns every live reader;
 //!   `blog`: posts folder → rendered posts and pages, reloaded on change.
 //! - `events`: every event's name and JSON shape, and their SSE encoding.
 //!
-//! Beside them: `config` (every knob), `store` (the all-time counts on disk),
-//! `metrics` (`/metrics`), `shutdown` (the stop signal).
+//! Beside them: `config` (every setting, declared once), `store` (the
+//! all-time counts on disk), `metrics` (`/metrics`), `shutdown` (the stop
+//! signal).
 //!
-//! [`run`] and [`serve`] are what `main` and the tests use; the rest of the
-//! public surface is what the benches and the parser tests reach.
+//! The public surface is [`run`] and [`serve`] with their [`Config`]: what
+//! `main`, the tests and anyone embedding the server use. What the benches
+//! and the parser tests reach of the inside goes through one door,
+//! [`internals`], which is not part of that surface.
 
 mod blog;
 mod cluster;
@@ -32,13 +35,21 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use blog::{parse_base_url, FrontMatter, Slug};
-pub use config::{Config, WebSource};
-pub use ghosts::{CrowdRule, Ghosts, JoinRequest, Settings, StreamParts};
-pub use http::position::parse_position;
-pub use http::stream::EventStream;
-pub use metrics::Metrics;
-pub use store::Totals;
+pub use config::{Config, TlsFiles, WebSource};
+
+/// The inside, for the benches (`benches/manager.rs` drives the engine
+/// alone) and the parsers' property tests: not a stable interface, and not
+/// for anything else. Hidden from the docs; everything here is used by one
+/// of them, so dead code inside still shows as a warning.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::blog::{FrontMatter, Slug};
+    pub use crate::ghosts::{CrowdRule, Ghosts, JoinRequest, Settings, StreamParts};
+    pub use crate::http::position::parse_position;
+    pub use crate::http::stream::EventStream;
+    pub use crate::metrics::Metrics;
+    pub use crate::store::Totals;
+}
 
 /// Binds `config.addr` and serves until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
@@ -63,8 +74,8 @@ pub async fn serve(
 ) -> io::Result<()> {
     let (trigger, stopping) = shutdown::channel();
     let tls = match &config.tls {
-        Some((cert, key)) => {
-            let tls = http::Tls::load(cert, key).map_err(|error| {
+        Some(files) => {
+            let tls = http::Tls::load(&files.cert, &files.key).map_err(|error| {
                 io::Error::new(
                     error.kind(),
                     format!("cannot serve HTTPS: {error}; give --tls-cert and --tls-key as PEM files (a chain and its key)"),
@@ -108,54 +119,28 @@ pub async fn serve(
 
     let totals = store::load_counts(&config.data_dir)?;
     let metrics = Arc::new(metrics::Metrics::default());
-    // Cluster mode: the manager hands its rooms' events to the Redis link.
-    let (cluster_tx, cluster_rx) = match &config.redis {
-        Some(_) => {
-            let (tx, rx) = tokio::sync::mpsc::channel(ghosts::messages::OUTBOUND_CAPACITY);
-            (Some(tx), Some(rx))
+    let settings = ghosts::Settings::from_config(&config);
+    // Cluster mode: the engine tells the other instances through the link,
+    // and the link drives the engine with what they say.
+    let (ghosts, cluster) = match &config.redis {
+        Some(url) => {
+            let (cluster, link) =
+                cluster::Cluster::open(url, config.resume_window).map_err(|error| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("--redis {url}: {error}; give redis://HOST:PORT"),
+                    )
+                })?;
+            let others = Arc::new(cluster.clone());
+            let ghosts =
+                ghosts::Ghosts::spawn_in_cluster(settings, totals, metrics.clone(), others);
+            link.start(ghosts.clone(), stopping.clone());
+            (ghosts, Some(cluster))
         }
-        None => (None, None),
-    };
-    let ghosts = ghosts::Ghosts::spawn(
-        ghosts::Settings {
-            count_after: config.count_after,
-            away_after: config.away_after,
-            let_go: config.let_go,
-            heat_map: config.heat_map,
-            tick: config.tick,
-            resume_window: config.resume_window,
-            moves_per_sec: config.moves_per_sec,
-            max_readers: config.max_readers,
-            max_readers_per_post: config.max_readers_per_post,
-            max_streams_per_address: config.max_streams_per_address,
-            data_dir: config.data_dir.clone(),
-            save_interval: config.save_interval,
-            crowd: ghosts::CrowdRule {
-                above: config.crowd,
-                interval: config.crowd_interval,
-            },
-            cluster: cluster_tx,
-        },
-        totals,
-        metrics.clone(),
-    );
-    let cluster = match (&config.redis, cluster_rx) {
-        (Some(url), Some(outbound)) => Some(
-            cluster::Cluster::spawn(
-                url,
-                ghosts.clone(),
-                outbound,
-                config.resume_window,
-                stopping.clone(),
-            )
-            .map_err(|error| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("--redis {url}: {error}; give redis://HOST:PORT"),
-                )
-            })?,
+        None => (
+            ghosts::Ghosts::spawn(settings, totals, metrics.clone()),
+            None,
         ),
-        _ => None,
     };
 
     let addr = listener.local_addr()?;

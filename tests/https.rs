@@ -96,7 +96,10 @@ fn eight_posts() -> TempDir {
 async fn eight_tabs_over_https_hold_eight_streams_on_one_http2_connection() {
     let certs = TempDir::new("certs");
     let (cert, key) = make_certificate(certs.path(), "first");
-    let tls = Some((cert.clone(), key.clone()));
+    let tls = Some(ghostread::TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    });
     // A short header timeout: on a busy machine Chromium may open a spare
     // connection beside the first and never send a request on it; the
     // server drops such a socket one header timeout after accepting it.

@@ -4,7 +4,7 @@
 //! like the real thing, and shrinks any failure to a smallest case, which
 //! it prints; `PROPTEST_CASES` raises the count for a soak.
 
-use ghostread::{parse_position, FrontMatter};
+use ghostread::internals::{parse_position, FrontMatter};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

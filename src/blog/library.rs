@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use hyper::body::Bytes;
+use bytes::Bytes;
 use parking_lot::RwLock;
 
 use super::feeds;

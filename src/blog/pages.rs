@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use hyper::body::Bytes;
+use bytes::Bytes;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::post::Post;

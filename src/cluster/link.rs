@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_stream::StreamExt;
 
 use super::keys::{self, command, COMMAND_TIMEOUT, TOTALS};
-use super::lookups::{take_parked, Answer, Cluster, Lookup};
+use super::lookups::{take_parked, Cluster, Lookup, ParkedTo};
 use crate::ghosts::messages::{decode, Outbound, RemoteParked, Wire, CHANNEL};
 use crate::ghosts::{base36, Ghosts};
 use crate::shutdown::Shutdown;
@@ -27,33 +27,50 @@ const SILENT: Duration = Duration::from_millis(3500);
 /// lost message left wrong.
 const SNAPSHOT_EVERY: u32 = 10;
 
+/// A link made but not started: the engine it drives is made with the
+/// link's handle, then the link starts with the engine's.
+pub struct Unstarted {
+    client: redis::Client,
+    shown: String,
+    outbound: mpsc::Receiver<Outbound>,
+    lookups: mpsc::Receiver<Lookup>,
+    resume_window: Duration,
+}
+
 impl Cluster {
-    /// Starts the link. Fails only for a URL that is not a Redis URL.
-    pub fn spawn(
-        url: &str,
-        ghosts: Ghosts,
-        outbound: mpsc::Receiver<Outbound>,
-        resume_window: Duration,
-        shutdown: Shutdown,
-    ) -> redis::RedisResult<Cluster> {
+    /// The handle of a link to the Redis at `url`, and the link, not yet
+    /// started. Fails only for a URL that is not a Redis URL.
+    pub fn open(url: &str, resume_window: Duration) -> redis::RedisResult<(Cluster, Unstarted)> {
         let client = redis::Client::open(url)?;
-        let instance = base36(&mut rand::rng(), 10);
-        let (cluster, lookups) = Cluster::new();
-        let link = Link {
+        let (cluster, lookups, outbound) = Cluster::new();
+        let unstarted = Unstarted {
             client,
             shown: url.rsplit('@').next().unwrap_or(url).to_string(),
-            instance,
-            ghosts,
             outbound,
             lookups,
+            resume_window,
+        };
+        Ok((cluster, unstarted))
+    }
+}
+
+impl Unstarted {
+    /// Starts the link, driving `ghosts` until `shutdown`.
+    pub fn start(self, ghosts: Ghosts, shutdown: Shutdown) {
+        let link = Link {
+            client: self.client,
+            shown: self.shown,
+            instance: base36(&mut rand::rng(), 10),
+            ghosts,
+            outbound: self.outbound,
+            lookups: self.lookups,
             releasing: HashMap::new(),
             heard: HashMap::new(),
             pending_totals: HashMap::new(),
-            resume_window,
+            resume_window: self.resume_window,
             shutdown,
         };
         tokio::spawn(link.run());
-        Ok(cluster)
     }
 }
 
@@ -66,7 +83,7 @@ struct Link {
     outbound: mpsc::Receiver<Outbound>,
     lookups: mpsc::Receiver<Lookup>,
     /// Releases asked of other instances, by token, waiting for `Released`.
-    releasing: HashMap<String, Answer>,
+    releasing: HashMap<String, ParkedTo>,
     /// When each other instance was last heard from.
     heard: HashMap<String, Instant>,
     /// New readers counted while Redis was away, added when it is back.

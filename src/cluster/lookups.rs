@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::keys::{self, command};
 use crate::blog::Slug;
-use crate::ghosts::messages::RemoteParked;
+use crate::ghosts::messages::{Later, OtherInstances, Outbound, RemoteParked};
 use crate::ghosts::Token;
 
 /// Questions waiting for the link. A handful is plenty: each takes one
@@ -29,8 +29,8 @@ const RELEASE_WAIT: Duration = Duration::from_secs(1);
 /// field must not make us allocate gigabytes).
 const MOST_BLOCKS: usize = 100_000;
 
-/// Where a parked ghost goes.
-pub(super) type Answer = oneshot::Sender<Option<RemoteParked>>;
+/// Where a parked ghost taken from Redis goes.
+pub(super) type ParkedTo = oneshot::Sender<Option<RemoteParked>>;
 
 /// What request handlers ask the link for.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ pub(super) enum Lookup {
     Release {
         token: Token,
         instance: String,
-        respond_to: Answer,
+        respond_to: ParkedTo,
     },
 }
 
@@ -51,7 +51,7 @@ pub(super) enum Lookup {
 #[derive(Debug)]
 pub(super) enum Query {
     /// The ghost parked in Redis under this token, taken.
-    Parked(Token, Answer),
+    Parked(Token, ParkedTo),
     /// Posts' heat maps summed over every instance, in one round trip.
     Heat(Vec<Slug>, oneshot::Sender<Option<Vec<Vec<f64>>>>),
     /// Keep a ticket for a while; whether Redis took it.
@@ -66,17 +66,27 @@ pub(super) enum Query {
     TakeTicket(String, oneshot::Sender<Option<String>>),
 }
 
-/// The handle request handlers use to ask.
+/// The handle request handlers and the engine use to ask, and the engine
+/// to tell (its [`OtherInstances`]).
 #[derive(Clone, Debug)]
 pub struct Cluster {
     lookups: mpsc::Sender<Lookup>,
+    /// What the engine tells the other instances, for the link to send.
+    outbound: mpsc::Sender<Outbound>,
 }
 
+/// What the engine hands the link to send: about a second of a busy
+/// instance's ticks. If Redis falls further behind, messages are dropped
+/// and the next snapshot (every 10 s, and on reconnect) corrects the other
+/// instances.
+const OUTBOUND_CAPACITY: usize = 8192;
+
 impl Cluster {
-    /// A handle, and the end of its queue the link reads.
-    pub(super) fn new() -> (Cluster, mpsc::Receiver<Lookup>) {
-        let (lookups, receiver) = mpsc::channel(CAPACITY);
-        (Cluster { lookups }, receiver)
+    /// A handle, and the ends of its queues the link reads.
+    pub(super) fn new() -> (Cluster, mpsc::Receiver<Lookup>, mpsc::Receiver<Outbound>) {
+        let (lookups, lookups_rx) = mpsc::channel(CAPACITY);
+        let (outbound, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
+        (Cluster { lookups, outbound }, lookups_rx, outbound_rx)
     }
 
     /// Asks the link, waiting at most `wait`; `None` if the queue is full,
@@ -150,6 +160,23 @@ impl Cluster {
         )
         .await
         .flatten()
+    }
+}
+
+impl OtherInstances for Cluster {
+    fn tell(&self, message: Outbound) {
+        // A full queue means Redis is far behind: see `OUTBOUND_CAPACITY`.
+        let _ = self.outbound.try_send(message);
+    }
+
+    fn parked(&self, token: &Token) -> Later<'_, Option<RemoteParked>> {
+        let token = token.clone();
+        Box::pin(async move { Cluster::parked(self, &token).await })
+    }
+
+    fn release(&self, token: &Token, instance: String) -> Later<'_, Option<RemoteParked>> {
+        let token = token.clone();
+        Box::pin(async move { Cluster::release(self, &token, instance).await })
     }
 }
 
@@ -233,7 +260,7 @@ impl Query {
 pub(super) async fn take_parked(
     connection: &mut MultiplexedConnection,
     token: &str,
-    respond_to: Answer,
+    respond_to: ParkedTo,
 ) -> Result<(), String> {
     let found: Result<Option<String>, String> =
         command(connection.get_del(keys::parked(token))).await;

@@ -17,10 +17,12 @@ use serde_json::Value;
 
 use super::commands::{JoinRequest, Settings};
 use super::crowd::CrowdRule;
-use super::ghost::GhostId;
+use super::ghost::{GhostId, Token};
 use super::handle::Ghosts;
-use super::messages::{decode, Wire, WireEvent, WireRoom};
-use super::remote::MAX_TOTAL;
+use super::messages::{
+    decode, Later, OtherInstances, Outbound, RemoteParked, Wire, WireEvent, WireRoom,
+};
+use super::tally::MAX_TOTAL;
 use crate::blog::Slug;
 use crate::metrics::Metrics;
 use crate::store::Totals;
@@ -144,8 +146,24 @@ fn on_the_wire(wire: &Wire, id: &str, token: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// Cluster mode, with nobody reading what the manager shares and no other
+/// instance holding any ghost.
+#[derive(Debug)]
+struct Deaf;
+
+impl OtherInstances for Deaf {
+    fn tell(&self, _: Outbound) {}
+
+    fn parked(&self, _: &Token) -> Later<'_, Option<RemoteParked>> {
+        Box::pin(async { None })
+    }
+
+    fn release(&self, _: &Token, _: String) -> Later<'_, Option<RemoteParked>> {
+        Box::pin(async { None })
+    }
+}
+
 fn settings(crowd: usize) -> Settings {
-    let (cluster, _) = tokio::sync::mpsc::channel(1024);
     Settings {
         tick: Duration::from_millis(10),
         resume_window: Duration::from_secs(30),
@@ -163,8 +181,6 @@ fn settings(crowd: usize) -> Settings {
             above: crowd,
             interval: Duration::from_millis(50),
         },
-        // Cluster mode, with nobody reading what the manager shares.
-        cluster: Some(cluster),
     }
 }
 
@@ -174,9 +190,6 @@ fn join(slug: &str) -> JoinRequest {
         blocks: BLOCKS,
         resume: None,
         peer: IpAddr::from([192, 0, 2, 7]),
-        remote_parked: None,
-        ask_elsewhere: false,
-        released_by: None,
         watch: false,
     }
 }
@@ -193,7 +206,7 @@ fn data(event: &[u8]) -> Value {
 
 async fn run(steps: Vec<Step>, crowd: usize) -> Result<(), TestCaseError> {
     let metrics = Arc::new(Metrics::default());
-    let ghosts = Ghosts::spawn(settings(crowd), Totals::new(), metrics);
+    let ghosts = Ghosts::spawn_in_cluster(settings(crowd), Totals::new(), metrics, Arc::new(Deaf));
     let local = ghosts
         .join(join("p"))
         .await

@@ -1,20 +1,22 @@
 //! The actor's messages: what the handle sends the manager, what streams
-//! tell it, and what it answers. Shared by `handle.rs` (the sender) and
-//! `manager.rs` (the receiver), so neither imports the other's internals.
+//! tell it, and what it answers; and the rules it runs by. Shared by
+//! `handle.rs` (the sender) and `manager.rs` (the receiver), so neither
+//! imports the other's internals.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hyper::body::Bytes;
+use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::crowd::CrowdRule;
 use super::ghost::{GhostId, Token};
-use super::messages::{Outbound, RemoteParked, Wire, WireRoom};
+use super::messages::{RemoteParked, Wire, WireRoom};
 use crate::blog::Slug;
+use crate::config::Config;
 
-/// The manager's rules, from the config.
+/// The manager's rules: the engine's share of the config.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub tick: Duration,
@@ -39,8 +41,30 @@ pub struct Settings {
     pub heat_map: bool,
     /// When a room sends its density instead of per-ghost events.
     pub crowd: CrowdRule,
-    /// In cluster mode, where this instance's own events go to be shared.
-    pub cluster: Option<mpsc::Sender<Outbound>>,
+}
+
+impl Settings {
+    /// The engine's settings, as the config declares them.
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            tick: config.tick,
+            resume_window: config.resume_window,
+            moves_per_sec: config.moves_per_sec,
+            max_readers: config.max_readers,
+            max_readers_per_post: config.max_readers_per_post,
+            max_streams_per_address: config.max_streams_per_address,
+            data_dir: config.data_dir.clone(),
+            save_interval: config.save_interval,
+            count_after: config.count_after,
+            away_after: config.away_after,
+            let_go: config.let_go,
+            heat_map: config.heat_map,
+            crowd: CrowdRule {
+                above: config.crowd,
+                interval: config.crowd_interval,
+            },
+        }
+    }
 }
 
 /// A reader asking for a stream.
@@ -54,24 +78,36 @@ pub struct JoinRequest {
     /// Where the stream comes from, for the per-address limit. Held only
     /// while the stream is open.
     pub peer: IpAddr,
-    /// In cluster mode, the ghost this token parked on another instance.
-    pub remote_parked: Option<RemoteParked>,
-    /// In cluster mode: `true` asks the manager to say so (`LiveElsewhere`)
-    /// when this token's ghost is live on another instance, so that the
-    /// caller can have that instance release it first.
-    pub ask_elsewhere: bool,
-    /// The instance that released `remote_parked` for this join (a
-    /// takeover across instances): its member with that id is replaced.
-    pub released_by: Option<String>,
     /// An invisible reader: it sees the room, and nobody sees it (no
     /// member, no `join`, not in `now`).
     pub watch: bool,
 }
 
+/// What other instances know of a resuming reader's ghost (cluster mode),
+/// as the handle found out before it asked the manager.
+#[derive(Clone, Debug)]
+pub(super) enum Elsewhere {
+    /// Nothing: alone, not resuming, or nobody else has it.
+    Nothing,
+    /// Not parked elsewhere: if the ghost is live on another instance, the
+    /// manager says so (`Refusal::LiveElsewhere`), for the handle to have
+    /// that instance release it first.
+    Ask,
+    /// Parked by another instance: resumed here with its id and colour.
+    Parked(RemoteParked),
+    /// Released for this join by `by` (a takeover across instances): that
+    /// instance's member with this id is this instance's ghost now.
+    Released { by: String, parked: RemoteParked },
+}
+
+/// Where a join's answer goes.
+pub(super) type JoinAnswer = oneshot::Sender<Result<Joined, Refusal>>;
+
 pub(super) enum Command {
     Join {
         request: JoinRequest,
-        respond_to: oneshot::Sender<Result<Joined, JoinRefused>>,
+        elsewhere: Elsewhere,
+        respond_to: JoinAnswer,
     },
     Move {
         ghost: GhostId,
@@ -96,12 +132,12 @@ pub(super) enum Command {
     Remote(Wire),
     /// An instance stopped sending heartbeats: its ghosts are gone.
     InstanceGone(String),
-    /// This instance's own ghosts, for a cluster snapshot.
     /// The heat map of these posts as this instance knows it.
     Heat {
         slugs: Vec<String>,
         respond_to: oneshot::Sender<crate::store::Heat>,
     },
+    /// This instance's own ghosts, for a cluster snapshot.
     LocalSnapshot {
         respond_to: oneshot::Sender<Vec<WireRoom>>,
     },
@@ -186,7 +222,7 @@ pub(super) enum Waiting {
     /// A newcomer (or a takeover): its own `hello` is ready, the room's
     /// state and its subscription come at the tick.
     Joined {
-        respond_to: oneshot::Sender<Result<Joined, JoinRefused>>,
+        respond_to: JoinAnswer,
         ghost: GhostId,
         token: Token,
         serial: u64,
@@ -203,12 +239,20 @@ pub enum JoinRefused {
     ServerFull,
     PostFull,
     AddressFull,
+    /// The engine has stopped (the server is shutting down).
     Stopped,
+}
+
+/// The manager's answer to a join it did not book.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Refusal {
+    Refused(JoinRefused),
     /// The token's ghost is live on this other instance (cluster mode;
-    /// only when the request asked).
+    /// only when the join asked, with `Elsewhere::Ask`).
     LiveElsewhere(String),
 }
 
-/// The manager has stopped (the server is shutting down).
+/// The engine has stopped (the server is shutting down, or the manager
+/// failed): the one name for it, whoever notices.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Stopped;

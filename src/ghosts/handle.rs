@@ -1,5 +1,6 @@
 //! The only way into the manager: a cheap, cloneable handle whose methods
-//! send commands and await the answers.
+//! send commands and await the answers. In cluster mode it also finds a
+//! resuming reader's ghost wherever it is, before the manager books it.
 
 use std::sync::Arc;
 
@@ -7,12 +8,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::census::{Census, Counts};
 use super::commands::{
-    Command, JoinRefused, JoinRequest, Settings, Stopped, StreamEvent, StreamParts,
+    Command, Elsewhere, JoinRefused, JoinRequest, Joined, Refusal, Settings, Stopped, StreamEvent,
+    StreamParts,
 };
 use super::directory::{Directory, Seat};
 use super::ghost::{GhostId, Token};
-use super::manager::Manager;
-use super::messages::{Wire, WireRoom};
+use super::manager::{Manager, Wiring};
+use super::messages::{OtherInstances, Wire, WireRoom};
 use crate::metrics::Metrics;
 use crate::store::Totals;
 
@@ -29,7 +31,8 @@ pub struct Ghosts {
     stream_events: mpsc::UnboundedSender<StreamEvent>,
     directory: Arc<Directory>,
     census: Arc<Census>,
-    metrics: Arc<Metrics>,
+    /// Cluster mode: the other instances, asked for resuming readers' ghosts.
+    elsewhere: Option<Arc<dyn OtherInstances>>,
     /// `true` while the manager task runs; `false` once it ended, for
     /// whatever reason (shutdown, or a panic nothing else would notice).
     alive: watch::Receiver<bool>,
@@ -46,21 +49,42 @@ impl Drop for Alive {
 }
 
 impl Ghosts {
-    /// Starts the manager with the all-time counts loaded from disk.
+    /// Starts the manager of a server on its own, with the all-time counts
+    /// loaded from disk.
     pub fn spawn(settings: Settings, totals: Totals, metrics: Arc<Metrics>) -> Ghosts {
+        Ghosts::start(settings, totals, metrics, None)
+    }
+
+    /// Starts the manager of one instance of a cluster: it tells the other
+    /// instances what changes here, and asks them for resuming readers.
+    pub fn spawn_in_cluster(
+        settings: Settings,
+        totals: Totals,
+        metrics: Arc<Metrics>,
+        others: Arc<dyn OtherInstances>,
+    ) -> Ghosts {
+        Ghosts::start(settings, totals, metrics, Some(others))
+    }
+
+    fn start(
+        settings: Settings,
+        totals: Totals,
+        metrics: Arc<Metrics>,
+        elsewhere: Option<Arc<dyn OtherInstances>>,
+    ) -> Ghosts {
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         let (stream_events, stream_event_rx) = mpsc::unbounded_channel();
         let directory = Arc::new(Directory::default());
         let census = Arc::new(Census::default());
-        let manager = Manager::new(
-            settings,
-            totals,
-            command_rx,
-            stream_event_rx,
-            directory.clone(),
-            census.clone(),
-            metrics.clone(),
-        );
+        let wiring = Wiring {
+            commands: command_rx,
+            stream_events: stream_event_rx,
+            directory: directory.clone(),
+            census: census.clone(),
+            metrics,
+            elsewhere: elsewhere.clone(),
+        };
+        let manager = Manager::new(settings, totals, wiring);
         let (alive_tx, alive) = watch::channel(true);
         let guard = Alive(alive_tx);
         tokio::spawn(async move {
@@ -72,24 +96,71 @@ impl Ghosts {
             stream_events,
             directory,
             census,
-            metrics,
+            elsewhere,
             alive,
         }
     }
 
     /// Opens a reader's stream, resuming the ghost of `request.resume` when
-    /// it may be.
+    /// it may be. In cluster mode that ghost is found wherever it is: parked
+    /// in Redis by another instance, or still live on another instance (a
+    /// phone that changed networks), which then ends its stream there and
+    /// hands the ghost over, so the reader keeps its id and colour and is
+    /// never shown twice.
     pub async fn join(&self, request: JoinRequest) -> Result<StreamParts, JoinRefused> {
+        let joined = match (&self.elsewhere, request.resume.clone()) {
+            (Some(others), Some(token)) => self.join_in_cluster(request, &**others, &token).await,
+            _ => self.ask_to_join(request, Elsewhere::Nothing).await,
+        };
+        joined.map_err(|refusal| match refusal {
+            Refusal::Refused(why) => why,
+            // Only an `Ask` is answered so, and a second try never asks.
+            Refusal::LiveElsewhere(_) => JoinRefused::Stopped,
+        })
+    }
+
+    /// A resuming reader in cluster mode: its ghost parked elsewhere comes
+    /// back here; one live elsewhere is released there first.
+    async fn join_in_cluster(
+        &self,
+        request: JoinRequest,
+        others: &dyn OtherInstances,
+        token: &Token,
+    ) -> Result<StreamParts, Refusal> {
+        let first_try = match others.parked(token).await {
+            Some(parked) => Elsewhere::Parked(parked),
+            None => Elsewhere::Ask,
+        };
+        let instance = match self.ask_to_join(request.clone(), first_try).await {
+            Err(Refusal::LiveElsewhere(instance)) => instance,
+            answered => return answered,
+        };
+        // Not released (that instance is gone, or the token was not its):
+        // a new ghost, as for any token nobody holds.
+        let again = match others.release(token, instance.clone()).await {
+            Some(parked) => Elsewhere::Released {
+                by: instance,
+                parked,
+            },
+            None => Elsewhere::Nothing,
+        };
+        self.ask_to_join(request, again).await
+    }
+
+    async fn ask_to_join(
+        &self,
+        request: JoinRequest,
+        elsewhere: Elsewhere,
+    ) -> Result<StreamParts, Refusal> {
+        let stopped = || Refusal::Refused(JoinRefused::Stopped);
         let (respond_to, answer) = oneshot::channel();
         let command = Command::Join {
             request,
+            elsewhere,
             respond_to,
         };
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| JoinRefused::Stopped)?;
-        let joined = answer.await.map_err(|_| JoinRefused::Stopped)??;
+        self.commands.send(command).await.map_err(|_| stopped())?;
+        let joined: Joined = answer.await.map_err(|_| stopped())??;
         Ok(StreamParts {
             ghost: joined.ghost,
             token: joined.token,
@@ -102,7 +173,8 @@ impl Ghosts {
         })
     }
 
-    /// The live ghost holding `token`, if any (a fast read; see `published`).
+    /// The live ghost holding `token`, if any: a fast read of the
+    /// directory, which the manager keeps (see `directory.rs`).
     pub fn seat(&self, token: &Token) -> Option<Arc<Seat>> {
         self.directory.get(token)
     }
@@ -230,9 +302,5 @@ impl Ghosts {
     /// Commands waiting, for `/metrics`.
     pub fn queue_depth(&self) -> usize {
         self.commands.max_capacity() - self.commands.capacity()
-    }
-
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
     }
 }

@@ -1,38 +1,63 @@
-//! The reading heat map: reader-seconds per block of each post, grown
-//! once a second by every local reader who reads. Part of the manager;
-//! saved with the counts, and summed over the cluster by the link.
+//! The reading heat map: reader-seconds per block of each post, grown once
+//! a second by every local reader who reads. Saved with the counts, and
+//! summed over the cluster by the link (each instance tells what its own
+//! readers added).
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::manager::Manager;
-use super::messages::Outbound;
+use super::rooms::Rooms;
+use crate::blog::Slug;
+use crate::store::{load_heat, Heat};
 
 /// How often the heat map grows.
 const HEAT_EVERY: Duration = Duration::from_secs(1);
 
-impl Manager {
+/// What one warming added to one post, per block, for the other instances.
+pub(super) type Grown = Vec<(Slug, Vec<f64>)>;
+
+pub(super) struct HeatMap {
+    heat: Heat,
+    /// When the heat map last grew.
+    at: Instant,
+    /// Off with `--no-heat-map` (only to measure what it costs).
+    enabled: bool,
+}
+
+impl HeatMap {
+    /// The heat map saved in `data_dir`, or an empty one when it is off.
+    pub(super) fn load(data_dir: &std::path::Path, enabled: bool) -> HeatMap {
+        HeatMap {
+            heat: if enabled {
+                load_heat(data_dir)
+            } else {
+                Heat::new()
+            },
+            at: Instant::now(),
+            enabled,
+        }
+    }
+
     /// The heat map grows by the time since it last did, at the block of
     /// every reader here that reads: local ghosts that are not away
-    /// (invisible readers are no ghosts). Once a second, O(readers); other
-    /// instances add their own readers to the cluster's sum.
-    pub(super) fn warm(&mut self, now: Instant) {
-        let elapsed = now.duration_since(self.heat_at);
+    /// (invisible readers are no ghosts). Once a second, O(readers). `None`
+    /// when nothing grew; otherwise what each post grew by per block, when
+    /// the cluster must be told (`shared`), or an empty list.
+    pub(super) fn warm(&mut self, now: Instant, rooms: &Rooms, shared: bool) -> Option<Grown> {
+        let elapsed = now.duration_since(self.at);
         if elapsed < HEAT_EVERY {
-            return;
+            return None;
         }
-        self.heat_at = now;
-        if !self.settings.heat_map {
-            return;
+        self.at = now;
+        if !self.enabled {
+            return None;
         }
         // A stalled manager (a paused VM) does not credit the pause.
         let seconds = elapsed.min(HEAT_EVERY * 5).as_secs_f64();
-        // What each room grew by is told to the other instances; alone,
-        // nobody needs it.
-        let shared = self.settings.cluster.is_some();
-        let mut warmed = Vec::new();
-        for (slug, room) in &self.rooms {
+        let mut grown_all = Vec::new();
+        let mut warmed = false;
+        for (slug, room) in rooms.iter() {
             let Some(blocks) = room.blocks() else {
                 continue;
             };
@@ -40,6 +65,7 @@ impl Manager {
             if reading.peek().is_none() {
                 continue;
             }
+            warmed = true;
             let strip = self.heat.entry(slug.to_string()).or_default();
             let len = blocks.max(1) as usize;
             strip.resize(len, 0.0); // A post edited since: its new length.
@@ -51,15 +77,23 @@ impl Manager {
                     grown[block] += seconds;
                 }
             }
-            warmed.push((slug.clone(), grown));
-        }
-        if !warmed.is_empty() {
-            self.saver.changed();
-        }
-        if shared {
-            for (slug, grown) in warmed {
-                self.tell_cluster(Outbound::Heat { slug, grown });
+            if shared {
+                grown_all.push((slug.clone(), grown));
             }
         }
+        warmed.then_some(grown_all)
+    }
+
+    /// The heat of these posts, as this instance knows it.
+    pub(super) fn of(&self, slugs: Vec<String>) -> Heat {
+        slugs
+            .into_iter()
+            .filter_map(|slug| Some((slug.clone(), self.heat.get(&slug)?.clone())))
+            .collect()
+    }
+
+    /// All of it, to save.
+    pub(super) fn all(&self) -> &Heat {
+        &self.heat
     }
 }

@@ -1,10 +1,14 @@
-//! The actor: one task that owns every ghost, room and count. It never awaits
-//! a reader: frames go out through each room's broadcast channel, and each
-//! reader's stream copies them to its own socket at its own pace. Its joins
-//! and leaves (and the answers that wait for a tick) are in `joins.rs`, its side of cluster mode in `remote.rs`;
-//! who is live is kept by `Roster`, and when to save by `Saver`.
+//! The actor: one task that owns every ghost, room and count, through the
+//! parts that each own one piece and keep its invariant: `Roster` (live,
+//! held and parked ghosts), `Rooms` (every room and when it speaks),
+//! `Tally` (totals and the census), `HeatMap`, `Others` (other instances'
+//! ghosts) and `Saver`. The manager keeps the loop, the tick and the
+//! dispatch, and calls into the parts; the parts never call back.
+//!
+//! It never awaits a reader: frames go out through each room's broadcast
+//! channel, and each reader's stream copies them to its own socket at its
+//! own pace.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,17 +17,22 @@ use rand::SeedableRng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::census::{Census, Counts};
+use super::census::Census;
 use super::commands::{Command, Settings, StreamEvent, Waiting};
 use super::directory::Directory;
 use super::ghost::GhostId;
-use super::messages::{Outbound, WireEvent};
-use super::room::{Moved, Room, Sharing};
-use super::roster::Roster;
+use super::heat::HeatMap;
+use super::joins::{Booked, Desk};
+use super::messages::{OtherInstances, Outbound, Wire};
+use super::remote::{local_snapshot, Changed, Heard, Others};
+use super::room::{Moved, Sharing};
+use super::rooms::Rooms;
+use super::roster::{Parked, Roster};
 use super::saving::Saver;
+use super::tally::Tally;
 use crate::blog::Slug;
 use crate::metrics::Metrics;
-use crate::store::{load_heat, Heat, Totals};
+use crate::store::Totals;
 
 /// Most commands handled between two looks at the clock, so a flood of moves
 /// can delay a tick by at most this many commands' work.
@@ -32,98 +41,56 @@ const BATCH: usize = 256;
 /// How often expired resume tokens are forgotten.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
-pub(super) struct Manager {
-    pub(super) settings: Settings,
-    commands: mpsc::Receiver<Command>,
-    stream_events: mpsc::UnboundedReceiver<StreamEvent>,
-    /// Live and parked ghosts, their tokens and addresses, kept in step.
-    pub(super) roster: Roster,
-    pub(super) rooms: HashMap<Slug, Room>,
-    pub(super) totals: Totals,
-    /// Reader-seconds per block per post: where readers actually read.
-    pub(super) heat: Heat,
-    /// When the heat map last grew.
-    pub(super) heat_at: Instant,
-    /// Other instances' ghosts, by instance (cluster mode), so an instance
-    /// that dies can be removed whole.
-    pub(super) remote: HashMap<Arc<str>, HashMap<GhostId, Slug>>,
-    /// Rooms with something to publish at the next tick, or (crowded rooms)
-    /// when their interval is up.
-    dirty: Vec<Slug>,
-    /// Readers waiting for their room's next tick: newcomers for their first
-    /// state, readers who fell behind for a fresh one. One state per room
-    /// per tick serves them all.
-    pub(super) waiting: HashMap<Slug, Vec<Waiting>>,
-    /// When the next tick is due; `None` while nothing waits, so an idle
-    /// server does not wake up at all.
-    flush_at: Option<Instant>,
-    last_flush: Instant,
-    next_serial: u64,
-    pub(super) saver: Saver,
-    /// New readers not yet in their post's `total`, oldest first, with when
-    /// their held stream counts them.
-    pub(super) uncounted: std::collections::VecDeque<(Instant, GhostId)>,
-    /// Ghosts held (away) for a page that gave its stream up, until it
-    /// comes back or `let_go` passes.
-    pub(super) held: std::collections::HashSet<GhostId>,
+/// The channels the manager reads, and what it writes for others to read.
+pub(super) struct Wiring {
+    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) stream_events: mpsc::UnboundedReceiver<StreamEvent>,
+    pub(super) directory: Arc<Directory>,
     pub(super) census: Arc<Census>,
     pub(super) metrics: Arc<Metrics>,
+    /// Cluster mode: where this instance's own events go.
+    pub(super) elsewhere: Option<Arc<dyn OtherInstances>>,
+}
+
+pub(super) struct Manager {
+    settings: Settings,
+    commands: mpsc::Receiver<Command>,
+    stream_events: mpsc::UnboundedReceiver<StreamEvent>,
+    roster: Roster,
+    rooms: Rooms,
+    tally: Tally,
+    heat: HeatMap,
+    others: Others,
+    saver: Saver,
+    elsewhere: Option<Arc<dyn OtherInstances>>,
+    metrics: Arc<Metrics>,
     /// ChaCha12 seeded from the operating system: a CSPRNG, as tokens need,
     /// and `Send`, as a task's state must be (the thread RNG is not).
-    pub(super) rng: StdRng,
+    rng: StdRng,
 }
 
 impl Manager {
-    pub(super) fn new(
-        settings: Settings,
-        totals: Totals,
-        commands: mpsc::Receiver<Command>,
-        stream_events: mpsc::UnboundedReceiver<StreamEvent>,
-        directory: Arc<Directory>,
-        census: Arc<Census>,
-        metrics: Arc<Metrics>,
-    ) -> Manager {
-        let census_now = totals
-            .iter()
-            .filter_map(|(slug, total)| {
-                Some((
-                    Slug::parse(slug)?,
-                    Counts {
-                        now: 0,
-                        total: *total,
-                    },
-                ))
-            })
-            .collect();
-        census.set_all(census_now);
-        let heat = match settings.heat_map {
-            true => load_heat(&settings.data_dir),
-            false => Heat::new(),
+    pub(super) fn new(settings: Settings, totals: Totals, wiring: Wiring) -> Manager {
+        let sharing = match wiring.elsewhere {
+            Some(_) => Sharing::Cluster,
+            None => Sharing::Alone,
         };
         Manager {
             saver: Saver::new(
                 settings.data_dir.clone(),
                 settings.save_interval,
-                metrics.clone(),
+                wiring.metrics.clone(),
             ),
+            roster: Roster::new(wiring.directory),
+            rooms: Rooms::new(settings.tick, sharing, settings.crowd),
+            tally: Tally::new(totals, wiring.census, settings.count_after),
+            heat: HeatMap::load(&settings.data_dir, settings.heat_map),
+            others: Others::new(settings.max_readers_per_post),
             settings,
-            commands,
-            stream_events,
-            roster: Roster::new(directory),
-            rooms: HashMap::new(),
-            remote: HashMap::new(),
-            totals,
-            heat,
-            heat_at: Instant::now(),
-            dirty: Vec::new(),
-            waiting: HashMap::new(),
-            flush_at: None,
-            last_flush: Instant::now(),
-            next_serial: 0,
-            uncounted: std::collections::VecDeque::new(),
-            held: std::collections::HashSet::new(),
-            census,
-            metrics,
+            commands: wiring.commands,
+            stream_events: wiring.stream_events,
+            elsewhere: wiring.elsewhere,
+            metrics: wiring.metrics,
             rng: StdRng::from_os_rng(),
         }
     }
@@ -146,8 +113,7 @@ impl Manager {
                 }
                 n = self.commands.recv_many(&mut commands, BATCH) => {
                     if n == 0 { break; }
-                    let mut batch = std::mem::take(&mut commands);
-                    for command in batch.drain(..) {
+                    for command in commands.drain(..) {
                         if let Command::Shutdown { respond_to } = command {
                             self.shutdown().await;
                             // The caller may have stopped waiting; the work is done either way.
@@ -156,20 +122,18 @@ impl Manager {
                         }
                         self.apply(command);
                     }
-                    commands = batch;
                 }
                 _ = &mut timer => {}
             }
             let now = Instant::now();
-            if self.flush_at.is_some_and(|at| at <= now) {
-                self.flush(now);
-            }
+            self.tick(now);
             if now >= next_housekeeping {
                 self.housekeeping(now);
                 next_housekeeping = now + HOUSEKEEPING;
             }
-            self.saver.save_if_due(now, &self.totals, &self.heat);
-            let wake = [self.flush_at, self.saver.due()]
+            self.saver
+                .save_if_due(now, self.tally.totals(), self.heat.all());
+            let wake = [self.rooms.flush_at(), self.saver.due()]
                 .into_iter()
                 .flatten()
                 .fold(next_housekeeping, Instant::min);
@@ -187,12 +151,26 @@ impl Manager {
         match command {
             Command::Join {
                 request,
+                elsewhere,
                 respond_to,
             } => {
-                if let Err(refused) = self.join(request, respond_to) {
-                    self.metrics.streams_refused.inc();
-                    // The requester may have given up; then nobody is told.
-                    let _ = refused.respond_to.send(Err(refused.why));
+                let mut desk = Desk::new(
+                    &self.settings,
+                    &mut self.roster,
+                    &mut self.rooms,
+                    &mut self.tally,
+                    &mut self.others,
+                    &self.metrics,
+                    &mut self.rng,
+                );
+                match desk.book(request, elsewhere, respond_to) {
+                    Ok(Booked::Counted(slug)) => self.count_reader(&slug),
+                    Ok(Booked::Uncounted) => {}
+                    Err((respond_to, refusal)) => {
+                        self.metrics.streams_refused.inc();
+                        // The requester may have given up; then nobody is told.
+                        let _ = respond_to.send(Err(refusal));
+                    }
                 }
             }
             Command::Move {
@@ -213,24 +191,23 @@ impl Manager {
             Command::Goodbye { ghost } => {
                 // Leaving drops the stream's `end`, which ends the stream;
                 // its own leave then comes for a ghost already gone.
-                if let Some(serial) = self.roster.get(&ghost).map(|live| live.serial) {
+                if let Some(serial) = self.roster.get(&ghost).map(|live| live.serial()) {
                     self.metrics.goodbyes.inc();
-                    self.leave(&ghost, serial);
+                    self.depart(&ghost, serial, None);
                 }
             }
             Command::Remote(wire) => self.apply_remote(wire),
-            Command::InstanceGone(instance) => self.instance_gone(&instance),
+            Command::InstanceGone(instance) => {
+                let changed = self.others.gone(&mut self.rooms, &instance);
+                self.mark_changed(changed);
+            }
             Command::Heat { slugs, respond_to } => {
-                let heat = slugs
-                    .into_iter()
-                    .filter_map(|slug| Some((slug.clone(), self.heat.get(&slug)?.clone())))
-                    .collect();
                 // The asker may have given up; then nobody needs it.
-                let _ = respond_to.send(heat);
+                let _ = respond_to.send(self.heat.of(slugs));
             }
             Command::LocalSnapshot { respond_to } => {
                 // The cluster task may have given up waiting; then it asks again later.
-                let _ = respond_to.send(self.local_snapshot());
+                let _ = respond_to.send(local_snapshot(&self.rooms));
             }
             Command::Shutdown { .. } => {}
             #[cfg(test)]
@@ -240,17 +217,23 @@ impl Manager {
 
     fn on_stream_event(&mut self, event: StreamEvent) {
         match event {
-            StreamEvent::Left { ghost, serial } => self.stream_ended(&ghost, serial),
+            StreamEvent::Left { ghost, serial } => {
+                // A stream its page closed on purpose, to be back, keeps
+                // its ghost (held, away) until the page returns or lets go.
+                if !self.roster.is_held(&ghost, serial, Instant::now()) {
+                    self.depart(&ghost, serial, None);
+                }
+            }
             StreamEvent::Lagged {
                 ghost,
                 serial,
                 respond_to,
             } => {
-                let Some(live) = self.roster.get(&ghost).filter(|l| l.serial == serial) else {
+                let Some(live) = self.roster.get(&ghost).filter(|l| l.serial() == serial) else {
                     return;
                 };
-                let slug = live.slug.clone();
-                self.wait_for_tick(&slug, Waiting::Resync { respond_to });
+                let slug = live.slug().clone();
+                self.rooms.wait(&slug, Waiting::Resync { respond_to });
             }
         }
     }
@@ -258,64 +241,62 @@ impl Manager {
     fn move_ghost(&mut self, id: &GhostId, pos: f64) {
         // A position is what a reader sends: it counts now, if new.
         self.count_if_new(id);
-        let Some(live) = self.roster.get(id) else {
+        let Some(slug) = self.roster.get(id).map(|live| live.slug().clone()) else {
             return;
         };
-        let slug = live.slug.clone();
         let Some(room) = self.rooms.get_mut(&slug) else {
             return;
         };
         match room.moved(id, pos) {
-            Moved::Queued | Moved::Recounted => self.mark_dirty(&slug),
+            Moved::Queued | Moved::Recounted => self.rooms.mark(&slug),
             Moved::Coalesced => self.metrics.moves_coalesced.inc(),
             Moved::Unknown => return,
         }
         self.metrics.moves_received.inc();
     }
 
-    /// The room has something to publish: at the next tick, or for a
-    /// crowded room at the end of its interval, whichever is later; a
-    /// change never waits more than one tick (or one interval) to go out.
-    pub(super) fn mark_dirty(&mut self, slug: &Slug) {
-        if !self.dirty.contains(slug) {
-            self.dirty.push(slug.clone());
-        }
-        let now = Instant::now();
-        // A lone change goes out at once if the last tick was long ago.
-        let tick = (self.last_flush + self.settings.tick).max(now);
-        let due = match self.rooms.get(slug) {
-            Some(room) if !self.waiting.contains_key(slug) => room.publish_due(now).max(tick),
-            _ => tick,
+    /// The reader is away (its tabs hidden, or not reading), or back. A
+    /// page that is about to give its connection up asks for its ghost to
+    /// be held until it comes back, for at most `let_go`.
+    fn mark_away(&mut self, id: &GhostId, away: Option<bool>, hold: bool) {
+        let until = hold.then(|| Instant::now() + self.settings.let_go);
+        self.roster.hold(id, until);
+        let (Some(away), Some(slug)) = (away, self.roster.get(id).map(|l| l.slug().clone())) else {
+            return;
         };
-        self.flush_at = Some(self.flush_at.map_or(due, |at| at.min(due)));
+        let changed = self
+            .rooms
+            .get_mut(&slug)
+            .is_some_and(|room| room.set_away(id, away) != Moved::Unknown);
+        if changed {
+            self.rooms.mark(&slug);
+        }
     }
 
-    /// One tick: each changed room that is due publishes one frame, then
-    /// answers its waiting readers. Crowded rooms not yet due wait on.
-    fn flush(&mut self, now: Instant) {
+    /// One tick, if one is due: each changed room that is due publishes one
+    /// frame, then answers its waiting readers. Crowded rooms not yet due
+    /// wait on.
+    fn tick(&mut self, now: Instant) {
+        let Some(slugs) = self.rooms.start_tick(now) else {
+            return;
+        };
         let started = std::time::Instant::now();
-        let mut later = Vec::new();
-        let mut next: Option<Instant> = None;
-        for slug in std::mem::take(&mut self.dirty) {
-            let due = self
-                .rooms
-                .get(&slug)
-                .map_or(now, |room| room.publish_due(now));
-            if due > now {
-                next = Some(next.map_or(due, |at| at.min(due)));
-                later.push(slug.clone());
-            } else {
+        for slug in slugs {
+            let publishes = self.rooms.publishes_now(&slug, now);
+            if publishes {
                 self.publish(&slug);
             }
-            self.answer_waiting(&slug);
-            if self.rooms.get(&slug).is_some_and(Room::is_unused) && due <= now {
-                self.rooms.remove(&slug);
+            let counts = self.tally.counts(&slug, self.rooms.readers(&slug));
+            let answered = self.rooms.answer_waiting(&slug, counts);
+            self.metrics.lag_snapshots.add(answered.resyncs);
+            // Their requesters gave up: the ghosts they would have held leave.
+            for (ghost, serial) in answered.gave_up {
+                self.depart(&ghost, serial, None);
+            }
+            if self.rooms.drop_if_unused(&slug, publishes) {
                 self.metrics.rooms.set(self.rooms.len() as i64);
             }
         }
-        self.dirty = later;
-        self.flush_at = next;
-        self.last_flush = now;
         self.metrics.tick_seconds.observe(started.elapsed());
     }
 
@@ -323,7 +304,7 @@ impl Manager {
     /// message to the cluster) and the counts for pages. The one place a
     /// room publishes.
     fn publish(&mut self, slug: &Slug) {
-        let counts = self.counts(slug);
+        let counts = self.tally.counts(slug, self.rooms.readers(slug));
         let Some(room) = self.rooms.get_mut(slug) else {
             return;
         };
@@ -333,60 +314,121 @@ impl Manager {
         if room.publish(counts, Instant::now()) > 0 {
             self.metrics.frames_published.inc();
         }
-        let journal = room.take_journal();
-        self.census.set(slug, counts);
-        self.share(slug, journal);
-    }
-
-    /// Hands a room's own events of this tick to the cluster task: one
-    /// message per changed room per tick. Never waits: if Redis is so far
-    /// behind that the queue is full, the next snapshot corrects the others.
-    fn share(&self, slug: &Slug, events: Vec<WireEvent>) {
+        let events = room.take_journal();
+        self.tally.show(slug, counts);
         if !events.is_empty() {
-            self.tell_cluster(Outbound::Room {
-                slug: slug.clone(),
-                events,
-            });
+            let slug = slug.clone();
+            self.tell(Outbound::Room { slug, events });
         }
     }
 
-    /// Hands the cluster task a message, in cluster mode. Never waits: a
-    /// message lost to a full queue is corrected by the next snapshot (or,
-    /// for a parked ghost, costs a resume elsewhere its id).
-    pub(super) fn tell_cluster(&self, message: Outbound) {
-        if let Some(cluster) = &self.settings.cluster {
-            let _ = cluster.try_send(message);
+    /// Hands the other instances a message, in cluster mode; never waits.
+    fn tell(&self, message: Outbound) {
+        if let Some(elsewhere) = &self.elsewhere {
+            elsewhere.tell(message);
         }
     }
 
-    /// A post's counts as the manager knows them: its room's members (local
-    /// and remote) and its all-time total. The only place they are computed.
-    pub(super) fn counts(&self, slug: &Slug) -> Counts {
-        Counts {
-            now: self.rooms.get(slug).map_or(0, |r| r.len() as u64),
-            total: self.totals.get(slug.as_str()).copied().unwrap_or(0),
-        }
-    }
-
-    /// A new room, as rooms are made on this server: shared with the
-    /// cluster or not, crowded above the configured size.
-    pub(super) fn new_room(&self, blocks: Option<u32>) -> Room {
-        let sharing = match self.settings.cluster {
-            Some(_) => Sharing::Cluster,
-            None => Sharing::Alone,
+    /// Stream `serial` of ghost `id` ended (or its reader said goodbye):
+    /// the ghost leaves its room and is parked for the resume window, here
+    /// and in Redis; or, `released_to` another instance that has its reader
+    /// now, in Redis only, for that instance to take with its id and colour.
+    fn depart(&mut self, id: &GhostId, serial: u64, released_to: Option<String>) {
+        let Some(gone) = self.roster.remove(id, serial) else {
+            return; // An older stream of a ghost that was taken over, or already gone.
         };
-        Room::new(sharing, self.settings.crowd, blocks)
+        let pos = match self.rooms.get_mut(&gone.slug) {
+            Some(room) if gone.watching => {
+                room.watch(false);
+                0.0
+            }
+            Some(room) => room.remove(id).map_or(0.0, |m| m.pos),
+            None => 0.0,
+        };
+        self.rooms.mark(&gone.slug);
+        // Lost only if Redis is far behind; then a resume elsewhere gets a new ghost.
+        self.tell(Outbound::Parked {
+            token: gone.token.clone(),
+            id: id.clone(),
+            color: gone.color,
+            slug: gone.slug.clone(),
+            pos,
+            counted: gone.counted,
+            released_to: released_to.clone(),
+        });
+        self.metrics.leaves.inc();
+        self.metrics.ghosts.set(self.roster.live_count() as i64);
+        if released_to.is_some() {
+            return; // Resumed elsewhere; never here.
+        }
+        let parked = Parked {
+            id: id.clone(),
+            slug: gone.slug,
+            color: gone.color,
+            pos,
+            expires: Instant::now() + self.settings.resume_window,
+            counted: gone.counted,
+        };
+        self.roster.park(gone.token, parked);
+        self.metrics.parked.set(self.roster.parked_count() as i64);
     }
 
-    pub(super) fn next_serial(&mut self) -> u64 {
-        self.next_serial += 1;
-        self.next_serial
+    /// A reader has shown it is one: it counts in its post's all-time
+    /// `total`, here and (through Redis) on every instance.
+    fn count_reader(&mut self, slug: &Slug) {
+        self.tally.count(slug);
+        self.saver.changed();
+        self.metrics.readers_counted.inc();
+        // If Redis is far behind, the count waits for the next snapshot of totals.
+        self.tell(Outbound::NewReader { slug: slug.clone() });
+        if self.rooms.get(slug).is_some() {
+            self.rooms.mark(slug);
+        }
+    }
+
+    /// Counts the live reader `id` if it is not counted yet.
+    fn count_if_new(&mut self, id: &GhostId) {
+        if let Some(slug) = self.roster.mark_counted(id) {
+            self.count_reader(&slug);
+        }
+    }
+
+    /// A message from another instance: what it changed in the rooms is
+    /// scheduled; a release hands this instance's ghost over.
+    fn apply_remote(&mut self, wire: Wire) {
+        match self.others.hear(&mut self.rooms, &mut self.tally, wire) {
+            Heard::Changed(changed) => self.mark_changed(changed),
+            Heard::Release { token, to } => {
+                // A token that is not live here changes nothing.
+                if let Some((id, serial)) = self.roster.by_token(&token) {
+                    self.metrics.takeovers.inc();
+                    self.depart(&id, serial, Some(to));
+                }
+            }
+        }
+    }
+
+    fn mark_changed(&mut self, changed: Changed) {
+        self.metrics.moves_coalesced.add(changed.coalesced);
+        for slug in changed.rooms {
+            self.rooms.mark(&slug);
+        }
     }
 
     fn housekeeping(&mut self, now: Instant) {
-        self.count_held(now);
-        self.warm(now);
-        self.let_go_of_held(now);
+        for id in self.tally.due(now) {
+            self.count_if_new(&id);
+        }
+        if let Some(grown) = self.heat.warm(now, &self.rooms, self.elsewhere.is_some()) {
+            self.saver.changed();
+            for (slug, grown) in grown {
+                self.tell(Outbound::Heat { slug, grown });
+            }
+        }
+        // Held ghosts whose page never came back within `let_go` leave.
+        for (id, serial) in self.roster.let_go(now) {
+            self.depart(&id, serial, None);
+        }
         if self.roster.expire(now) {
             self.metrics.parked.set(self.roster.parked_count() as i64);
         }
@@ -396,13 +438,13 @@ impl Manager {
         // Dropping every `end` sender and room ends every stream, and every
         // waiting reader's answer.
         self.roster.clear();
-        self.uncounted.clear();
-        self.held.clear();
-        self.waiting.clear();
+        self.tally.forget_uncounted();
         self.rooms.clear();
         self.metrics.ghosts.set(0);
         self.metrics.rooms.set(0);
         self.metrics.parked.set(0);
-        self.saver.finish(&self.totals, &self.heat).await;
+        self.saver
+            .finish(self.tally.totals(), self.heat.all())
+            .await;
     }
 }

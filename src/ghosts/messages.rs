@@ -1,18 +1,38 @@
 //! What the engine says to other instances in cluster mode: the messages
 //! instances exchange over Redis pub/sub, as JSON (one message per changed
-//! room per tick, heartbeats, snapshots for re-syncing, totals), and what the
-//! manager hands the link to send. The link (`crate::cluster`) carries them;
-//! the manager's side of them is `remote.rs`.
+//! room per tick, heartbeats, snapshots for re-syncing, totals), what the
+//! manager hands the link to send, and [`OtherInstances`], the door the
+//! engine asks them through. The link (`crate::cluster`) is that door's one
+//! implementation; the manager's side of the messages is `remote.rs`.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
 use super::ghost::{Color, GhostId, Token};
 use crate::blog::Slug;
 
-/// Room updates waiting for Redis: about a second of a busy instance's
-/// ticks. If Redis falls further behind, updates are dropped and the next
-/// snapshot (every 10 s, and on reconnect) corrects the other instances.
-pub const OUTBOUND_CAPACITY: usize = 8192;
+/// A future the link answers in, boxed so the door can be a trait object.
+pub type Later<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The engine's door to the other instances of a cluster. The engine tells
+/// them what changed here, and asks for a resuming reader's ghost wherever
+/// it is; each question is bounded in time by the link, and "nothing" is
+/// always an answer the engine can go on with (a new ghost).
+pub trait OtherInstances: Send + Sync + std::fmt::Debug {
+    /// Hands the link a message to send. Never waits: a message lost to a
+    /// full queue is corrected by the next snapshot (or, for a parked
+    /// ghost, costs a resume elsewhere its id).
+    fn tell(&self, message: Outbound);
+    /// The ghost this token parked on any instance, taken (so it resumes
+    /// once).
+    fn parked(&self, token: &Token) -> Later<'_, Option<RemoteParked>>;
+    /// Has `instance`, where this token's ghost is live, end its stream
+    /// and hand the ghost over; the ghost, taken, or `None` if that
+    /// instance does not answer in time or does not hold the token.
+    fn release(&self, token: &Token, instance: String) -> Later<'_, Option<RemoteParked>>;
+}
 
 /// What the manager hands the cluster task; sent with `try_send` so the
 /// manager never waits for Redis.
@@ -22,10 +42,10 @@ pub enum Outbound {
     Room { slug: Slug, events: Vec<WireEvent> },
     /// A new reader: `total` + 1 in Redis.
     NewReader { slug: Slug },
-    /// A ghost whose stream ended, resumable for the resume window.
     /// Reader-seconds this instance's readers added to a post's heat map
     /// since the last such message, per block.
     Heat { slug: Slug, grown: Vec<f64> },
+    /// A ghost whose stream ended, resumable for the resume window.
     Parked {
         token: Token,
         id: GhostId,

@@ -1,41 +1,46 @@
 //! The ghost engine: one manager task owns every ghost, room and count, and
 //! everything else reaches it through the cloneable [`Ghosts`] handle.
 //!
-//! - [`handle`]: the API; [`commands`]: the actor's messages.
-//! - `manager.rs`: the actor's loop, ticks and publishing; `joins.rs` its
-//!   joins and leaves; `presence.rs` away and held ghosts; `counting.rs`
-//!   who counts in `total`; `heat.rs` the reading heat map; `remote.rs`
-//!   its side of cluster mode; `roster.rs` who
-//!   is live or parked; `saving.rs` when the counts are saved.
+//! - `handle.rs`: the API (and, in cluster mode, finding a resuming
+//!   reader's ghost on another instance); `commands.rs`: the actor's
+//!   messages and its settings.
+//! - `manager.rs`: the actor's loop, tick and dispatch, calling into its
+//!   parts, each the one owner of its state: `roster.rs` (live, held and
+//!   parked ghosts, tokens, addresses, the directory), `rooms.rs` (every
+//!   room, when it speaks, the readers waiting for its tick), `tally.rs`
+//!   (totals, who is yet to count, the census), `heat.rs` (the reading heat
+//!   map), `remote.rs` (other instances' ghosts), `saving.rs` (when counts
+//!   are saved). `joins.rs`: what a join decides before it is booked.
 //! - `room.rs`: one post's readers and their pending events (pure);
 //!   `crowd.rs` when a room is crowded and its readers per block.
 //! - What handlers read without asking the manager: `directory.rs` (token →
 //!   seat), `census.rs` (counts per post), `limiter.rs` (a seat's rate limit).
-//! - [`ghost`]: ids, tokens, colours. [`messages`]: what instances exchange.
+//! - `ghost.rs`: ids, tokens, colours. `messages.rs`: what instances
+//!   exchange, and `OtherInstances`, the engine's door to them.
 
 mod census;
 #[cfg(test)]
 mod cluster_fuzz;
 mod commands;
-mod counting;
 mod crowd;
 mod directory;
-pub mod ghost;
+mod ghost;
 mod handle;
 mod heat;
 mod joins;
 mod limiter;
 mod manager;
 pub mod messages;
-mod presence;
 mod remote;
 mod room;
+mod rooms;
 mod roster;
 mod saving;
+mod tally;
 #[cfg(test)]
 mod tests;
 
-pub use commands::{JoinRefused, JoinRequest, Resync, Settings, StreamEvent, StreamParts};
+pub use commands::{JoinRefused, JoinRequest, Resync, Settings, Stopped, StreamEvent, StreamParts};
 pub use crowd::CrowdRule;
 pub use ghost::{base36, is_secret_hex, random_hex, GhostId, Token};
 pub use handle::Ghosts;

@@ -1,85 +1,136 @@
-//! The manager's side of cluster mode: other instances' ghosts applied to
-//! the rooms as members whose origin is that instance, so local readers see
-//! them through the same events, in the same order, as local ghosts.
+//! The view of other instances (cluster mode): their ghosts, applied to the
+//! rooms as members whose origin is that instance, so local readers see
+//! them through the same events, in the same order, as local ghosts. This
+//! part owns which ghost each instance holds, so an instance that dies is
+//! removed whole; what it changes in the rooms it says by the slugs it
+//! returns, which the manager schedules.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::census::Counts;
 use super::ghost::{palette_color, GhostId, Token};
-use super::manager::Manager;
 use super::messages::{Wire, WireEvent, WireRoom};
 use super::room::Moved;
+use super::rooms::Rooms;
+use super::tally::Tally;
 use crate::blog::Slug;
 
-/// The largest all-time count kept: 2^53 - 1, the largest whole number a
-/// browser's JavaScript shows exactly, and far from overflowing at a join.
-pub(super) const MAX_TOTAL: u64 = (1 << 53) - 1;
+pub(super) struct Others {
+    /// Other instances' ghosts, by instance.
+    by_instance: HashMap<Arc<str>, HashMap<GhostId, Slug>>,
+    /// The most readers a room may hold; remote joins respect it, as local
+    /// ones do.
+    most_per_post: usize,
+}
 
-impl Manager {
-    pub(super) fn apply_remote(&mut self, wire: Wire) {
-        match wire {
+/// What applying one instance's message changed.
+#[derive(Default)]
+pub(super) struct Changed {
+    /// Rooms with something new to publish.
+    pub(super) rooms: Vec<Slug>,
+    /// Moves that changed nothing another reader could see.
+    pub(super) coalesced: u64,
+}
+
+/// What a message from another instance asks of this one.
+pub(super) enum Heard {
+    /// Rooms it changed (or none).
+    Changed(Changed),
+    /// Another instance (`to`) has a reader resuming with this token: if
+    /// its ghost is live here, its stream here ends and the ghost is parked
+    /// in Redis only, for that instance to take with its id and colour.
+    Release { token: Token, to: String },
+}
+
+impl Others {
+    pub(super) fn new(most_per_post: usize) -> Others {
+        Others {
+            by_instance: HashMap::new(),
+            most_per_post,
+        }
+    }
+
+    /// Applies a message from another instance. Nothing in it is trusted:
+    /// a slug no post could have, an id of the wrong shape or a token that
+    /// is not ours changes nothing.
+    pub(super) fn hear(&mut self, rooms: &mut Rooms, tally: &mut Tally, wire: Wire) -> Heard {
+        let changed = match wire {
             Wire::Room {
                 instance,
                 slug,
                 events,
-            } => {
-                let Some(slug) = Slug::parse(&slug) else {
-                    return;
-                };
-                let instance: Arc<str> = Arc::from(instance);
-                for event in events {
-                    self.apply_event(&instance, &slug, event);
-                }
-                self.mark_dirty(&slug);
-            }
-            Wire::Snapshot { instance, rooms } => self.apply_snapshot(Arc::from(instance), rooms),
-            Wire::Bye { instance } => self.instance_gone(&instance),
+            } => self.apply_room(rooms, &instance, &slug, events),
+            Wire::Snapshot {
+                instance,
+                rooms: snapshot,
+            } => self.apply_snapshot(rooms, &instance, snapshot),
+            Wire::Bye { instance } => self.gone(rooms, &instance),
             Wire::Total { slug, total } => {
-                // Nothing from Redis is trusted: a slug that no post could
-                // have is dropped before it is stored, and a total is kept
-                // where a browser can still show it exactly.
                 let Some(slug) = Slug::parse(&slug) else {
                     tracing::warn!("cluster: a total for a slug no post can have; ignored");
-                    return;
+                    return Heard::Changed(Changed::default());
                 };
-                let total = total.min(MAX_TOTAL);
-                let entry = self.totals.entry(slug.to_string()).or_insert(0);
-                // Counts never go backwards: Redis can only add to ours.
-                if total > *entry {
-                    *entry = total;
-                    if self.rooms.contains_key(&slug) {
-                        self.mark_dirty(&slug);
-                    } else {
-                        let counts = self.census.get(slug.as_str());
-                        self.census.set(&slug, Counts { total, ..counts });
-                    }
+                let has_room = rooms.get(&slug).is_some();
+                let mut changed = Changed::default();
+                if tally.raise(&slug, total, has_room) && has_room {
+                    changed.rooms.push(slug);
                 }
+                changed
             }
             Wire::Release {
                 instance, token, ..
-            } => {
-                // A token that is not ours, or not live here, changes nothing.
-                if let Some(token) = Token::parse(&token) {
-                    self.release(&token, instance);
+            } => match Token::parse(&token) {
+                Some(token) => {
+                    return Heard::Release {
+                        token,
+                        to: instance,
+                    }
                 }
+                None => Changed::default(),
+            },
+            Wire::Heartbeat { .. } | Wire::Hello { .. } | Wire::Released { .. } => {
+                Changed::default()
             }
-            Wire::Heartbeat { .. } | Wire::Hello { .. } | Wire::Released { .. } => {}
-        }
+        };
+        Heard::Changed(changed)
     }
 
-    /// The instance this token's ghost is live on, if not this one: the
-    /// room has a member of another instance with the id the token was
-    /// issued to, and nothing here (live or parked) holds the token.
-    pub(super) fn live_elsewhere(&self, token: &Token, slug: &Slug) -> Option<Arc<str>> {
-        if self.roster.holds(token) {
-            return None;
+    /// One room's events of one tick on `instance`, in order.
+    fn apply_room(
+        &mut self,
+        rooms: &mut Rooms,
+        instance: &str,
+        slug: &str,
+        events: Vec<WireEvent>,
+    ) -> Changed {
+        let mut changed = Changed::default();
+        let Some(slug) = Slug::parse(slug) else {
+            return changed;
+        };
+        let instance: Arc<str> = Arc::from(instance);
+        for event in events {
+            changed.coalesced += self.apply_event(rooms, &instance, &slug, event);
         }
+        changed.rooms.push(slug);
+        changed
+    }
+
+    /// The instance this token's ghost is live on: the room has a member
+    /// of another instance with the id the token was issued to. (The caller
+    /// knows that nothing here holds the token.)
+    pub(super) fn live_on(rooms: &Rooms, token: &Token, slug: &Slug) -> Option<Arc<str>> {
         let id = token.issued_to()?;
-        self.rooms.get(slug)?.member(&id)?.origin.clone()
+        rooms.get(slug)?.member(&id)?.origin.clone()
     }
 
-    fn apply_event(&mut self, instance: &Arc<str>, slug: &Slug, event: WireEvent) {
+    /// Applies one event; the moves it coalesced.
+    fn apply_event(
+        &mut self,
+        rooms: &mut Rooms,
+        instance: &Arc<str>,
+        slug: &Slug,
+        event: WireEvent,
+    ) -> u64 {
         match event {
             WireEvent::Join {
                 id,
@@ -87,48 +138,22 @@ impl Manager {
                 pos,
                 away,
             } => {
-                let Some(id) = GhostId::parse(&id) else {
-                    return;
-                };
-                if !self.rooms.contains_key(slug) {
-                    // The post's block count is not known here; the first
-                    // local reader's join sets it.
-                    let room = self.new_room(None);
-                    self.rooms.insert(slug.clone(), room);
+                if let Some(id) = GhostId::parse(&id) {
+                    self.join(rooms, instance, slug, id, &color, pos, away);
                 }
-                let most = self.settings.max_readers_per_post;
-                let Some(room) = self.rooms.get_mut(slug) else {
-                    return;
-                };
-                if room.contains(&id) {
-                    return; // Already known (a snapshot came first), or an id clash with a local ghost.
-                }
-                if room.len() >= most {
-                    return; // Remote joins respect the post's limit, as local ones do.
-                }
-                let pos = room.sane(pos);
-                room.add_remote(
-                    id.clone(),
-                    palette_color(&color),
-                    pos,
-                    instance.clone(),
-                    away,
-                );
-                self.remote
-                    .entry(instance.clone())
-                    .or_default()
-                    .insert(id, slug.clone());
+                0
             }
             WireEvent::Leave { id } => {
-                let Some(id) = GhostId::parse(&id) else {
-                    return;
-                };
-                self.remove_remote(instance, slug, &id);
+                if let Some(id) = GhostId::parse(&id) {
+                    self.remove(rooms, instance, slug, &id);
+                }
+                0
             }
             WireEvent::Moves { moves, away } => {
-                let Some(room) = self.rooms.get_mut(slug) else {
-                    return;
+                let Some(room) = rooms.get_mut(slug) else {
+                    return 0;
                 };
+                let mut coalesced = 0;
                 for (text, pos) in moves {
                     let Some(id) = GhostId::parse(&text) else {
                         continue;
@@ -142,58 +167,99 @@ impl Manager {
                     let moved = room.moved(&id, room.sane(pos));
                     let marked = room.set_away(&id, away.contains(&text));
                     if moved == Moved::Coalesced && marked == Moved::Coalesced {
-                        self.metrics.moves_coalesced.inc();
+                        coalesced += 1;
                     }
                 }
+                coalesced
             }
         }
     }
 
-    pub(super) fn remove_remote(&mut self, instance: &Arc<str>, slug: &Slug, id: &GhostId) {
-        let Some(room) = self.rooms.get_mut(slug) else {
+    #[allow(clippy::too_many_arguments)] // One ghost's every field, as the wire gives them.
+    fn join(
+        &mut self,
+        rooms: &mut Rooms,
+        instance: &Arc<str>,
+        slug: &Slug,
+        id: GhostId,
+        color: &str,
+        pos: f64,
+        away: bool,
+    ) {
+        // The post's block count is not known here; the first local
+        // reader's join sets it.
+        let room = rooms.open(slug, None);
+        if room.contains(&id) {
+            return; // Already known (a snapshot came first), or an id clash with a local ghost.
+        }
+        if room.len() >= self.most_per_post {
             return;
+        }
+        let pos = room.sane(pos);
+        room.add_remote(
+            id.clone(),
+            palette_color(color),
+            pos,
+            instance.clone(),
+            away,
+        );
+        self.by_instance
+            .entry(instance.clone())
+            .or_default()
+            .insert(id, slug.clone());
+    }
+
+    /// Removes `instance`'s ghost `id` from the room, if it is that
+    /// instance's (an id it once had may be a local ghost's now, and that
+    /// one stays). Whether it was.
+    pub(super) fn remove(
+        &mut self,
+        rooms: &mut Rooms,
+        instance: &Arc<str>,
+        slug: &Slug,
+        id: &GhostId,
+    ) -> bool {
+        let Some(room) = rooms.get_mut(slug) else {
+            return false;
         };
-        if room
+        let theirs = room
             .member(id)
-            .is_some_and(|m| m.origin.as_deref() == Some(&**instance))
-        {
+            .is_some_and(|m| m.origin.as_deref() == Some(&**instance));
+        if theirs {
             room.remove(id);
-            if let Some(ghosts) = self.remote.get_mut(instance) {
+            if let Some(ghosts) = self.by_instance.get_mut(instance) {
                 ghosts.remove(id);
             }
-            self.mark_dirty(slug);
         }
+        theirs
     }
 
     /// Makes this instance's view of `instance` match its snapshot: missing
     /// ghosts leave, new ones join, moved ones move.
-    fn apply_snapshot(&mut self, instance: Arc<str>, rooms: Vec<WireRoom>) {
-        let mut wanted: HashMap<GhostId, (Slug, String, f64, bool)> = HashMap::new();
-        for room in rooms {
-            let Some(slug) = Slug::parse(&room.slug) else {
-                continue;
-            };
-            for (text, color, pos) in room.ghosts {
-                if let Some(id) = GhostId::parse(&text) {
-                    let away = room.away.contains(&text);
-                    wanted.insert(id, (slug.clone(), color, pos, away));
-                }
-            }
-        }
+    fn apply_snapshot(
+        &mut self,
+        rooms: &mut Rooms,
+        instance: &str,
+        snapshot: Vec<WireRoom>,
+    ) -> Changed {
+        let instance: Arc<str> = Arc::from(instance);
+        let wanted = wanted(snapshot);
+        let mut changed = Changed::default();
         let known: Vec<(GhostId, Slug)> = self
-            .remote
+            .by_instance
             .get(&instance)
             .map(|g| g.iter().map(|(i, s)| (i.clone(), s.clone())).collect())
             .unwrap_or_default();
         for (id, slug) in known {
-            if wanted.get(&id).is_none_or(|(s, ..)| *s != slug) {
-                self.remove_remote(&instance, &slug, &id);
+            let gone = wanted.get(&id).is_none_or(|(s, ..)| *s != slug);
+            if gone && self.remove(rooms, &instance, &slug, &id) {
+                changed.rooms.push(slug);
             }
         }
         for (id, (slug, color, pos, away)) in wanted {
             // Most ghosts are where this instance already has them: those
             // cost nothing, so a snapshot every 10 s republishes no room.
-            let here = self.rooms.get(&slug).and_then(|r| r.member(&id));
+            let here = rooms.get(&slug).and_then(|r| r.member(&id));
             let event = match here.map(|m| (m.pos, m.away)) {
                 Some(state) if state == (pos, away) => continue,
                 Some(_) => WireEvent::Moves {
@@ -211,42 +277,68 @@ impl Manager {
                     away,
                 },
             };
-            self.apply_event(&instance, &slug, event);
-            self.mark_dirty(&slug);
+            changed.coalesced += self.apply_event(rooms, &instance, &slug, event);
+            changed.rooms.push(slug);
         }
+        changed
     }
 
     /// An instance went silent or said goodbye: all its ghosts leave.
-    pub(super) fn instance_gone(&mut self, instance: &str) {
+    pub(super) fn gone(&mut self, rooms: &mut Rooms, instance: &str) -> Changed {
         let instance: Arc<str> = Arc::from(instance);
-        let Some(ghosts) = self.remote.get(&instance).cloned() else {
-            return;
+        let mut changed = Changed::default();
+        let Some(ghosts) = self.by_instance.remove(&instance) else {
+            return changed;
         };
         for (id, slug) in ghosts {
-            // Only members that are that instance's: an id it once had may
-            // be a local ghost's now, and that one stays.
-            self.remove_remote(&instance, &slug, &id);
+            let Some(room) = rooms.get_mut(&slug) else {
+                continue;
+            };
+            if room
+                .member(&id)
+                .is_some_and(|m| m.origin.as_deref() == Some(&*instance))
+            {
+                room.remove(&id);
+                changed.rooms.push(slug);
+            }
         }
-        self.remote.remove(&instance);
+        changed
     }
+}
 
-    /// This instance's own ghosts, for a snapshot to the others.
-    pub(super) fn local_snapshot(&self) -> Vec<WireRoom> {
-        self.rooms
-            .iter()
-            .map(|(slug, room)| WireRoom {
-                slug: slug.to_string(),
-                ghosts: room
-                    .local_ghosts()
-                    .map(|(id, m)| (id.to_string(), m.color.to_string(), m.pos))
-                    .collect(),
-                away: room
-                    .local_ghosts()
-                    .filter(|(_, m)| m.away)
-                    .map(|(id, _)| id.to_string())
-                    .collect(),
-            })
-            .filter(|room| !room.ghosts.is_empty())
-            .collect()
+/// A snapshot's ghosts by id: `(slug, color, pos, away)`.
+fn wanted(snapshot: Vec<WireRoom>) -> HashMap<GhostId, (Slug, String, f64, bool)> {
+    let mut wanted = HashMap::new();
+    for room in snapshot {
+        let Some(slug) = Slug::parse(&room.slug) else {
+            continue;
+        };
+        for (text, color, pos) in room.ghosts {
+            if let Some(id) = GhostId::parse(&text) {
+                let away = room.away.contains(&text);
+                wanted.insert(id, (slug.clone(), color, pos, away));
+            }
+        }
     }
+    wanted
+}
+
+/// This instance's own ghosts, for a snapshot to the others.
+pub(super) fn local_snapshot(rooms: &Rooms) -> Vec<WireRoom> {
+    rooms
+        .iter()
+        .map(|(slug, room)| WireRoom {
+            slug: slug.to_string(),
+            ghosts: room
+                .local_ghosts()
+                .map(|(id, m)| (id.to_string(), m.color.to_string(), m.pos))
+                .collect(),
+            away: room
+                .local_ghosts()
+                .filter(|(_, m)| m.away)
+                .map(|(id, _)| id.to_string())
+                .collect(),
+        })
+        .filter(|room| !room.ghosts.is_empty())
+        .collect()
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hyper::body::Bytes;
+use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
@@ -185,7 +185,7 @@ impl Room {
         self.members.get(id)
     }
 
-    /// This instance's own ghosts: `(id, color, pos)`.
+    /// This instance's own ghosts, each with its id.
     pub fn local_ghosts(&self) -> impl Iterator<Item = (&GhostId, &Member)> {
         self.members.iter().filter(|(_, m)| m.origin.is_none())
     }

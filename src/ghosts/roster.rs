@@ -1,10 +1,12 @@
 //! Who is here and who may come back: the live ghosts, their tokens, the
-//! live ghosts per client address, the directory handlers read, and the
-//! parked ghosts waiting for a resume. These must change together (a ghost
-//! in one map and not another is a leak or a lie), so only this type's
-//! methods change them, each keeping all of them in step.
+//! live ghosts per client address, the directory handlers read, the ghosts
+//! held for a page that gave its stream up, and the parked ghosts waiting
+//! for a resume. These must change together (a ghost in one map and not
+//! another is a leak or a lie), so only this type's methods change them,
+//! each keeping all of them in step. A live ghost's fields are private to
+//! this file for the same reason.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -14,28 +16,38 @@ use tokio::time::Instant;
 
 use super::directory::{Directory, Seat};
 use super::ghost::{Color, GhostId, Token};
+use super::limiter::Limiter;
 use crate::blog::Slug;
 
 /// A ghost with an open stream.
 pub(super) struct Live {
-    pub(super) token: Token,
-    pub(super) slug: Slug,
-    pub(super) color: Color,
+    token: Token,
+    slug: Slug,
+    color: Color,
     /// The address the ghost's first stream came from, counted per address
     /// until the ghost leaves.
-    pub(super) peer: IpAddr,
+    peer: IpAddr,
     /// Which stream of this ghost is current.
-    pub(super) serial: u64,
+    serial: u64,
     /// Dropping this ends the current stream.
-    pub(super) end: oneshot::Sender<()>,
-    /// Whether this reader is in the post's `total` yet (see
-    /// `Manager::count_reader`).
-    pub(super) counted: bool,
+    end: oneshot::Sender<()>,
+    /// Whether this reader is in the post's `total` yet (see `Tally`).
+    counted: bool,
     /// An invisible reader: subscribed to its room, not a member of it.
-    pub(super) watching: bool,
+    watching: bool,
     /// Until when the ghost stays (away) if its stream closes: its page
     /// asked, as it gives its connection up while hidden.
-    pub(super) held_until: Option<Instant>,
+    held_until: Option<Instant>,
+}
+
+impl Live {
+    pub(super) fn slug(&self) -> &Slug {
+        &self.slug
+    }
+
+    pub(super) fn serial(&self) -> u64 {
+        self.serial
+    }
 }
 
 /// A ghost whose stream ended, resumable by its token until `expires`.
@@ -48,14 +60,55 @@ pub(super) struct Parked {
     pub(super) counted: bool,
 }
 
+/// A ghost that has just left: what is needed to park it, here or in Redis.
+pub(super) struct Departed {
+    pub(super) token: Token,
+    pub(super) slug: Slug,
+    pub(super) color: Color,
+    pub(super) counted: bool,
+    pub(super) watching: bool,
+}
+
+/// A new stream for a ghost: who it is and the stream's own serial and end.
+pub(super) struct Stream {
+    pub(super) id: GhostId,
+    pub(super) color: Color,
+    pub(super) serial: u64,
+    pub(super) end: oneshot::Receiver<()>,
+}
+
+/// A ghost whose stream was handed to a newer one (a takeover).
+pub(super) struct TakenOver {
+    pub(super) stream: Stream,
+    /// `Some(watch)`: the reader switched between seen and invisible.
+    pub(super) switched: Option<bool>,
+}
+
+/// What a new live ghost is, as its join decided.
+pub(super) struct Admission {
+    pub(super) id: GhostId,
+    pub(super) token: Token,
+    pub(super) slug: Slug,
+    pub(super) color: Color,
+    pub(super) peer: IpAddr,
+    pub(super) counted: bool,
+    pub(super) watching: bool,
+    pub(super) moves_per_sec: u32,
+}
+
 pub(super) struct Roster {
     live: HashMap<GhostId, Live>,
     tokens: HashMap<Token, GhostId>,
     /// Live ghosts per client address, for the per-address limit. An address
     /// is forgotten as soon as its last ghost leaves.
     per_address: HashMap<IpAddr, usize>,
+    /// Live ghosts whose `held_until` is set: exactly those, so letting go
+    /// of held ghosts looks at them only.
+    held: HashSet<GhostId>,
     parked: HashMap<Token, Parked>,
     directory: Arc<Directory>,
+    /// The last stream serial given out; each stream gets a higher one.
+    serials: u64,
 }
 
 impl Roster {
@@ -64,8 +117,10 @@ impl Roster {
             live: HashMap::new(),
             tokens: HashMap::new(),
             per_address: HashMap::new(),
+            held: HashSet::new(),
             parked: HashMap::new(),
             directory,
+            serials: 0,
         }
     }
 
@@ -81,25 +136,8 @@ impl Roster {
         self.live.get(id)
     }
 
-    pub(super) fn get_mut(&mut self, id: &GhostId) -> Option<&mut Live> {
-        self.live.get_mut(id)
-    }
-
     pub(super) fn contains(&self, id: &GhostId) -> bool {
         self.live.contains_key(id)
-    }
-
-    /// The live ghost holding `token` on `slug`.
-    pub(super) fn by_token_mut(
-        &mut self,
-        token: &Token,
-        slug: &Slug,
-    ) -> Option<(&GhostId, &mut Live)> {
-        let id = self.tokens.get(token)?;
-        self.live
-            .get_mut(id)
-            .filter(|live| live.slug == *slug)
-            .map(|live| (id, live))
     }
 
     /// Whether a live or parked ghost here has this token.
@@ -128,31 +166,151 @@ impl Roster {
         }
     }
 
-    /// A ghost's stream is open: it is live, its token moves it, its address
-    /// counts it.
-    pub(super) fn admit(&mut self, id: GhostId, live: Live, seat: Seat) {
-        self.directory.insert(live.token.clone(), Arc::new(seat));
-        self.tokens.insert(live.token.clone(), id.clone());
-        *self.per_address.entry(live.peer).or_insert(0) += 1;
-        self.live.insert(id, live);
+    /// A ghost's stream is open: it is live, its token moves it (its seat
+    /// in the directory), its address counts it. Returns its stream.
+    pub(super) fn admit(&mut self, ghost: Admission) -> Stream {
+        let (end, end_rx) = oneshot::channel();
+        let serial = self.next_serial();
+        let seat = Seat {
+            id: ghost.id.clone(),
+            slug: ghost.slug.clone(),
+            limiter: Limiter::per_second(ghost.moves_per_sec),
+        };
+        self.directory.insert(ghost.token.clone(), Arc::new(seat));
+        self.tokens.insert(ghost.token.clone(), ghost.id.clone());
+        *self.per_address.entry(ghost.peer).or_insert(0) += 1;
+        let live = Live {
+            token: ghost.token,
+            slug: ghost.slug,
+            color: ghost.color,
+            peer: ghost.peer,
+            serial,
+            end,
+            counted: ghost.counted,
+            watching: ghost.watching,
+            held_until: None,
+        };
+        self.live.insert(ghost.id.clone(), live);
+        Stream {
+            id: ghost.id,
+            color: ghost.color,
+            serial,
+            end: end_rx,
+        }
+    }
+
+    /// Hands the live ghost holding `token` on `slug` to a newer stream:
+    /// the old stream's end is dropped (ending it; its leave then carries
+    /// an old serial and is ignored), and a held ghost's page is back.
+    pub(super) fn take_over(
+        &mut self,
+        token: &Token,
+        slug: &Slug,
+        watch: bool,
+    ) -> Option<TakenOver> {
+        let id = self.tokens.get(token)?.clone();
+        let serial = self.serials + 1;
+        let live = self.live.get_mut(&id).filter(|live| live.slug == *slug)?;
+        self.serials = serial;
+        let (end, end_rx) = oneshot::channel();
+        live.serial = serial;
+        live.end = end;
+        live.held_until = None;
+        let switched = (live.watching != watch).then_some(watch);
+        live.watching = watch;
+        let color = live.color;
+        self.held.remove(&id);
+        Some(TakenOver {
+            stream: Stream {
+                id,
+                color,
+                serial,
+                end: end_rx,
+            },
+            switched,
+        })
     }
 
     /// The ghost's stream `serial` ended: it is no longer live. `None` for
     /// an older stream of a ghost that was taken over, or one already gone.
-    pub(super) fn remove(&mut self, id: &GhostId, serial: u64) -> Option<Live> {
+    pub(super) fn remove(&mut self, id: &GhostId, serial: u64) -> Option<Departed> {
         if self.live.get(id).is_none_or(|l| l.serial != serial) {
             return None;
         }
         let live = self.live.remove(id)?;
         self.tokens.remove(&live.token);
         self.directory.remove(&live.token);
+        self.held.remove(id);
         if let Some(count) = self.per_address.get_mut(&live.peer) {
             *count -= 1;
             if *count == 0 {
                 self.per_address.remove(&live.peer);
             }
         }
-        Some(live)
+        Some(Departed {
+            token: live.token,
+            slug: live.slug,
+            color: live.color,
+            counted: live.counted,
+            watching: live.watching,
+        })
+    }
+
+    /// The live ghost `id` has shown it is a reader: its post's slug, the
+    /// first time only (a reader counts in `total` once).
+    pub(super) fn mark_counted(&mut self, id: &GhostId) -> Option<Slug> {
+        let live = self.live.get_mut(id).filter(|live| !live.counted)?;
+        live.counted = true;
+        Some(live.slug.clone())
+    }
+
+    /// Holds the ghost (away) until `until` if its stream closes, or (with
+    /// `None`) no longer.
+    pub(super) fn hold(&mut self, id: &GhostId, until: Option<Instant>) {
+        let Some(live) = self.live.get_mut(id) else {
+            return;
+        };
+        live.held_until = until;
+        match until {
+            Some(_) => self.held.insert(id.clone()),
+            None => self.held.remove(id),
+        };
+    }
+
+    /// Whether stream `serial` of ghost `id` is current and held past `now`
+    /// (its page closed it on purpose, to be back).
+    pub(super) fn is_held(&self, id: &GhostId, serial: u64, now: Instant) -> bool {
+        self.live
+            .get(id)
+            .filter(|live| live.serial == serial)
+            .and_then(|live| live.held_until)
+            .is_some_and(|until| until > now)
+    }
+
+    /// Ends the holds that ran out by `now`: the ghosts whose stream is
+    /// closed too, with that stream's serial, are due to leave. A ghost
+    /// whose stream is still open (its page changed its mind without
+    /// saying so) only stops being held.
+    pub(super) fn let_go(&mut self, now: Instant) -> Vec<(GhostId, u64)> {
+        let mut leaving = Vec::new();
+        let live = &mut self.live;
+        self.held.retain(|id| {
+            let Some(ghost) = live.get_mut(id) else {
+                return false;
+            };
+            match ghost.held_until {
+                Some(until) if until > now => true,
+                Some(_) => {
+                    ghost.held_until = None;
+                    if ghost.end.is_closed() {
+                        leaving.push((id.clone(), ghost.serial));
+                    }
+                    false
+                }
+                None => false,
+            }
+        });
+        leaving
     }
 
     pub(super) fn park(&mut self, token: Token, parked: Parked) {
@@ -185,7 +343,13 @@ impl Roster {
         self.live.clear();
         self.tokens.clear();
         self.per_address.clear();
+        self.held.clear();
         self.parked.clear();
         self.directory.clear();
+    }
+
+    fn next_serial(&mut self) -> u64 {
+        self.serials += 1;
+        self.serials
     }
 }

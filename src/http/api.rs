@@ -1,5 +1,8 @@
-//! The two live endpoints of `docs/PROTOCOL.md`: the event stream a reader's ghost
-//! lives on, and the POST that moves it. Errors are JSON sentences.
+//! The reader endpoints of `docs/PROTOCOL.md`: the event stream a reader's
+//! ghost lives on, the POST that moves it, the goodbye, the one-time
+//! ticket for a reload, and `GET /api/posts` for other sites. Each parses,
+//! limits and replies; where a ghost lives is the engine's to decide.
+//! Errors are JSON sentences.
 
 use std::time::Duration;
 
@@ -14,7 +17,7 @@ use super::position::parse_position;
 use super::reply::{self, Body, Keep, Speaks};
 use super::stream::EventStream;
 use super::tickets::Ticket;
-use crate::ghosts::{JoinRefused, JoinRequest, StreamParts, Token};
+use crate::ghosts::{JoinRefused, JoinRequest, Stopped, Token};
 
 /// Methods the event stream answers.
 pub const EVENTS_ALLOW: &str = "GET, HEAD, OPTIONS";
@@ -49,48 +52,14 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
         blocks: post.blocks,
         resume,
         peer,
-        remote_parked: None,
-        ask_elsewhere: false,
-        released_by: None,
         watch: watching(request),
     };
-    match join(app, request_to_join).await {
+    match app.ghosts.join(request_to_join).await {
         Ok(parts) => {
             let stream = EventStream::new(parts, app.config.heartbeat, app.metrics.clone());
             stream_response(http_body_util::BodyExt::boxed_unsync(stream))
         }
         Err(why) => refused(why),
-    }
-}
-
-/// Joins a reader. In cluster mode a resuming reader's ghost is found
-/// wherever it is: parked in Redis by another instance, or still live on
-/// another instance (a phone that changed networks), which then ends its
-/// stream there and hands the ghost over, so the reader keeps its id and
-/// colour and is never shown twice.
-pub(super) async fn join(app: &App, request: JoinRequest) -> Result<StreamParts, JoinRefused> {
-    let (Some(cluster), Some(token)) = (&app.cluster, request.resume.clone()) else {
-        return app.ghosts.join(request).await;
-    };
-    let remote_parked = cluster.parked(&token).await;
-    let first_try = JoinRequest {
-        ask_elsewhere: remote_parked.is_none(),
-        remote_parked,
-        ..request.clone()
-    };
-    match app.ghosts.join(first_try).await {
-        Err(JoinRefused::LiveElsewhere(instance)) => {
-            let released = cluster.release(&token, instance.clone()).await;
-            // Not released (that instance is gone, or the token was not
-            // its): a new ghost, as for any token nobody holds.
-            let again = JoinRequest {
-                released_by: released.as_ref().map(|_| instance),
-                remote_parked: released,
-                ..request
-            };
-            app.ghosts.join(again).await
-        }
-        other => other,
     }
 }
 
@@ -121,17 +90,7 @@ pub(super) fn refused(why: JoinRefused) -> Response<Body> {
             30,
             "Too many open streams from your address; close some tabs and try again.",
         ),
-        JoinRefused::Stopped => reply::json_retry(
-            StatusCode::SERVICE_UNAVAILABLE,
-            2,
-            "The server is restarting; reconnect in a few seconds.",
-        ),
-        // Handled by `join`; here only if the other instance never answered twice.
-        JoinRefused::LiveElsewhere(_) => reply::json_retry(
-            StatusCode::SERVICE_UNAVAILABLE,
-            1,
-            "Your reader is still open on another server of this site; reconnect in a moment.",
-        ),
+        JoinRefused::Stopped => reply::restarting("reconnect in a few seconds"),
     }
 }
 
@@ -229,11 +188,7 @@ where
         .await
     {
         Ok(()) => reply::no_content(),
-        Err(_) => reply::json_retry(
-            StatusCode::SERVICE_UNAVAILABLE,
-            2,
-            "The server is restarting; try again shortly.",
-        ),
+        Err(Stopped) => reply::restarting("try again shortly"),
     }
 }
 
@@ -267,11 +222,7 @@ where
     };
     match app.ghosts.goodbye(seat.id.clone()).await {
         Ok(()) => reply::no_content(),
-        Err(_) => reply::json_retry(
-            StatusCode::SERVICE_UNAVAILABLE,
-            2,
-            "The server is restarting; the stream ends with it.",
-        ),
+        Err(Stopped) => reply::restarting("the stream ends with it"),
     }
 }
 

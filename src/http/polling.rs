@@ -66,12 +66,9 @@ where
                 blocks: post.blocks,
                 resume,
                 peer,
-                remote_parked: None,
-                ask_elsewhere: false,
-                released_by: None,
                 watch: asked.watch,
             };
-            let parts = match api::join(app, request).await {
+            let parts = match app.ghosts.join(request).await {
                 Ok(parts) => parts,
                 Err(refused) => return api::refused(refused),
             };

@@ -107,6 +107,17 @@ pub fn json_error(status: StatusCode, message: &str) -> Response<Body> {
     response
 }
 
+/// A whole HTTP/1.1 JSON error, as bytes for a socket no HTTP library
+/// serves (a connection refused at accept): the same `{"error":"..."}`,
+/// with `Retry-After`, and the connection closed after it.
+pub fn raw_json_retry(status: StatusCode, retry_after_secs: u32, message: &str) -> String {
+    let body = serde_json::json!({ "error": message }).to_string();
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncache-control: no-store\r\nretry-after: {retry_after_secs}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// A JSON error that tells the client when to try again.
 pub fn json_retry(status: StatusCode, retry_after_secs: u32, message: &str) -> Response<Body> {
     let mut response = json_error(status, message);
@@ -114,6 +125,13 @@ pub fn json_retry(status: StatusCode, retry_after_secs: u32, message: &str) -> R
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
     response
+}
+
+/// `503` while the engine has stopped (the server is shutting down, to be
+/// restarted): the one way every endpoint says so, with what to do.
+pub fn restarting(what_to_do: &str) -> Response<Body> {
+    let message = format!("The server is restarting; {what_to_do}.");
+    json_retry(StatusCode::SERVICE_UNAVAILABLE, 2, &message)
 }
 
 pub fn no_content() -> Response<Body> {

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::StatusCode;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::AsyncWriteExt;
@@ -15,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use super::app::App;
 use super::connection;
 use super::peer::block_of;
+use super::reply;
+use crate::ghosts::Stopped;
 use crate::shutdown::Trigger;
 
 /// HTTP/2 streams one connection may open at once. Browsers open one stream
@@ -25,14 +28,10 @@ const MAX_H2_STREAMS: u32 = 256;
 /// answer: finds peers that vanished without closing.
 const H2_KEEPALIVE: Duration = Duration::from_secs(20);
 
-/// The ghost manager ended while the server was not stopping: a bug. The
-/// server stops too, so that a supervisor (systemd, a container runtime)
-/// restarts it whole, rather than serving pages without live readers.
-#[derive(Debug)]
-pub struct ManagerStopped;
-
 /// Accepts connections until `shutdown` resolves (or the ghost manager
-/// stops, which is an error), then fires `trigger` (which ends every event
+/// stops, which is an error: a bug, and the server stops too, so that a
+/// supervisor restarts it whole rather than serving pages without live
+/// readers), then fires `trigger` (which ends every event
 /// stream), lets in-flight requests finish within the grace period, and
 /// returns.
 pub async fn run(
@@ -40,7 +39,7 @@ pub async fn run(
     app: Arc<App>,
     trigger: Trigger,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), ManagerStopped> {
+) -> Result<(), Stopped> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -84,7 +83,7 @@ pub async fn run(
                 tracing::error!(
                     "the ghost manager stopped unexpectedly; stopping the server so that its supervisor restarts it"
                 );
-                outcome = Err(ManagerStopped);
+                outcome = Err(Stopped);
                 break;
             }
         };
@@ -239,20 +238,18 @@ enum Refusal {
 /// waiting for the request), then close. Bounded so a client that never reads
 /// cannot keep the socket.
 async fn refuse(mut stream: TcpStream, why: Refusal) {
-    let (status, body) = match why {
-        Refusal::ServerFull => (
-            "503 Service Unavailable",
-            "{\"error\":\"The server has too many open connections; try again in a few seconds.\"}",
+    let response = match why {
+        Refusal::ServerFull => reply::raw_json_retry(
+            StatusCode::SERVICE_UNAVAILABLE,
+            5,
+            "The server has too many open connections; try again in a few seconds.",
         ),
-        Refusal::AddressFull => (
-            "429 Too Many Requests",
-            "{\"error\":\"Too many open connections from your address; close some and try again.\"}",
+        Refusal::AddressFull => reply::raw_json_retry(
+            StatusCode::TOO_MANY_REQUESTS,
+            5,
+            "Too many open connections from your address; close some and try again.",
         ),
     };
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nretry-after: 5\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
     let write = async {
         stream.write_all(response.as_bytes()).await?;
         stream.shutdown().await

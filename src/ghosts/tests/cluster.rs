@@ -122,13 +122,13 @@ async fn messages_from_other_instances_are_checked_before_they_touch_state() {
     assert_eq!(actor.ghosts.counts("../etc").total, 0);
     let frame = next_frame(&mut local).await;
     assert!(
-        frame.contains(&format!("\"total\":{}", crate::ghosts::remote::MAX_TOTAL)),
+        frame.contains(&format!("\"total\":{}", crate::ghosts::tally::MAX_TOTAL)),
         "{frame}"
     );
     let _another = join(&actor, "p").await;
     assert_eq!(
         actor.ghosts.counts("p").total,
-        crate::ghosts::remote::MAX_TOTAL
+        crate::ghosts::tally::MAX_TOTAL
     );
 
     // Positions are made sane, and remote joins respect the post's limit.
@@ -187,9 +187,17 @@ async fn remote_joins_respect_the_posts_limit_as_local_ones_do() {
 
 #[tokio::test(start_paused = true)]
 async fn a_resumed_ghost_never_takes_a_remote_id_and_outlives_that_instance() {
-    let actor = start("clash");
-    let mut watcher = join(&actor, "p").await;
     let remote_id = "eeeee1";
+    // A reader parked by another instance under that same id comes back here.
+    let parked = crate::ghosts::messages::RemoteParked {
+        id: remote_id.into(),
+        color: "c".into(),
+        slug: "p".into(),
+        pos: 2.0,
+        counted: true,
+    };
+    let actor = start_in_cluster("clash", Arc::new(ParkedElsewhere(parked)));
+    let mut watcher = join(&actor, "p").await;
     actor
         .ghosts
         .remote(Wire::Snapshot {
@@ -202,20 +210,13 @@ async fn a_resumed_ghost_never_takes_a_remote_id_and_outlives_that_instance() {
         })
         .await
         .expect("sent");
-    // A reader parked by another instance under that same id comes back here.
     let mut rng = rand::rng();
     let token = Token::for_ghost(&crate::ghosts::GhostId::random(&mut rng), &mut rng);
-    let request = JoinRequest {
-        remote_parked: Some(crate::ghosts::messages::RemoteParked {
-            id: remote_id.into(),
-            color: "c".into(),
-            slug: "p".into(),
-            pos: 2.0,
-            counted: true,
-        }),
-        ..request("p", Some(&token))
-    };
-    let resumed = actor.ghosts.join(request).await.expect("joined");
+    let resumed = actor
+        .ghosts
+        .join(request("p", Some(&token)))
+        .await
+        .expect("joined");
     assert_ne!(resumed.ghost.as_str(), remote_id, "a clash gets a new id");
     actor
         .ghosts

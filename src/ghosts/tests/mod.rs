@@ -19,7 +19,7 @@ use super::commands::{JoinRequest, Settings, StreamEvent, StreamParts};
 use super::crowd::CrowdRule;
 use super::ghost::Token;
 use super::handle::Ghosts;
-use super::messages::{Wire, WireRoom};
+use super::messages::{Later, OtherInstances, Outbound, RemoteParked, Wire, WireRoom};
 use crate::blog::Slug;
 use crate::metrics::Metrics;
 use crate::store::Totals;
@@ -29,17 +29,17 @@ const RESUME: Duration = Duration::from_secs(30);
 const SAVE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// A data folder of this test's own, removed when dropped.
-struct Folder(PathBuf);
+struct DataDir(PathBuf);
 
-impl Folder {
-    fn new(name: &str) -> Folder {
+impl DataDir {
+    fn new(name: &str) -> DataDir {
         let path = std::env::temp_dir().join(format!(
             "ghostread-actor-{name}-{}-{}",
             std::process::id(),
             rand::random::<u64>()
         ));
         std::fs::create_dir_all(&path).expect("a temp folder");
-        Folder(path)
+        DataDir(path)
     }
 }
 
@@ -47,7 +47,7 @@ impl Folder {
 /// does: a save still running on the blocking pool then would create it
 /// again. The test's runtime waits for that save as it is dropped, and a
 /// thread's locals are dropped after that, as libtest's test thread exits.
-impl Drop for Folder {
+impl Drop for DataDir {
     fn drop(&mut self) {
         let path = std::mem::take(&mut self.0);
         let deferred = REMOVE_AT_EXIT.try_with(|paths| paths.0.borrow_mut().push(path.clone()));
@@ -74,7 +74,7 @@ thread_local! {
 struct Actor {
     ghosts: Ghosts,
     metrics: Arc<Metrics>,
-    _folder: Folder,
+    _folder: DataDir,
 }
 
 fn settings(data_dir: PathBuf) -> Settings {
@@ -92,7 +92,6 @@ fn settings(data_dir: PathBuf) -> Settings {
         let_go: Duration::from_secs(120),
         heat_map: true,
         crowd: CrowdRule::OFF,
-        cluster: None,
     }
 }
 
@@ -100,9 +99,41 @@ fn start(name: &str) -> Actor {
     start_with(name, |_| {})
 }
 
+/// Starts an actor as one instance of a cluster, whose other instances are
+/// `others`.
+fn start_in_cluster(name: &str, others: Arc<dyn OtherInstances>) -> Actor {
+    let folder = DataDir::new(name);
+    let metrics = Arc::new(Metrics::default());
+    let settings = settings(folder.0.clone());
+    let ghosts = Ghosts::spawn_in_cluster(settings, Totals::new(), metrics.clone(), others);
+    Actor {
+        ghosts,
+        metrics,
+        _folder: folder,
+    }
+}
+
+/// Other instances that hold one parked ghost, for any token, and nothing
+/// live; whatever this instance tells them is dropped.
+#[derive(Debug)]
+struct ParkedElsewhere(RemoteParked);
+
+impl OtherInstances for ParkedElsewhere {
+    fn tell(&self, _: Outbound) {}
+
+    fn parked(&self, _: &Token) -> Later<'_, Option<RemoteParked>> {
+        let parked = self.0.clone();
+        Box::pin(async move { Some(parked) })
+    }
+
+    fn release(&self, _: &Token, _: String) -> Later<'_, Option<RemoteParked>> {
+        Box::pin(async { None })
+    }
+}
+
 /// Starts an actor whose settings `adjust` changed from the tests' own.
 fn start_with(name: &str, adjust: impl FnOnce(&mut Settings)) -> Actor {
-    let folder = Folder::new(name);
+    let folder = DataDir::new(name);
     let metrics = Arc::new(Metrics::default());
     let mut settings = settings(folder.0.clone());
     adjust(&mut settings);
@@ -120,9 +151,6 @@ fn request(slug: &str, resume: Option<&Token>) -> JoinRequest {
         blocks: 40,
         resume: resume.cloned(),
         peer: IpAddr::from([192, 0, 2, 1]),
-        remote_parked: None,
-        ask_elsewhere: false,
-        released_by: None,
         watch: false,
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_save_is_retried_until_one_succeeds() {
-    let folder = Folder::new("save");
+    let folder = DataDir::new("save");
     // A file where the data folder should be: every save fails.
     let data_dir = folder.0.join("data");
     std::fs::write(&data_dir, b"not a folder").expect("a file");

@@ -1,0 +1,122 @@
+//! Each post's all-time `total`, who has yet to count in it, and the
+//! counts pages read (the census). A total only grows, and only here: by a
+//! reader that has shown it is one (its first position, or its stream held
+//! `count_after`), once; or to what the cluster's Redis holds, never
+//! backwards. The census is written only here, so what pages show is
+//! always what the tally knows.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::census::{Census, Counts};
+use super::ghost::GhostId;
+use crate::blog::Slug;
+use crate::store::Totals;
+
+/// The largest all-time count kept: 2^53 - 1, the largest whole number a
+/// browser's JavaScript shows exactly, and far from overflowing at a join.
+pub(super) const MAX_TOTAL: u64 = (1 << 53) - 1;
+
+pub(super) struct Tally {
+    totals: Totals,
+    census: Arc<Census>,
+    /// New readers not yet in their post's `total`, oldest first, with when
+    /// their held stream counts them.
+    uncounted: VecDeque<(Instant, GhostId)>,
+    /// How long a stream must be held to count; zero counts at the join.
+    count_after: Duration,
+}
+
+impl Tally {
+    /// The totals loaded from disk, shown to pages at once.
+    pub(super) fn new(totals: Totals, census: Arc<Census>, count_after: Duration) -> Tally {
+        let shown = totals
+            .iter()
+            .filter_map(|(slug, total)| {
+                let counts = Counts {
+                    now: 0,
+                    total: *total,
+                };
+                Some((Slug::parse(slug)?, counts))
+            })
+            .collect();
+        census.set_all(shown);
+        Tally {
+            totals,
+            census,
+            uncounted: VecDeque::new(),
+            count_after,
+        }
+    }
+
+    /// Whether a new reader counts the moment it joins.
+    pub(super) fn counts_at_join(&self) -> bool {
+        self.count_after.is_zero()
+    }
+
+    /// A reader has shown it is one: its post's total grows by one.
+    pub(super) fn count(&mut self, slug: &Slug) {
+        let total = self.totals.entry(slug.to_string()).or_insert(0);
+        *total = total.saturating_add(1).min(MAX_TOTAL);
+    }
+
+    /// A new reader that has not counted yet: it counts when it moves, or
+    /// once its stream has been held `count_after`.
+    pub(super) fn expect(&mut self, id: GhostId, now: Instant) {
+        self.uncounted.push_back((now + self.count_after, id));
+    }
+
+    /// The readers whose stream has now been held long enough to count
+    /// (each counts if it has not already, and is still here).
+    pub(super) fn due(&mut self, now: Instant) -> Vec<GhostId> {
+        let mut due = Vec::new();
+        while self.uncounted.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, id)) = self.uncounted.pop_front() {
+                due.push(id);
+            }
+        }
+        due
+    }
+
+    /// The total the cluster holds for a post: ours rises to it, never
+    /// falls. Whether it rose. A post with no room here shows it at once;
+    /// a room's counts go out with its next publish.
+    pub(super) fn raise(&mut self, slug: &Slug, total: u64, has_room: bool) -> bool {
+        let total = total.min(MAX_TOTAL);
+        let entry = self.totals.entry(slug.to_string()).or_insert(0);
+        if total <= *entry {
+            return false;
+        }
+        *entry = total;
+        if !has_room {
+            let counts = self.census.get(slug.as_str());
+            self.census.set(slug, Counts { total, ..counts });
+        }
+        true
+    }
+
+    /// A post's counts: `now` readers in its room, and its total.
+    pub(super) fn counts(&self, slug: &Slug, now: usize) -> Counts {
+        Counts {
+            now: now as u64,
+            total: self.totals.get(slug.as_str()).copied().unwrap_or(0),
+        }
+    }
+
+    /// What pages show for a post, as its room has just published it.
+    pub(super) fn show(&self, slug: &Slug, counts: Counts) {
+        self.census.set(slug, counts);
+    }
+
+    pub(super) fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// Shutdown: nobody is left to count.
+    pub(super) fn forget_uncounted(&mut self) {
+        self.uncounted.clear();
+    }
+}
