@@ -10,6 +10,7 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::app::App;
+use super::fields::Fields;
 use super::join_limits::resuming;
 use super::json_body::read_post;
 use super::peer::client_block;
@@ -228,8 +229,8 @@ where
 
 /// The `token` string of a JSON object body, if it has one.
 pub fn parse_token(body: &[u8]) -> Option<String> {
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
-    object.get("token")?.as_str().map(str::to_string)
+    let fields = Fields::parse(body)?;
+    fields.text("token").ok()?.map(str::to_string)
 }
 
 pub(super) fn no_such_post(slug: &str) -> Response<Body> {

@@ -1,18 +1,22 @@
 //! The HTTP edge: everything that speaks HTTP, and nothing else does. The
 //! accept loop and its limits (`server.rs`), one connection's life
-//! (`connection.rs`), the HTTP/1.1 event-stream path
+//! (`connection.rs`, with TLS in `tls.rs`), the HTTP/1.1 event-stream path
 //! (`h1_events.rs`), the router (`routes.rs`) and its replies (`reply.rs`),
-//! the API handlers (`api.rs`: stream, position, goodbye) with the position
-//! body parser (`position.rs`) and the JSON body reader (`json_body.rs`),
-//! long-polling for streams that do not stream (`polling.rs`), the `web/` files (`assets.rs`), the event stream body
-//! (`stream.rs`), the client's address (`peer.rs`), the heat map and the
-//! stats page (`stats.rs`) and what handlers can reach (`app.rs`). It calls into the engine and the blog; neither knows
-//! about HTTP.
+//! the reader endpoints (`api.rs`: stream, position, goodbye, ticket, and
+//! `/api/posts`) with their limits (`join_limits.rs`, `tickets.rs`), the
+//! JSON body's limits (`json_body.rs`) and its one reader (`fields.rs`),
+//! the position parser (`position.rs`), long-polling for streams that do
+//! not stream (`polling.rs`, `poll_sessions.rs`), the `web/` files
+//! (`assets.rs`), the event stream body (`stream.rs`), the client's address
+//! (`peer.rs`), the heat map and the stats page (`stats.rs`) and what
+//! handlers can reach (`app.rs`). It calls into the engine and the blog;
+//! neither knows about HTTP.
 
 mod api;
 mod app;
 mod assets;
 mod connection;
+mod fields;
 mod h1_events;
 mod join_limits;
 mod json_body;

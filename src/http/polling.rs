@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 
 use super::api;
 use super::app::App;
+use super::fields::Fields;
 use super::join_limits::resuming;
 use super::json_body::read_post;
 use super::poll_sessions::{Answer, Poll, Timing};
@@ -105,25 +106,12 @@ struct Asked {
 }
 
 fn parse_poll(body: &[u8]) -> Option<Asked> {
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
-    let text = |key: &str| match object.get(key) {
-        None | Some(serde_json::Value::Null) => Some(None),
-        Some(value) => Some(Some(value.as_str()?.to_string())),
-    };
-    let (token, resume) = (text("token")?, text("resume")?);
-    let seen = match object.get("seen") {
-        None | Some(serde_json::Value::Null) => 0,
-        Some(value) => value.as_u64()?,
-    };
-    let watch = match object.get("watch") {
-        None | Some(serde_json::Value::Null) => false,
-        Some(value) => value.as_bool()?,
-    };
+    let fields = Fields::parse(body)?;
     Some(Asked {
-        token,
-        resume,
-        seen,
-        watch,
+        token: fields.text("token").ok()?.map(str::to_string),
+        resume: fields.text("resume").ok()?.map(str::to_string),
+        seen: fields.whole("seen").ok()?.unwrap_or(0),
+        watch: fields.flag("watch").ok()?.unwrap_or(false),
     })
 }
 

@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::fields::Fields;
 
 use crate::ghosts::Token;
 
@@ -69,8 +71,7 @@ impl fmt::Display for PositionError {
 /// Parses `{"token":"…","pos":12.37}` for a post of `blocks` blocks. Other
 /// fields are ignored, so clients can add some without breaking.
 pub fn parse_position(body: &[u8], blocks: u32) -> Result<PositionUpdate, PositionError> {
-    let object: Map<String, Value> =
-        serde_json::from_slice(body).map_err(|_| PositionError::NotJson)?;
+    let object = Fields::parse(body).ok_or(PositionError::NotJson)?;
     let pos = match object.get("pos") {
         None => return Err(PositionError::MissingPos),
         Some(value) => value
@@ -82,8 +83,9 @@ pub fn parse_position(body: &[u8], blocks: u32) -> Result<PositionUpdate, Positi
         return Err(PositionError::PosOutOfRange { blocks });
     }
     let token = object
-        .get("token")
-        .and_then(Value::as_str)
+        .text("token")
+        .ok()
+        .flatten()
         .ok_or(PositionError::MissingToken)?;
     // A thousandth of a block is finer than any screen shows, and keeps the
     // numbers short on the wire.
