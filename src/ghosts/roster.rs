@@ -353,3 +353,105 @@ impl Roster {
         self.serials
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn admission(id: &str, token: &Token) -> Admission {
+        Admission {
+            id: GhostId::for_test(id),
+            token: token.clone(),
+            slug: Slug::parse("p").expect("a slug"),
+            color: "#000",
+            peer: IpAddr::from([192, 0, 2, 1]),
+            counted: false,
+            watching: false,
+            moves_per_sec: 10,
+        }
+    }
+
+    fn token(rng: &mut impl Rng, id: &str) -> Token {
+        Token::for_ghost(&GhostId::for_test(id), rng)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ghost_is_in_every_map_or_in_none() {
+        let directory = Arc::new(Directory::default());
+        let mut roster = Roster::new(directory.clone());
+        let mut rng = rand::rng();
+        let t = token(&mut rng, "a");
+        let stream = roster.admit(admission("a", &t));
+        let peer = IpAddr::from([192, 0, 2, 1]);
+        assert!(directory.get(&t).is_some() && roster.holds(&t));
+        assert_eq!(roster.streams_from(&peer), 1);
+        assert!(
+            roster.remove(&stream.id, stream.serial + 1).is_none(),
+            "not its stream"
+        );
+        let gone = roster
+            .remove(&stream.id, stream.serial)
+            .expect("its stream");
+        assert_eq!(gone.token, t);
+        assert!(directory.get(&t).is_none() && !roster.holds(&t));
+        assert_eq!(roster.streams_from(&peer), 0, "the address is forgotten");
+        assert_eq!(roster.live_count(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_takeover_ends_the_old_stream_and_the_hold() {
+        let mut roster = Roster::new(Arc::default());
+        let mut rng = rand::rng();
+        let t = token(&mut rng, "a");
+        let mut first = roster.admit(admission("a", &t));
+        let id = first.id.clone();
+        let now = Instant::now();
+        roster.hold(&id, Some(now + Duration::from_secs(60)));
+        assert!(roster.is_held(&id, first.serial, now));
+        let slug = Slug::parse("p").expect("a slug");
+        let other = Slug::parse("q").expect("a slug");
+        assert!(
+            roster.take_over(&t, &other, false).is_none(),
+            "a token is for its own post"
+        );
+        let taken = roster.take_over(&t, &slug, true).expect("taken over");
+        assert!(taken.stream.serial > first.serial);
+        assert_eq!(taken.switched, Some(true), "it chose to be invisible");
+        assert!(
+            first.end.try_recv().is_err(),
+            "the old stream's end is dropped"
+        );
+        assert!(
+            !roster.is_held(&id, taken.stream.serial, now),
+            "its page is back"
+        );
+        assert!(
+            roster.let_go(now + Duration::from_secs(61)).is_empty(),
+            "no hold is left"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_that_runs_out_lets_go_only_of_a_closed_stream() {
+        let mut roster = Roster::new(Arc::default());
+        let mut rng = rand::rng();
+        let (ta, tb) = (token(&mut rng, "a"), token(&mut rng, "b"));
+        let open = roster.admit(admission("a", &ta));
+        let closed = roster.admit(admission("b", &tb));
+        drop(closed.end);
+        let now = Instant::now();
+        for stream in [&open.id, &closed.id] {
+            roster.hold(stream, Some(now + Duration::from_secs(1)));
+        }
+        assert!(roster.let_go(now).is_empty(), "not yet");
+        let later = now + Duration::from_secs(2);
+        assert_eq!(
+            roster.let_go(later),
+            vec![(closed.id.clone(), closed.serial)]
+        );
+        assert!(!roster.is_held(&open.id, open.serial, later));
+        assert!(roster.let_go(later).is_empty(), "each hold ends once");
+    }
+}

@@ -120,3 +120,64 @@ impl Tally {
         self.uncounted.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slug(text: &str) -> Slug {
+        Slug::parse(text).expect("a slug")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_total_only_grows_by_readers_or_up_to_the_cluster_never_down() {
+        let census = Arc::new(Census::default());
+        let mut totals = Totals::new();
+        totals.insert("p".to_string(), 5);
+        let mut tally = Tally::new(totals, census.clone(), Duration::from_secs(5));
+        assert_eq!(census.get("p").total, 5, "loaded totals are shown at once");
+        tally.count(&slug("p"));
+        assert_eq!(tally.counts(&slug("p"), 2).total, 6);
+        assert!(
+            !tally.raise(&slug("p"), 3, false),
+            "the cluster never lowers a total"
+        );
+        assert_eq!(tally.counts(&slug("p"), 2).total, 6);
+        assert!(tally.raise(&slug("p"), 9, false));
+        assert_eq!(
+            census.get("p").total,
+            9,
+            "a post with no room shows it at once"
+        );
+        assert!(tally.raise(&slug("p"), u64::MAX, true));
+        assert_eq!(
+            tally.counts(&slug("p"), 0).total,
+            MAX_TOTAL,
+            "kept where a browser shows it exactly"
+        );
+        tally.count(&slug("p"));
+        assert_eq!(tally.counts(&slug("p"), 0).total, MAX_TOTAL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_is_due_to_count_once_its_stream_was_held_long_enough() {
+        let mut tally = Tally::new(Totals::new(), Arc::default(), Duration::from_secs(5));
+        assert!(!tally.counts_at_join());
+        let start = Instant::now();
+        tally.expect(GhostId::for_test("a"), start);
+        tally.expect(GhostId::for_test("b"), start + Duration::from_secs(1));
+        assert!(tally.due(start + Duration::from_secs(4)).is_empty());
+        assert_eq!(
+            tally.due(start + Duration::from_secs(5)),
+            vec![GhostId::for_test("a")]
+        );
+        assert_eq!(
+            tally.due(start + Duration::from_secs(9)),
+            vec![GhostId::for_test("b")]
+        );
+        assert!(
+            tally.due(start + Duration::from_secs(99)).is_empty(),
+            "each once"
+        );
+    }
+}
