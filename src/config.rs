@@ -269,6 +269,31 @@ pub struct Config {
     /// (redis://HOST:PORT). Off by default: one instance needs nothing else.
     #[arg(long, env = "GHOSTREAD_REDIS", value_name = "URL")]
     pub redis: Option<String>,
+    /// Embed mode: pages of this origin (e.g. https://blog.example) may show
+    /// ghosts (repeat for several; comma-separated in the environment).
+    ///
+    /// Their readers' requests are answered with CORS for that origin only;
+    /// a request from any other site's page is refused, and logged once
+    /// per origin.
+    #[arg(long = "embed-origin", env = "GHOSTREAD_EMBED_ORIGIN", value_name = "ORIGIN",
+          value_delimiter = ',', value_parser = crate::embed::parse_origin)]
+    pub embed_origins: Vec<String>,
+    /// Most pages of other sites the server keeps rooms and counts for;
+    /// more are refused.
+    ///
+    /// A client can claim any address on an allowed origin, so the pages
+    /// held are bounded.
+    #[arg(long = "embed-max-pages", env = "GHOSTREAD_EMBED_MAX_PAGES", value_name = "N",
+          default_value = "1000", value_parser = count(1..=1_000_000))]
+    pub embed_max_pages: usize,
+    /// Only the pages this sitemap lists (a sitemap.xml file) may show
+    /// ghosts; read at start and again when it changes.
+    #[arg(
+        long = "embed-sitemap",
+        env = "GHOSTREAD_EMBED_SITEMAP",
+        value_name = "FILE"
+    )]
+    pub embed_sitemap: Option<PathBuf>,
 }
 
 impl Default for Config {

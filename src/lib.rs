@@ -10,9 +10,9 @@
 //!   `blog`: posts folder → rendered posts and pages, reloaded on change.
 //! - `events`: every event's name and JSON shape, and their SSE encoding.
 //!
-//! Beside them: `config` (every setting, declared once), `store` (the
-//! all-time counts on disk), `metrics` (`/metrics`), `shutdown` (the stop
-//! signal).
+//! Beside them: `config` (every setting, declared once), `embed` (pages of
+//! other sites that show ghosts), `store` (the all-time counts on disk),
+//! `metrics` (`/metrics`), `shutdown` (the stop signal).
 //!
 //! The public surface is [`run`] and [`serve`] with their [`Config`]: what
 //! `main`, the tests and anyone embedding the server use. What the benches
@@ -22,6 +22,7 @@
 mod blog;
 mod cluster;
 mod config;
+mod embed;
 mod events;
 mod ghosts;
 mod http;
@@ -153,7 +154,16 @@ pub async fn serve(
         },
         config.posts_dir.display()
     );
+    let embeds = Arc::new(embed::Embeds::new(
+        config.embed_origins.clone(),
+        config.embed_max_pages,
+        config.embed_sitemap.as_deref(),
+    ));
+    if let Some(sitemap) = &config.embed_sitemap {
+        embeds.watch_sitemap(sitemap.clone(), stopping.clone());
+    }
     let app = Arc::new(http::App {
+        embeds,
         assets: http::Assets::new(&config.web),
         site,
         blog,

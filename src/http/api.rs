@@ -25,8 +25,7 @@ pub const EVENTS_ALLOW: &str = "GET, HEAD, OPTIONS";
 
 /// `GET /posts/{slug}/events`.
 pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<Body> {
-    let library = app.blog.current();
-    let Some(entry) = library.get(slug) else {
+    let Some(post) = app.live_page(slug) else {
         return no_such_post(slug);
     };
     match *request.method() {
@@ -35,7 +34,6 @@ pub async fn events<B>(app: &App, slug: &str, request: &Request<B>) -> Response<
         Method::OPTIONS => return reply::options(EVENTS_ALLOW),
         _ => return reply::method_not_allowed(EVENTS_ALLOW, Speaks::Json),
     }
-    let post = &entry.post;
     // The address's limit first: redeeming a ticket may ask Redis.
     let peer = client_block(&app.config.trusted_proxies, request);
     if let Err(wait) = app.join_limits.check_address(peer) {

@@ -4,15 +4,13 @@
 //! answer to send.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::app::App;
+use super::app::{App, LivePage};
 use super::peer::client_block;
 use super::reply::{self, Body, Speaks};
-use crate::blog::Post;
 
 /// Methods the JSON `POST` endpoints answer.
 const POST_ALLOW: &str = "POST, OPTIONS";
@@ -25,12 +23,12 @@ pub async fn read_post<B>(
     app: &App,
     slug: &str,
     request: Request<B>,
-) -> Result<(Arc<Post>, IpAddr, Vec<u8>), Response<Body>>
+) -> Result<(LivePage, IpAddr, Vec<u8>), Response<Body>>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let Some(post) = app.blog.current().get(slug).map(|entry| entry.post.clone()) else {
+    let Some(post) = app.live_page(slug) else {
         return Err(reply::json_error(
             StatusCode::NOT_FOUND,
             &format!("There is no post \"{slug}\"; check the address."),
@@ -47,7 +45,7 @@ where
 }
 
 /// The body's bytes, or the error response that refuses it.
-async fn read_json<B>(app: &App, request: Request<B>) -> Result<Vec<u8>, Response<Body>>
+pub(super) async fn read_json<B>(app: &App, request: Request<B>) -> Result<Vec<u8>, Response<Body>>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -5,7 +5,8 @@
 //! the reader endpoints (`api.rs`: stream, position, goodbye, ticket, and
 //! `/api/posts`) with their limits (`join_limits.rs`, `tickets.rs`), the
 //! JSON body's limits (`json_body.rs`) and its one reader (`fields.rs`),
-//! the position parser (`position.rs`), long-polling for streams that do
+//! the position parser (`position.rs`), embed mode's origins, CORS and
+//! page endpoint (`embed.rs`), long-polling for streams that do
 //! not stream (`polling.rs`, `poll_sessions.rs`), the `web/` files
 //! (`assets.rs`), the event stream body (`stream.rs`), the client's address
 //! (`peer.rs`), the heat map and the stats page (`stats.rs`) and what
@@ -16,6 +17,7 @@ mod api;
 mod app;
 mod assets;
 mod connection;
+mod embed;
 mod fields;
 mod h1_events;
 mod join_limits;

@@ -13,7 +13,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::app::App;
 use super::assets::etag_matches;
 use super::reply::{self, Body, Speaks};
-use super::{api, polling, stats};
+use super::{api, embed, polling, stats};
 use crate::blog::pages::{self, Listed};
 
 /// Methods each kind of resource answers, for `Allow` and `405`.
@@ -68,14 +68,45 @@ where
         ["tags", tag] => read_only(method, || async { tag_page(app, tag) }).await,
         ["stats"] => read_only(method, || stats::page(app)).await,
         ["posts", slug, "heat"] => read_only(method, || stats::heat(app, slug)).await,
-        ["posts", slug, "events"] => api::events(app, slug, &request).await,
-        ["posts", slug, "position"] => api::position(app, slug, request).await,
-        ["posts", slug, "leave"] => api::goodbye(app, slug, request).await,
-        ["posts", slug, "poll"] => polling::poll(app, slug, request).await,
-        ["posts", slug, "ticket"] => api::ticket(app, slug, request).await,
+        ["posts", slug, "events" | "position" | "leave" | "poll" | "ticket"] => {
+            live(app, slug, request).await
+        }
+        ["embed", "page"] => live(app, "", request).await,
         _ if path.len() > 1 && path.ends_with('/') => reply::redirect(&same_site(&path)),
         _ => not_found(app),
     }
+}
+
+/// The endpoints a reader's page talks to, which another site's page may
+/// too in embed mode: refused for an origin that is not allowed, answered
+/// with CORS for one that is.
+async fn live<B>(app: &App, slug: &str, request: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let from = match embed::check_origin(app, &request) {
+        Ok(from) => from,
+        Err(why) => return embed::refused(why),
+    };
+    let method = request.method().clone();
+    let endpoint = request
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut response = match endpoint.as_str() {
+        "events" => api::events(app, slug, &request).await,
+        "position" => api::position(app, slug, request).await,
+        "leave" => api::goodbye(app, slug, request).await,
+        "poll" => polling::poll(app, slug, request).await,
+        "ticket" => api::ticket(app, slug, request).await,
+        _ => embed::show_page(app, request).await,
+    };
+    embed::allow(&mut response, &from, &method);
+    response
 }
 
 /// Runs `handler` for GET and HEAD; answers OPTIONS and refuses the rest.
