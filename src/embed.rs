@@ -121,6 +121,13 @@ impl Embeds {
         self.pages.read().get(slug).cloned()
     }
 
+    /// Every page shown since the server started, by address.
+    pub fn pages(&self) -> Vec<Page> {
+        let mut pages: Vec<Page> = self.pages.read().values().cloned().collect();
+        pages.sort_by(|a, b| a.url.cmp(&b.url));
+        pages
+    }
+
     /// A page of `origin` at `url` with `blocks` blocks shows ghosts: its
     /// slug (the same every time for the same address). A page shown again
     /// with another block count (edited since) takes the new count.

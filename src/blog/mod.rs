@@ -21,6 +21,6 @@ mod site;
 
 pub use front_matter::FrontMatter;
 pub use library::Blog;
-pub use post::{Post, Slug};
+pub use post::Slug;
 pub use reload::{run as run_reload, Folder};
 pub use site::{parse_base_url, Site};

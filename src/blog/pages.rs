@@ -197,9 +197,16 @@ pub fn render_index(site: &Site, posts: &[Listed]) -> String {
     layout(site, None, None, html! {}, body).into_string()
 }
 
-/// One post on the stats page.
+/// One page on the stats page: a post of this blog, or a page of another
+/// site that shows ghosts (embed mode).
 pub struct Stats<'a> {
-    pub post: &'a Arc<Post>,
+    pub slug: &'a str,
+    pub title: &'a str,
+    /// Where the page is read: a path here, or the other site's address.
+    pub href: &'a str,
+    pub blocks: u32,
+    /// Its headings (block, level, text); none known for another site's page.
+    pub outline: &'a [(u32, u8, String)],
     pub now: u64,
     pub total: u64,
     /// Reader-seconds per block.
@@ -218,29 +225,28 @@ pub fn render_stats(site: &Site, posts: &[Stats]) -> String {
                  shown tabs, summed over every reader; nothing about any one reader."
             }
             @for stats in posts {
-                @let post = stats.post;
                 @let most = stats.heat.iter().copied().fold(0.0, f64::max);
                 @let minutes = stats.heat.iter().sum::<f64>() / 60.0;
-                section.post-stats data-slug=(post.slug) {
-                    h2 { a href={ "/posts/" (post.slug) } { (post.meta.title) } }
+                section.post-stats data-slug=(stats.slug) {
+                    h2 { a href=(stats.href) { (stats.title) } }
                     p.meta {
                         span data-now { (stats.now) } " reading now · "
                         span data-total { (stats.total) } " readers in all · "
                         span data-minutes { (format!("{minutes:.1}")) } " reader-minutes"
                     }
                     @if most > 0.0 {
-                        ol.heat-strip aria-label={ "Reading time per block of " (post.meta.title) } {
-                            @for block in 0..post.blocks.max(1) {
+                        ol.heat-strip aria-label={ "Reading time per block of " (stats.title) } {
+                            @for block in 0..stats.blocks.max(1) {
                                 @let seconds = stats.heat.get(block as usize).copied().unwrap_or(0.0);
                                 @let level = ((seconds / most) * 9.0).round() as u32;
-                                @let heading = post.outline.iter().position(|(b, _, _)| *b == block);
+                                @let heading = stats.outline.iter().position(|(b, _, _)| *b == block);
                                 li class={ "heat-" (level) @if heading.is_some() { " heading" } }
                                     data-block=(block) data-seconds=(format!("{seconds:.1}")) {
                                     span.bar {}
                                     @if let Some(at) = heading {
                                         span.label {
-                                            (post.outline[at].2) " · "
-                                            (format!("{:.1}", section_seconds(&stats.heat, &post.outline, at) / 60.0))
+                                            (stats.outline[at].2) " · "
+                                            (format!("{:.1}", section_seconds(&stats.heat, stats.outline, at) / 60.0))
                                             " min"
                                         }
                                     }

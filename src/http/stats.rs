@@ -7,24 +7,23 @@ use hyper::{Response, StatusCode};
 use super::app::App;
 use super::reply::{self, Body, Keep};
 use crate::blog::pages::{self, Stats};
-use crate::blog::Post;
+use crate::blog::Slug;
 use crate::store::Heat;
 
-/// Every post's heat as the whole site knows it: summed over the cluster
+/// These pages' heat as the whole site knows it: summed over the cluster
 /// through Redis, or this instance's own when alone (or Redis is away).
-async fn heat_of(app: &App, posts: &[&Post]) -> Heat {
+async fn heat_of(app: &App, slugs: &[Slug]) -> Heat {
     let mut heat = Heat::new();
     if let Some(cluster) = &app.cluster {
-        let slugs = posts.iter().map(|post| post.slug.clone()).collect();
-        if let Some(strips) = cluster.heat(slugs).await {
-            for (post, strip) in posts.iter().zip(strips) {
-                heat.insert(post.slug.to_string(), strip);
+        if let Some(strips) = cluster.heat(slugs.to_vec()).await {
+            for (slug, strip) in slugs.iter().zip(strips) {
+                heat.insert(slug.to_string(), strip);
             }
         }
     }
-    let missing: Vec<String> = posts
+    let missing: Vec<String> = slugs
         .iter()
-        .map(|post| post.slug.to_string())
+        .map(|slug| slug.to_string())
         .filter(|slug| !heat.contains_key(slug))
         .collect();
     if !missing.is_empty() {
@@ -33,33 +32,35 @@ async fn heat_of(app: &App, posts: &[&Post]) -> Heat {
     heat
 }
 
-/// A post's strip, one number per block of the post as it is now.
-fn strip(heat: &Heat, post: &Post) -> Vec<f64> {
-    let mut strip = heat.get(post.slug.as_str()).cloned().unwrap_or_default();
-    strip.resize(post.blocks.max(1) as usize, 0.0);
+/// A page's strip, one number per block of the page as it is now.
+fn strip(heat: &Heat, slug: &str, blocks: u32) -> Vec<f64> {
+    let mut strip = heat.get(slug).cloned().unwrap_or_default();
+    strip.resize(blocks.max(1) as usize, 0.0);
     strip
 }
 
-/// `GET /posts/{slug}/heat`.
+/// `GET /posts/{slug}/heat`: a post's, or a page's of another site.
 pub async fn heat(app: &App, slug: &str) -> Response<Body> {
-    let library = app.blog.current();
-    let Some(entry) = library.get(slug) else {
+    let Some(page) = app.live_page(slug) else {
         return reply::json_error(StatusCode::NOT_FOUND, "No post has that name.");
     };
-    let post = &entry.post;
-    let heat = heat_of(app, &[post]).await;
-    let seconds: Vec<f64> = strip(&heat, post)
+    let library = app.blog.current();
+    let outline = library
+        .get(slug)
+        .map(|entry| entry.post.outline.clone())
+        .unwrap_or_default();
+    let heat = heat_of(app, std::slice::from_ref(&page.slug)).await;
+    let seconds: Vec<f64> = strip(&heat, slug, page.blocks)
         .into_iter()
         .map(|s| (s * 10.0).round() / 10.0)
         .collect();
-    let outline: Vec<serde_json::Value> = post
-        .outline
+    let outline: Vec<serde_json::Value> = outline
         .iter()
         .map(|(block, level, text)| serde_json::json!({ "block": block, "level": level, "text": text }))
         .collect();
     let body = serde_json::json!({
-        "slug": post.slug.as_str(),
-        "blocks": post.blocks,
+        "slug": page.slug.as_str(),
+        "blocks": page.blocks,
         "total_seconds": (seconds.iter().sum::<f64>() * 10.0).round() / 10.0,
         "seconds": seconds,
         "headings": outline,
@@ -68,23 +69,53 @@ pub async fn heat(app: &App, slug: &str) -> Response<Body> {
     reply::json(body, Keep::AskAgain)
 }
 
-/// `GET /stats`.
+/// `GET /stats`: this blog's posts, then the pages of other sites that
+/// have shown ghosts since the server started.
 pub async fn page(app: &App) -> Response<Body> {
     let library = app.blog.current();
-    let listed: Vec<&Post> = library.listed().iter().map(AsRef::as_ref).collect();
-    let heat = heat_of(app, &listed).await;
-    let rows: Vec<Stats> = library
+    let others = app.embeds.pages();
+    let slugs: Vec<Slug> = library
         .listed()
         .iter()
-        .map(|post| {
+        .map(|post| post.slug.clone())
+        .chain(others.iter().map(|page| page.slug.clone()))
+        .collect();
+    let heat = heat_of(app, &slugs).await;
+    let hrefs: Vec<String> = library
+        .listed()
+        .iter()
+        .map(|post| format!("/posts/{}", post.slug))
+        .collect();
+    let mut rows: Vec<Stats> = library
+        .listed()
+        .iter()
+        .zip(&hrefs)
+        .map(|(post, href)| {
             let counts = app.ghosts.counts(post.slug.as_str());
             Stats {
-                post,
+                slug: post.slug.as_str(),
+                title: &post.meta.title,
+                href,
+                blocks: post.blocks,
+                outline: &post.outline,
                 now: counts.now,
                 total: counts.total,
-                heat: strip(&heat, post),
+                heat: strip(&heat, post.slug.as_str(), post.blocks),
             }
         })
         .collect();
+    rows.extend(others.iter().map(|page| {
+        let counts = app.ghosts.counts(page.slug.as_str());
+        Stats {
+            slug: page.slug.as_str(),
+            title: &page.url,
+            href: &page.url,
+            blocks: page.blocks,
+            outline: &[],
+            now: counts.now,
+            total: counts.total,
+            heat: strip(&heat, page.slug.as_str(), page.blocks),
+        }
+    }));
     reply::html(StatusCode::OK, pages::render_stats(&app.site, &rows))
 }
