@@ -44,6 +44,20 @@ pub async fn try_get(addr: SocketAddr, path: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// The origin of the pages of another site that embedded readers read
+/// (`--embedded`).
+pub const EMBED_ORIGIN: &str = "http://embed.load";
+
+/// The `Origin` header a request about `slug` carries: an embedded page's
+/// (their slugs start with `x-`), or none.
+pub fn origin_header(slug: &str) -> &'static str {
+    if slug.starts_with("x-") {
+        "origin: http://embed.load\r\n"
+    } else {
+        ""
+    }
+}
+
 /// Sends one POST on a keep-alive connection and returns the status. On an
 /// error, `buf` holds whatever of the answer came (empty: none did).
 pub async fn post(
@@ -52,8 +66,10 @@ pub async fn post(
     path: &str,
     body: &str,
 ) -> std::io::Result<u16> {
+    let slug = path.split('/').nth(2).unwrap_or_default();
     let request = format!(
-        "POST {path} HTTP/1.1\r\nhost: load\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: load\r\n{}content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        origin_header(slug),
         body.len()
     );
     buf.clear();
@@ -94,4 +110,38 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result
     }
     buf.extend_from_slice(&chunk[..n]);
     Ok(())
+}
+
+/// Registers the twin of each post on the embedded site (`POST
+/// /embed/page`); the slug each twin's readers meet under, by post.
+pub async fn embed_twins(
+    addr: SocketAddr,
+    slugs: &[String],
+    blocks: u32,
+) -> std::collections::HashMap<String, String> {
+    let mut twins = std::collections::HashMap::new();
+    for slug in slugs {
+        let body = format!("{{\"url\":\"{EMBED_ORIGIN}/{slug}/\",\"blocks\":{blocks}}}");
+        let request = format!(
+            "POST /embed/page HTTP/1.1\r\nhost: load\r\norigin: {EMBED_ORIGIN}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .expect("connect to register a twin");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("register a twin");
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out).await;
+        let answer = String::from_utf8_lossy(&out);
+        let twin = answer
+            .split("\"slug\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("the server took no twin of {slug}: {answer}"));
+        twins.insert(slug.clone(), twin.to_string());
+    }
+    twins
 }

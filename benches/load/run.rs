@@ -3,6 +3,7 @@
 //! ends, and `report` turns what was measured into a `Report`. What differs
 //! between scenarios is their `Kind`, asked in one place each.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -115,6 +116,8 @@ pub struct Run {
     /// The staleness of the seconds that began with every reader in.
     held: Option<Histogram<u64>>,
     held_crowd: Option<Histogram<u64>>,
+    /// With `--embedded`: each post's twin on the embedded site.
+    twins: HashMap<String, Arc<str>>,
 }
 
 impl Run {
@@ -127,6 +130,20 @@ impl Run {
             "HTTP/1.1, one connection per reader stream, POSTs on 64 shared keep-alive connections"
         }
         .to_string();
+        let twins = match s.embedded > 0.0 {
+            true => crate::http::embed_twins(target.addrs[0], &target.slugs, target.blocks)
+                .await
+                .into_iter()
+                .map(|(post, twin)| (post, Arc::from(twin.as_str())))
+                .collect(),
+            false => HashMap::new(),
+        };
+        if s.embedded > 0.0 {
+            transport.push_str(&format!(
+                "; {:.0} % of readers on embedded pages (another origin, CORS)",
+                s.embedded * 100.0
+            ));
+        }
         if s.pollers > 0.0 {
             transport.push_str(&format!(
                 "; {:.0} % of readers long-poll (POST …/poll) instead",
@@ -198,6 +215,7 @@ impl Run {
             held_crowd: (s.kind != Kind::Ramp).then(stats::histogram),
             transport,
             shared,
+            twins,
             target,
             s,
         }
@@ -313,7 +331,15 @@ impl Run {
         self.spawn(plan);
     }
 
-    fn spawn(&mut self, plan: Plan) {
+    fn spawn(&mut self, mut plan: Plan) {
+        // Embedded readers, spread evenly: on the twin of the post.
+        let share = self.s.embedded;
+        let n = self.spawned as f64;
+        if ((n + 1.0) * share).floor() > (n * share).floor() {
+            if let Some(twin) = self.twins.get(&*plan.slug) {
+                plan.slug = twin.clone();
+            }
+        }
         self.tasks
             .spawn(reader::run(self.shared.clone(), self.spawned, plan));
         self.spawned += 1;

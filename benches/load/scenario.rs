@@ -37,6 +37,10 @@ pub struct Scenario {
     pub instances: usize,
     /// The share of readers (0 to 1) that long-poll instead of streaming.
     pub pollers: f64,
+    /// The share of readers (0 to 1) on pages of another site (embed
+    /// mode): each post has a twin page there, whose readers send that
+    /// site's `Origin` and are answered with CORS.
+    pub embedded: f64,
     /// The server's `--crowd` and `--crowd-interval-ms`; `None`: its default.
     pub crowd: Option<usize>,
     pub crowd_interval_ms: Option<u64>,
@@ -86,6 +90,7 @@ impl Name {
             crowd: None,
             crowd_interval_ms: None,
             pollers: 0.0,
+            embedded: 0.0,
             server_args: Vec::new(),
         };
         match self {
@@ -206,6 +211,11 @@ pub struct Cli {
     /// buffers whole responses.
     #[arg(long)]
     pub pollers: Option<f64>,
+    /// The share of readers (0 to 1) on embedded pages: each post gets a
+    /// twin on another origin, as a Hugo or WordPress page with the script
+    /// tag (the server is started with --embed-origin for it).
+    #[arg(long, conflicts_with = "url")]
+    pub embedded: Option<f64>,
     /// One more flag for the server (repeat for several), e.g.
     /// `--server-arg=--no-heat-map` to measure what the heat map costs.
     #[arg(
@@ -264,6 +274,9 @@ impl Cli {
         s.crowd = self.crowd.or(s.crowd);
         if let Some(pollers) = self.pollers {
             s.pollers = pollers.clamp(0.0, 1.0);
+        }
+        if let Some(embedded) = self.embedded {
+            s.embedded = embedded.clamp(0.0, 1.0);
         }
         s.crowd_interval_ms = self.crowd_interval_ms.or(s.crowd_interval_ms);
         s.server_args = self.server_args.clone();

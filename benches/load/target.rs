@@ -115,6 +115,9 @@ impl Target {
                 )
                 .args(&scenario.server_args)
                 .stderr(Stdio::piped());
+            if scenario.embedded > 0.0 {
+                command.args(["--embed-origin", crate::http::EMBED_ORIGIN]);
+            }
             if let Some((_, url)) = &redis {
                 command.args(["--redis", url]);
             }

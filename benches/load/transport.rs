@@ -293,8 +293,9 @@ async fn open_h1(
     let last_event_id = resume
         .map(|t| format!("last-event-id: {t}\r\n"))
         .unwrap_or_default();
+    let origin = crate::http::origin_header(path.split('/').nth(2).unwrap_or_default());
     let request = format!(
-        "GET {path} HTTP/1.1\r\nhost: load\r\naccept: text/event-stream\r\n{last_event_id}\r\n"
+        "GET {path} HTTP/1.1\r\nhost: load\r\naccept: text/event-stream\r\n{origin}{last_event_id}\r\n"
     );
     if stream.write_all(request.as_bytes()).await.is_err() {
         shared.stats.error("stream request failed");

@@ -308,6 +308,7 @@ fn layout(
                     (site_title)
                 }
                 link rel="stylesheet" href="/web/ghostread.css";
+                link rel="stylesheet" href="/web/ghosts.css";
                 link rel="icon" href="/web/favicon.svg" type="image/svg+xml";
                 link rel="alternate" type="application/atom+xml" title=(site_title) href="/feed.xml";
                 (head)

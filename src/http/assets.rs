@@ -13,8 +13,10 @@ mod embedded {
     /// Every file of `web/`, by its path below `web/`. A test fails when a
     /// file in `web/` is missing here, so the list cannot drift.
     pub static FILES: &[(&str, &[u8])] = &[
+        ("embed.js", include_bytes!("../../web/embed.js")),
         ("favicon.svg", include_bytes!("../../web/favicon.svg")),
         ("ghostread.css", include_bytes!("../../web/ghostread.css")),
+        ("ghosts.css", include_bytes!("../../web/ghosts.css")),
         ("ghosts.js", include_bytes!("../../web/ghosts.js")),
         (
             "img/actor-mailbox.svg",

@@ -57,6 +57,8 @@ where
         ["healthz"] => read_only(method, || async { health(app) }).await,
         ["metrics"] => read_only(method, || async { metrics(app) }).await,
         ["api", "posts"] => api::posts(app, method),
+        // The one tag a site of another origin adds (embed mode).
+        ["embed.js"] => read_only(method, || asset(app, "embed.js", &request)).await,
         ["web", rest @ ..] if !rest.is_empty() => {
             let name = path.trim_start_matches("/web/");
             read_only(method, || asset(app, name, &request)).await
@@ -237,6 +239,11 @@ async fn asset<B>(app: &App, name: &str, request: &Request<B>) -> Response<Body>
     if let Some(etag) = etag {
         headers.insert(ETAG, etag);
     }
+    // Public files, read by pages of other sites in embed mode (embed.js
+    // fetches the ghosts' stylesheet), which also learn the protocol they
+    // were served over (HTTP/1.1 or not: see the client's `http1`).
+    headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    headers.insert("timing-allow-origin", HeaderValue::from_static("*"));
     response
 }
 

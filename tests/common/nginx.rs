@@ -72,3 +72,75 @@ impl Drop for Nginx {
         let _ = self.child.wait();
     }
 }
+
+/// A real nginx serving static sites, each folder on its own port (so each
+/// is its own origin), every answer with `Content-Security-Policy: csp`.
+pub struct Sites {
+    child: Child,
+    _dir: super::TempDir,
+}
+
+impl Sites {
+    /// Serves each `(port, folder)`; ports from [`free_port`].
+    pub async fn serve(sites: &[(u16, &std::path::Path)], csp: &str) -> Sites {
+        let dir = super::TempDir::new("nginx-sites");
+        let servers: String = sites
+            .iter()
+            .map(|(port, root)| {
+                format!(
+                    "  server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    index index.html;\n\
+                     add_header Content-Security-Policy \"{csp}\" always;\n\
+                     location / {{ try_files $uri $uri/ =404; }}\n  }}\n",
+                    root = root.display()
+                )
+            })
+            .collect();
+        let conf = format!(
+            "daemon off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log stderr warn;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  include /etc/nginx/mime.types;\n\
+               client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n\
+               fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
+             {servers}}}\n",
+            dir = dir.path().display(),
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("write nginx.conf");
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx (apt-get install nginx-light, or run bash .ci/test)");
+        let served = Sites { child, _dir: dir };
+        for (port, _) in sites {
+            let addr = SocketAddr::from(([127, 0, 0, 1], *port));
+            super::wait_until("nginx serves the site", || async {
+                tokio::net::TcpStream::connect(addr).await.is_ok()
+            })
+            .await;
+        }
+        served
+    }
+}
+
+impl Drop for Sites {
+    fn drop(&mut self) {
+        // SIGTERM lets the master stop its worker; SIGKILL would orphan it.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on now, for a server the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
