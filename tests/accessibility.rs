@@ -2,50 +2,13 @@
 //! audits use it) in real Chromium: the index and every sample post, at a
 //! desktop's width and a phone's, in light and dark mode, have no serious
 //! or critical violation.
-//!
-//! axe-core comes from the npm registry at the version pinned in
-//! `tests/tools/package-lock.json`: `.ci/test` installs it into
-//! `target/tools` (or set `AXE_CORE` to an `axe.min.js`).
+//! (`common::axe` says where axe-core comes from.)
 
 mod common;
 
-use common::browser::{own_id, Browser, Scene, LONG};
-use serde_json::{json, Value};
-
-fn axe_source() -> String {
-    let path = std::env::var("AXE_CORE").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/tools/node_modules/axe-core/axe.min.js"
-        )
-        .to_string()
-    });
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("axe-core is not at {path} ({e}): run bash .ci/test, which installs the version tests/tools/package-lock.json pins")
-    })
-}
-
-/// Runs axe-core (its source: `axe`) on the page `browser` shows; the
-/// serious and critical violations, each with its rule, impact, how many
-/// nodes and the first one's HTML.
-async fn serious_violations(browser: &Browser, axe: &str) -> Vec<Value> {
-    browser.js(axe, vec![]).await;
-    let violations = browser
-        .client
-        .execute_async(
-            "const done = arguments[0];
-             axe.run(document, { resultTypes: ['violations'] }).then(
-               r => done(r.violations
-                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
-                 .map(v => ({ id: v.id, impact: v.impact, nodes: v.nodes.length,
-                              first: v.nodes[0] && v.nodes[0].html }))),
-               e => done([{ id: 'axe failed', first: String(e) }]));",
-            vec![],
-        )
-        .await
-        .expect("axe ran");
-    violations.as_array().cloned().unwrap_or_default()
-}
+use common::axe;
+use common::browser::{own_id, Scene, LONG};
+use serde_json::json;
 
 /// The index and every post of the sample blog, by address.
 fn sample_pages() -> Vec<String> {
@@ -64,7 +27,7 @@ fn sample_pages() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_page_has_no_serious_violation_wide_or_narrow_in_light_or_dark_mode() {
-    let axe = axe_source();
+    let axe = axe::source();
     let scene = Scene::new(|_| {}).await;
     let base = format!("http://{}", scene.server.addr);
     let pages = sample_pages();
@@ -92,7 +55,7 @@ async fn every_sample_page_has_no_serious_violation_wide_or_narrow_in_light_or_d
                     )
                     .await;
                 assert_eq!(dark, json!(scheme == "dark"), "the scheme is emulated");
-                for violation in serious_violations(&browser, &axe).await {
+                for violation in axe::serious_violations(&browser, &axe).await {
                     report.push(format!("{width} px, {scheme}, {page}: {violation}"));
                 }
             }
@@ -108,7 +71,7 @@ async fn every_sample_page_has_no_serious_violation_wide_or_narrow_in_light_or_d
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stats_page_draws_the_heat_map_accessibly_and_is_pictured_for_the_readme() {
-    let axe = axe_source();
+    let axe = axe::source();
     let scene = Scene::new(|_| {}).await;
     let addr = scene.server.addr;
     // Readers spread over the long post, most in its first half.
@@ -156,7 +119,7 @@ async fn the_stats_page_draws_the_heat_map_accessibly_and_is_pictured_for_the_re
         bars.as_u64().is_some_and(|n| n >= 1),
         "a hottest block is drawn"
     );
-    let violations = serious_violations(&browser, &axe).await;
+    let violations = axe::serious_violations(&browser, &axe).await;
     assert!(violations.is_empty(), "on /stats: {violations:?}");
     let png = browser.screenshot().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ghostread-screenshots");

@@ -16,11 +16,7 @@ const EVIL: &str = "https://evil.example";
 
 /// `POST /embed/page` from `origin`.
 async fn show(addr: std::net::SocketAddr, origin: &str, body: &str) -> common::Response {
-    let raw = format!(
-        "POST /embed/page HTTP/1.1\r\nhost: ghosts.test\r\norigin: {origin}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    send(addr, &raw).await
+    post_from(addr, origin, "/embed/page", body).await
 }
 
 /// A POST to one of a page's endpoints from `origin`.

@@ -14,11 +14,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::axe;
 use common::binary::Running;
 use common::browser::{console_errors, Browser, Driver, ONE_AT_A_TIME};
 use common::nginx::{free_port, Sites};
 use common::{post, TempDir};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// A JavaScript expression: the embed's shadow root, or null.
 const SHADOW: &str =
@@ -139,39 +140,6 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-fn axe_source() -> String {
-    let path = std::env::var("AXE_CORE").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/tools/node_modules/axe-core/axe.min.js"
-        )
-        .to_string()
-    });
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("axe-core is not at {path} ({e}): run bash .ci/test, which installs the version tests/tools/package-lock.json pins")
-    })
-}
-
-/// axe-core's serious and critical violations on the page, each with the
-/// first node's HTML.
-async fn serious_violations(browser: &Browser) -> Vec<Value> {
-    browser.js(&axe_source(), vec![]).await;
-    let violations = browser
-        .client
-        .execute_async(
-            "const done = arguments[0];
-             axe.run(document, { resultTypes: ['violations'] }).then(
-               r => done(r.violations
-                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
-                 .map(v => ({ id: v.id, nodes: v.nodes.length, first: v.nodes[0] && v.nodes[0].html }))),
-               e => done([{ id: 'axe failed', first: String(e) }]));",
-            vec![],
-        )
-        .await
-        .expect("axe ran");
-    violations.as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_of_a_hugo_and_a_jekyll_blog_see_each_other_and_other_sites_get_none() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -270,7 +238,7 @@ async fn readers_of_a_hugo_and_a_jekyll_blog_see_each_other_and_other_sites_get_
         let errors = console_errors(browser, &[]).await;
         assert!(errors.is_empty(), "the host page's console: {errors:?}");
     }
-    let violations = serious_violations(&second).await;
+    let violations = axe::serious_violations(&second, &axe::source()).await;
     assert!(
         violations.is_empty(),
         "axe on the Hugo page: {violations:?}"

@@ -2,6 +2,7 @@
 //! it, and make throwaway folders. Every test goes through real sockets.
 #![allow(dead_code)] // Each test binary uses a different part of this file.
 
+pub mod axe;
 pub mod binary;
 pub mod browser;
 pub mod cluster;

@@ -32,17 +32,7 @@ impl Nginx {
                    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n      {extra}\n    }}\n  }}\n}}\n",
             dir = dir.path().display(),
         );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("write nginx.conf");
-        let child = Command::new("nginx")
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx (apt-get install nginx-light, or run bash .ci/test)");
+        let child = start(&dir, &conf);
         // Owned before any wait, so a failed start still stops nginx on drop.
         let nginx = Nginx {
             child,
@@ -65,11 +55,7 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        // SIGTERM lets the master stop its worker; SIGKILL would orphan it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
@@ -104,17 +90,7 @@ impl Sites {
              {servers}}}\n",
             dir = dir.path().display(),
         );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("write nginx.conf");
-        let child = Command::new("nginx")
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx (apt-get install nginx-light, or run bash .ci/test)");
+        let child = start(&dir, &conf);
         let served = Sites { child, _dir: dir };
         for (port, _) in sites {
             let addr = SocketAddr::from(([127, 0, 0, 1], *port));
@@ -129,11 +105,7 @@ impl Sites {
 
 impl Drop for Sites {
     fn drop(&mut self) {
-        // SIGTERM lets the master stop its worker; SIGKILL would orphan it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
@@ -143,4 +115,27 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// Starts nginx with `conf` written in `dir`.
+fn start(dir: &super::TempDir, conf: &str) -> Child {
+    let conf_path = dir.path().join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("write nginx.conf");
+    Command::new("nginx")
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-p")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx (apt-get install nginx-light, or run bash .ci/test)")
+}
+
+/// SIGTERM lets the master stop its worker; SIGKILL would orphan it.
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }
