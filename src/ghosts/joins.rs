@@ -204,7 +204,7 @@ impl<'a> Desk<'a> {
     ) {
         if !ghost.counted {
             // Counted at its first position, or when this comes due.
-            self.tally.expect(ghost.id.clone(), Instant::now());
+            self.tally.wait_to_count(ghost.id.clone(), Instant::now());
         }
         let (slug, blocks, watch) = (request.slug, request.blocks, request.watch);
         let room = self.rooms.open(&slug, Some(blocks));

@@ -65,7 +65,7 @@ impl Tally {
 
     /// A new reader that has not counted yet: it counts when it moves, or
     /// once its stream has been held `count_after`.
-    pub(super) fn expect(&mut self, id: GhostId, now: Instant) {
+    pub(super) fn wait_to_count(&mut self, id: GhostId, now: Instant) {
         self.uncounted.push_back((now + self.count_after, id));
     }
 
@@ -164,8 +164,8 @@ mod tests {
         let mut tally = Tally::new(Totals::new(), Arc::default(), Duration::from_secs(5));
         assert!(!tally.counts_at_join());
         let start = Instant::now();
-        tally.expect(GhostId::for_test("a"), start);
-        tally.expect(GhostId::for_test("b"), start + Duration::from_secs(1));
+        tally.wait_to_count(GhostId::for_test("a"), start);
+        tally.wait_to_count(GhostId::for_test("b"), start + Duration::from_secs(1));
         assert!(tally.due(start + Duration::from_secs(4)).is_empty());
         assert_eq!(
             tally.due(start + Duration::from_secs(5)),
