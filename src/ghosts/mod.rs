@@ -17,6 +17,11 @@
 //!   seat), `census.rs` (counts per post), `limiter.rs` (a seat's rate limit).
 //! - `ghost.rs`: ids, tokens, colours. `messages.rs`: what instances
 //!   exchange, and `OtherInstances`, the engine's door to them.
+//!
+//! A part's own struct keeps its fields private. The `pub(super)` fields in
+//! this folder are on plain values one part hands another (`Parked`,
+//! `Admission`, `Stream`, `Changed`, `Answered`, the manager's `Wiring`):
+//! made whole by one side, read by the other, with no invariant to keep.
 
 mod census;
 #[cfg(test)]

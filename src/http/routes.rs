@@ -70,19 +70,32 @@ where
         ["tags", tag] => read_only(method, || async { tag_page(app, tag) }).await,
         ["stats"] => read_only(method, || stats::page(app)).await,
         ["posts", slug, "heat"] => read_only(method, || stats::heat(app, slug)).await,
-        ["posts", slug, "events" | "position" | "leave" | "poll" | "ticket"] => {
-            live(app, slug, request).await
-        }
-        ["embed", "page"] => live(app, "", request).await,
+        ["posts", slug, "events"] => live(app, slug, Live::Events, request).await,
+        ["posts", slug, "position"] => live(app, slug, Live::Position, request).await,
+        ["posts", slug, "leave"] => live(app, slug, Live::Leave, request).await,
+        ["posts", slug, "poll"] => live(app, slug, Live::Poll, request).await,
+        ["posts", slug, "ticket"] => live(app, slug, Live::Ticket, request).await,
+        ["embed", "page"] => live(app, "", Live::ShowPage, request).await,
         _ if path.len() > 1 && path.ends_with('/') => reply::redirect(&same_site(&path)),
         _ => not_found(app),
     }
 }
 
+/// The endpoints a reader's page talks to.
+enum Live {
+    Events,
+    Position,
+    Leave,
+    Poll,
+    Ticket,
+    /// `POST /embed/page`.
+    ShowPage,
+}
+
 /// The endpoints a reader's page talks to, which another site's page may
 /// too in embed mode: refused for an origin that is not allowed, answered
 /// with CORS for one that is.
-async fn live<B>(app: &App, slug: &str, request: Request<B>) -> Response<Body>
+async fn live<B>(app: &App, slug: &str, endpoint: Live, request: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -92,20 +105,13 @@ where
         Err(why) => return embed::refused(why),
     };
     let method = request.method().clone();
-    let endpoint = request
-        .uri()
-        .path()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let mut response = match endpoint.as_str() {
-        "events" => api::events(app, slug, &request).await,
-        "position" => api::position(app, slug, request).await,
-        "leave" => api::goodbye(app, slug, request).await,
-        "poll" => polling::poll(app, slug, request).await,
-        "ticket" => api::ticket(app, slug, request).await,
-        _ => embed::show_page(app, request).await,
+    let mut response = match endpoint {
+        Live::Events => api::events(app, slug, &request).await,
+        Live::Position => api::position(app, slug, request).await,
+        Live::Leave => api::goodbye(app, slug, request).await,
+        Live::Poll => polling::poll(app, slug, request).await,
+        Live::Ticket => api::ticket(app, slug, request).await,
+        Live::ShowPage => embed::show_page(app, request).await,
     };
     embed::allow(&mut response, &from, &method);
     response
