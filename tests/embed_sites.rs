@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::axe;
 use common::binary::Running;
-use common::browser::{console_errors, Browser, Driver, ONE_AT_A_TIME};
+use common::browser::{block_in, console_errors, Browser, Driver, ONE_AT_A_TIME};
 use common::nginx::{free_port, Sites};
 use common::{post, TempDir};
 use serde_json::json;
@@ -37,20 +37,7 @@ fn shows(id: &str) -> String {
 
 /// The block (as the embed numbered them) ghost `id` is drawn beside, or -1.
 fn block_of(id: &str) -> String {
-    format!(
-        "(() => {{
-            const root = {SHADOW};
-            const g = root && root.querySelector('[data-ghost=\"{id}\"]:not([data-self])');
-            if (!g || !g.style.transform) return -1;
-            const y = parseFloat(g.style.transform.slice('translateY('.length));
-            const top = root.querySelector('.reader').getBoundingClientRect().top;
-            for (const b of document.querySelectorAll('[data-ghostread-block]')) {{
-                const r = b.getBoundingClientRect();
-                if (y >= r.top - top && y <= r.bottom - top) return Number(b.dataset.ghostreadBlock);
-            }}
-            return -1;
-        }})()"
-    )
+    block_in(SHADOW, "ghostread-block", id)
 }
 
 async fn own_id(browser: &Browser) -> String {

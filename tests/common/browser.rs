@@ -335,15 +335,31 @@ impl Scene {
 /// A JavaScript expression: the block that ghost `id` is drawn beside in
 /// this page's own layout, or -1.
 pub fn block_of(id: &str) -> String {
+    block_in("document", "block", id)
+}
+
+/// The same where the ghosts are drawn inside `root` (a JavaScript
+/// expression: `document`, or an embed's shadow root) and the page's
+/// blocks carry `data-{attribute}` (`dataset` names them in camel case).
+pub fn block_in(root: &str, attribute: &str, id: &str) -> String {
+    let dataset: String = attribute
+        .split('-')
+        .enumerate()
+        .map(|(i, part)| match i {
+            0 => part.to_string(),
+            _ => part[..1].to_uppercase() + &part[1..],
+        })
+        .collect();
     format!(
         "(() => {{
-            const g = document.querySelector('[data-ghost=\"{id}\"]:not([data-self])');
+            const root = {root};
+            const g = root && root.querySelector('[data-ghost=\"{id}\"]:not([data-self])');
             if (!g || !g.style.transform) return -1;
             const y = parseFloat(g.style.transform.slice('translateY('.length));
-            const top = document.querySelector('.reader').getBoundingClientRect().top;
-            for (const b of document.querySelectorAll('[data-block]')) {{
+            const top = root.querySelector('.reader').getBoundingClientRect().top;
+            for (const b of document.querySelectorAll('[data-{attribute}]')) {{
                 const r = b.getBoundingClientRect();
-                if (y >= r.top - top && y <= r.bottom - top) return Number(b.dataset.block);
+                if (y >= r.top - top && y <= r.bottom - top) return Number(b.dataset.{dataset});
             }}
             return -1;
         }})()"
