@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::binary::Running;
 use common::sse::{open_with, Reader};
-use common::{one_post, send, start_server, TempDir};
+use common::{get, one_post, send, start_server, TempDir};
 
 const SITE: &str = "https://blog.example";
 const EVIL: &str = "https://evil.example";
@@ -277,4 +277,67 @@ fn a_refused_origin_is_logged_once_and_a_sitemap_change_is_read() {
         "logged once per origin"
     );
     server.terminate();
+}
+
+/// A GET of `path` from a browser that takes gzip.
+async fn get_gzipped(addr: std::net::SocketAddr, path: &str) -> common::Response {
+    send(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nhost: t\r\naccept-encoding: gzip, br\r\nconnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+fn inflate(bytes: &[u8]) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut text)
+        .expect("a gzip body that inflates to text");
+    text
+}
+
+/// The modules `text` imports, as `/web/client/` paths.
+fn imports(text: &str) -> Vec<String> {
+    text.split("from \"./")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"'))
+        .map(|(name, _)| format!("/web/client/{name}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_embed_adds_at_most_15_kib_gzipped_to_a_page() {
+    let server = start_server(one_post(4), |c| c.embed_origins = vec![SITE.into()]).await;
+    // What an embedded page loads: the tag's script, the ghosts' styles,
+    // and the client, module by module, as its imports name them.
+    let mut todo = vec![
+        "/embed.js".to_string(),
+        "/web/ghosts.css".to_string(),
+        "/web/client/start.js".to_string(),
+    ];
+    let mut loaded = std::collections::BTreeMap::new();
+    while let Some(path) = todo.pop() {
+        if loaded.contains_key(&path) {
+            continue;
+        }
+        let packed = get_gzipped(server.addr, &path).await;
+        assert_eq!(packed.status, 200, "{path}");
+        assert_eq!(packed.header("content-encoding"), Some("gzip"), "{path}");
+        assert_eq!(packed.header("vary"), Some("accept-encoding"), "{path}");
+        let text = inflate(&packed.body);
+        // The same text as a client without gzip gets.
+        let plain = get(server.addr, &path).await;
+        assert_eq!(plain.header("content-encoding"), None, "{path}");
+        assert_eq!(plain.text(), text, "{path}");
+        assert_ne!(plain.header("etag"), packed.header("etag"), "{path}");
+        todo.extend(imports(&text));
+        loaded.insert(path, packed.body.len());
+    }
+    assert!(loaded.len() >= 8, "the client's modules: {loaded:?}");
+    let total: usize = loaded.values().sum();
+    assert!(
+        total <= 15 * 1024,
+        "the embed weighs {total} bytes gzipped, over 15 KiB: {loaded:?}"
+    );
 }

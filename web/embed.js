@@ -4,7 +4,7 @@
 // only finds what differs from ghostread's own pages: the article and its
 // blocks, the page's address, and a margin of its own (in a shadow root,
 // so the site's CSS and the ghosts' do not touch); then it runs the same
-// client as ghostread's pages (ghosts.js) against the server it came from.
+// client as ghostread's pages (client/start.js) against the server it came from.
 //
 // Options, as data- attributes of the tag: data-article (a CSS selector
 // for the article, when the guess is wrong), data-side ("left", the
@@ -97,17 +97,6 @@
     return made;
   }
 
-  /** Runs the shared client once ghosts.js is here (from this server). */
-  function withClient(then) {
-    if (window.ghostread) return then(window.ghostread);
-    const core = document.createElement("script");
-    core.src = base + "/web/ghosts.js";
-    core.addEventListener("load", function () {
-      if (window.ghostread) then(window.ghostread);
-    });
-    document.head.appendChild(core);
-  }
-
   function begin() {
     const article = findArticle();
     if (!article) return;
@@ -117,6 +106,9 @@
     blocks.forEach(function (el, i) {
       el.dataset.ghostreadBlock = String(i);
     });
+    // The client loads while the page is registered.
+    const client = import(base + "/web/client/start.js");
+    client.catch(function () {});
     fetch(base + "/embed/page", {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -129,12 +121,12 @@
         return null;
       })
       .then(function (page) {
-        if (page && page.slug) show(page, text, blocks);
+        if (page && page.slug) show(page, text, blocks, client);
       });
   }
 
   /** Draws the margin beside `text` and starts the client in it. */
-  function show(page, text, blocks) {
+  function show(page, text, blocks, client) {
     const host = document.createElement("div");
     host.id = "ghostread-embed";
     host.dataset.slug = page.slug;
@@ -189,7 +181,7 @@
       })
       .then(function (css) {
         shadow.adoptedStyleSheets = [sheet(css), sheet(THEME)];
-        withClient(function (client) {
+        return client.then(function (client) {
           const entry = performance.getEntriesByName ? performance.getEntriesByName(script.src)[0] : null;
           client.start({
             slug: page.slug,

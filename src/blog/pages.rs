@@ -19,6 +19,23 @@ pub struct Slotted {
 /// Marks a hole while rendering; never appears in a finished page.
 const SLOT: &str = "\u{0}slot\u{0}";
 
+/// The browser client's modules below `web/`, which a post page preloads:
+/// without the list a browser learns each import only once it has the
+/// module importing it. A test of `http::assets` holds it to `web/client/`.
+pub const CLIENT_MODULES: &[&str] = &[
+    "client/start.js",
+    "client/connection.js",
+    "client/controls.js",
+    "client/crowd.js",
+    "client/drawing.js",
+    "client/layout.js",
+    "client/presence.js",
+    "client/room.js",
+    "client/session.js",
+    "client/storage.js",
+    "client/tabs.js",
+];
+
 impl Slotted {
     fn from_markup(markup: Markup) -> Slotted {
         let html = markup.into_string();
@@ -75,8 +92,12 @@ pub fn render_post_page(site: &Site, post: &Post) -> Slotted {
             }
             p { a href="/" { "← All posts" } }
         }
-        // Without JavaScript the page is a plain, complete article.
-        script src="/web/ghosts.js" defer {}
+        // Without JavaScript the page is a plain, complete article. The
+        // client's modules are fetched at once, not one import at a time.
+        @for module in CLIENT_MODULES {
+            link rel="modulepreload" href={ "/web/" (module) };
+        }
+        script type="module" src="/web/ghosts.js" {}
     };
     Slotted::from_markup(layout(
         site,

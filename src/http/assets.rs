@@ -7,12 +7,51 @@ use std::path::PathBuf;
 
 use hyper::body::Bytes;
 
+use super::compact;
 use crate::config::WebSource;
 
 mod embedded {
     /// Every file of `web/`, by its path below `web/`. A test fails when a
     /// file in `web/` is missing here, so the list cannot drift.
     pub static FILES: &[(&str, &[u8])] = &[
+        (
+            "client/connection.js",
+            include_bytes!("../../web/client/connection.js"),
+        ),
+        (
+            "client/controls.js",
+            include_bytes!("../../web/client/controls.js"),
+        ),
+        (
+            "client/crowd.js",
+            include_bytes!("../../web/client/crowd.js"),
+        ),
+        (
+            "client/drawing.js",
+            include_bytes!("../../web/client/drawing.js"),
+        ),
+        (
+            "client/layout.js",
+            include_bytes!("../../web/client/layout.js"),
+        ),
+        (
+            "client/presence.js",
+            include_bytes!("../../web/client/presence.js"),
+        ),
+        ("client/room.js", include_bytes!("../../web/client/room.js")),
+        (
+            "client/session.js",
+            include_bytes!("../../web/client/session.js"),
+        ),
+        (
+            "client/start.js",
+            include_bytes!("../../web/client/start.js"),
+        ),
+        (
+            "client/storage.js",
+            include_bytes!("../../web/client/storage.js"),
+        ),
+        ("client/tabs.js", include_bytes!("../../web/client/tabs.js")),
         ("embed.js", include_bytes!("../../web/embed.js")),
         ("favicon.svg", include_bytes!("../../web/favicon.svg")),
         ("ghostread.css", include_bytes!("../../web/ghostread.css")),
@@ -33,6 +72,9 @@ pub struct Asset {
     /// A strong validator: a hash of the bytes, quoted.
     pub etag: String,
     pub cache_control: &'static str,
+    /// The same bytes gzipped, with their own validator (a strong `ETag`
+    /// names one representation): compiled-in text files only.
+    pub gzipped: Option<(Bytes, String)>,
 }
 
 #[derive(Debug)]
@@ -47,12 +89,7 @@ impl Assets {
             WebSource::Embedded => Assets::Embedded(
                 embedded::FILES
                     .iter()
-                    .map(|(name, bytes)| {
-                        (
-                            *name,
-                            asset(name, Bytes::from_static(bytes), EMBEDDED_CACHE),
-                        )
-                    })
+                    .map(|(name, bytes)| (*name, compiled_in(name, bytes)))
                     .collect(),
             ),
             WebSource::Dir(dir) => Assets::Dir(dir.clone()),
@@ -96,7 +133,32 @@ fn asset(name: &str, bytes: Bytes, cache_control: &'static str) -> Asset {
         content_type: content_type(name),
         bytes,
         cache_control,
+        gzipped: None,
     }
+}
+
+/// A compiled-in file as it is sent: scripts and stylesheets without their
+/// comments and indentation, and text gzipped beside (see `compact`).
+/// Files served from a `--web` folder are being edited and go as they are.
+fn compiled_in(name: &str, bytes: &'static [u8]) -> Asset {
+    let extension = name.rsplit_once('.').map(|(_, ext)| ext);
+    let text = std::str::from_utf8(bytes).ok();
+    let bytes = match (extension, text) {
+        (Some("js"), Some(text)) => Bytes::from(compact::strip(text, true)),
+        (Some("css"), Some(text)) => Bytes::from(compact::strip(text, false)),
+        _ => Bytes::from_static(bytes),
+    };
+    let mut asset = asset(name, bytes, EMBEDDED_CACHE);
+    if matches!(
+        extension,
+        Some("js" | "css" | "svg" | "html" | "txt" | "json")
+    ) {
+        asset.gzipped = compact::gzip(&asset.bytes).map(|packed| {
+            let etag = format!("\"{:016x}-gz\"", fnv1a(&asset.bytes));
+            (Bytes::from(packed), etag)
+        });
+    }
+    asset
 }
 
 /// Segments of letters, digits, `.`, `_` and `-`, each starting with a letter
@@ -192,6 +254,22 @@ mod tests {
         ] {
             assert_eq!(etag_matches(header, etag), want, "{header}");
         }
+    }
+
+    #[test]
+    fn post_pages_preload_every_module_of_the_client() {
+        let mut modules: Vec<&str> = embedded::FILES
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| name.starts_with("client/"))
+            .collect();
+        let mut preloaded = crate::blog::pages::CLIENT_MODULES.to_vec();
+        modules.sort_unstable();
+        preloaded.sort_unstable();
+        assert_eq!(
+            modules, preloaded,
+            "list each web/client/ module in CLIENT_MODULES"
+        );
     }
 
     #[test]

@@ -8,14 +8,15 @@
 //! the position parser (`position.rs`), embed mode's origins, CORS and
 //! page endpoint (`embed.rs`), long-polling for streams that do
 //! not stream (`polling.rs`, `poll_sessions.rs`), the `web/` files
-//! (`assets.rs`), the event stream body (`stream.rs`), the client's address
-//! (`peer.rs`), the heat map and the stats page (`stats.rs`) and what
+//! (`assets.rs`, sent compacted and gzipped: `compact.rs`), the event
+//! stream body (`stream.rs`), the client's address (`peer.rs`), the heat map and the stats page (`stats.rs`) and what
 //! handlers can reach (`app.rs`). It calls into the engine and the blog;
 //! neither knows about HTTP.
 
 mod api;
 mod app;
 mod assets;
+mod compact;
 mod connection;
 mod embed;
 mod fields;

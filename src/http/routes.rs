@@ -6,12 +6,14 @@ use std::time::Instant;
 
 use hyper::body::Body as _;
 use hyper::header::{
-    HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+    HeaderValue, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
+    ETAG, IF_NONE_MATCH, VARY,
 };
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::app::App;
 use super::assets::etag_matches;
+use super::compact::accepts_gzip;
 use super::reply::{self, Body, Speaks};
 use super::{api, embed, polling, stats};
 use crate::blog::pages::{self, Listed};
@@ -223,25 +225,45 @@ async fn asset<B>(app: &App, name: &str, request: &Request<B>) -> Response<Body>
             return server_error(app);
         }
     };
-    let etag = HeaderValue::from_str(&asset.etag).ok();
+    // The gzipped copy, to a client that takes it; a cache keeps one per
+    // `Accept-Encoding` (the `Vary` below).
+    let gzip = request
+        .headers()
+        .get(ACCEPT_ENCODING)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(accepts_gzip);
+    let varies = asset.gzipped.is_some();
+    let (bytes, etag, encoding) = match asset.gzipped {
+        Some((packed, etag)) if gzip => (packed, etag, Some("gzip")),
+        _ => (asset.bytes, asset.etag, None),
+    };
     let fresh = request
         .headers()
         .get(IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| etag_matches(value, &asset.etag));
+        .is_some_and(|value| etag_matches(value, &etag));
     let mut response = if fresh {
         let mut response = Response::new(reply::empty());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         response
     } else {
-        let mut response = Response::new(reply::full(asset.bytes));
+        let mut response = Response::new(reply::full(bytes));
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+        if let Some(encoding) = encoding {
+            response
+                .headers_mut()
+                .insert(CONTENT_ENCODING, HeaderValue::from_static(encoding));
+        }
         response
     };
+    let etag = HeaderValue::from_str(&etag).ok();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static(asset.cache_control));
+    if varies {
+        headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    }
     if let Some(etag) = etag {
         headers.insert(ETAG, etag);
     }
