@@ -266,7 +266,8 @@ pub struct Config {
     #[command(flatten)]
     pub tls: Option<TlsFiles>,
     /// Cluster mode: share readers with other instances through this Redis
-    /// (redis://HOST:PORT). Off by default: one instance needs nothing else.
+    /// (redis://HOST:PORT), or a Redis Cluster's seed nodes, comma-separated.
+    /// Off by default: one instance needs nothing else.
     #[arg(long, env = "GHOSTREAD_REDIS", value_name = "URL")]
     pub redis: Option<String>,
     /// Embed mode: pages of this origin (e.g. https://blog.example) may show

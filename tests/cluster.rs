@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::binary::Running;
-use common::cluster::{instance, reader_seeing, sees};
+use common::cluster::{heat_at, instance, reader_seeing, sees, sees_at};
 use common::redis::Redis;
 use common::sse::{metric, move_to, open, resume, resume_by_ticket, ticket_for};
 use common::{one_post, start_server, wait_until, TempDir, TestServer};
@@ -46,6 +46,33 @@ async fn readers_on_two_instances_see_each_other_join_move_and_leave() {
     b.close();
     a.wait_for("leave", |d| d["id"] == b_id.as_str()).await;
     wait_until("A counts one reader", || reading_now(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_hears_only_the_posts_it_serves_readers_of() {
+    let redis = Redis::start().await;
+    let two_posts = || {
+        let posts = one_post(12);
+        posts.write("q.md", common::post("Q", "2025-01-02", "One.\n\nTwo."));
+        posts
+    };
+    let url = redis.url();
+    let a_server = start_server(two_posts(), |c| c.redis = Some(url.clone())).await;
+    let b_server = start_server(two_posts(), |c| c.redis = Some(url.clone())).await;
+    let (p, q) = ("ghostread:room:{p}", "ghostread:room:{q}");
+    let _a = open(a_server.addr, "p").await;
+    wait_until("A hears p", || async { redis.subscribers(p).await == 1 }).await;
+    assert_eq!(redis.subscribers(q).await, 0, "nobody serves q yet");
+    let _b = open(b_server.addr, "q").await;
+    wait_until("B hears q", || async { redis.subscribers(q).await == 1 }).await;
+    // Each hears its own post only: p's moves never reach B, nor q's A.
+    assert_eq!(redis.subscribers(p).await, 1);
+    let _b_on_p = open(b_server.addr, "p").await;
+    wait_until("B hears p too", || async {
+        redis.subscribers(p).await == 2
+    })
+    .await;
+    assert_eq!(redis.subscribers(q).await, 1, "A still does not hear q");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,13 +259,7 @@ async fn a_reader_resuming_on_another_instance_while_its_stream_is_open_is_taken
     wait_until("A shows two readers", || reading_now(a_server.addr)).await;
     wait_until("B shows two readers", || reading_now(b_server.addr)).await;
     move_to(b_server.addr, "p", &moved, 6.5).await;
-    on_b.wait_for("moves", |d| {
-        d["moves"].as_array().is_some_and(|m| {
-            m.iter()
-                .any(|m| m["id"] == moved.id.as_str() && m["pos"] == 6.5)
-        })
-    })
-    .await;
+    sees_at(&mut on_b, &moved.id, 6.5).await;
     let fresh = open(a_server.addr, "p").await;
     let ghosts = fresh.state.data["ghosts"]
         .as_array()
@@ -268,17 +289,12 @@ async fn the_heat_map_sums_every_instances_readers() {
     // instance can only have come through the cluster.
     move_to(a_server.addr, "p", &a, 3.5).await;
     move_to(b_server.addr, "p", &b, 5.2).await;
-    let block = |addr, block: usize| async move {
-        common::get(addr, "/posts/p/heat").await.json()["seconds"][block]
-            .as_f64()
-            .unwrap_or(0.0)
-    };
     wait_until("A shows B's reader's block", || async {
-        block(a_server.addr, 5).await >= 1.0 && block(a_server.addr, 3).await >= 1.0
+        heat_at(a_server.addr, 5).await >= 1.0 && heat_at(a_server.addr, 3).await >= 1.0
     })
     .await;
     wait_until("B shows A's reader's block", || async {
-        block(b_server.addr, 3).await >= 1.0 && block(b_server.addr, 5).await >= 1.0
+        heat_at(b_server.addr, 3).await >= 1.0 && heat_at(b_server.addr, 5).await >= 1.0
     })
     .await;
 }

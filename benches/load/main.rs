@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench load -- <scenario> [options]     (--help lists them)
 //! scenarios: hot-room, blog, idle-crowd, churn, ramp, cluster (two instances and Redis), viral
+//! cluster costs: --instances N, --elsewhere-moves M (the rest of a big cluster)
 //! cargo bench --bench load -- --compare a.json b.json  the change between two runs
 //! ```
 //!
@@ -13,6 +14,7 @@
 //! `run.rs` drives one run a second at a time; `scenario.rs` holds the
 //! scenarios and the command line; the rest is named for what it holds.
 
+mod elsewhere;
 mod http;
 mod marker;
 mod ramp;

@@ -59,6 +59,9 @@ pub struct Report {
     #[serde(default)]
     pub held_staleness_ms: Option<Percentiles>,
     pub server_cpu_cores: f64,
+    /// Cluster mode: each instance's CPU, and Redis's.
+    #[serde(default)]
+    pub cluster: Option<ClusterFigures>,
     pub server_peak_rss_mib: f64,
     pub server_bytes_per_reader: f64,
     pub harness_cpu_cores: f64,
@@ -81,6 +84,18 @@ pub struct Report {
     pub knee: Option<(u64, f64)>,
     pub cdf: Vec<(f64, f64)>,
     pub timeline: Vec<Sample>,
+}
+
+/// Cluster mode: where the CPU went, and what Redis sent.
+#[derive(Serialize, Deserialize, Clone, Default)]
+pub struct ClusterFigures {
+    pub instance_cores: Vec<f64>,
+    pub redis_cores: f64,
+    /// Bytes a second Redis sent to all its clients (the instances, almost
+    /// all of it).
+    pub redis_out_bytes_per_sec: f64,
+    /// The rest of the cluster's moves a second (`--elsewhere-moves`).
+    pub elsewhere_moves_per_sec: f64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Default)]
@@ -253,6 +268,18 @@ impl Report {
         }
         let per_move = self.server_cpu_cores * 1000.0 / self.moves_per_sec.max(1e-9);
         let _ = writeln!(out, "{:<22} {per_move:.3} core-ms per move", "server cost");
+        if let Some(c) = &self.cluster {
+            let each: Vec<String> = c.instance_cores.iter().map(|x| format!("{x:.3}")).collect();
+            let _ = writeln!(
+                out,
+                "{:<22} instances {} cores; Redis {:.3} core, {:.0} bytes/s out; elsewhere {:.0} moves/s",
+                "cluster",
+                each.join(" / "),
+                c.redis_cores,
+                c.redis_out_bytes_per_sec,
+                c.elsewhere_moves_per_sec
+            );
+        }
         if let Some(c) = &self.cross_instance_staleness_ms {
             let _ = writeln!(out, "{:<22} {}", "cross-instance ms", c.line());
         }

@@ -19,7 +19,7 @@ use crate::http;
 use crate::marker;
 use crate::ramp::Ramp;
 use crate::reader::{self, Plan};
-use crate::report::{Percentiles, Report, Sample};
+use crate::report::{ClusterFigures, Percentiles, Report, Sample};
 use crate::scenario::{Kind, Scenario};
 use crate::shared::Shared;
 use crate::stats;
@@ -53,6 +53,10 @@ async fn server_counter(addrs: &[SocketAddr], name: &str) -> f64 {
 
 /// What was true when the run began, to subtract at its end.
 struct Baseline {
+    /// Each instance's CPU seconds, then Redis's, and Redis's bytes out.
+    instances_cpu: Vec<f64>,
+    redis_cpu: f64,
+    redis_out: u64,
     server_cpu: f64,
     harness_cpu: f64,
     rss_kib: u64,
@@ -168,6 +172,10 @@ impl Run {
             tokio::spawn(transport::poster(shared.clone(), n, moves));
         }
         let mut tasks = JoinSet::new();
+        if let (Some(url), Some(per_sec)) = (target.redis.clone(), s.elsewhere) {
+            let until = Instant::now() + Duration::from_secs(s.ramp_up + s.seconds);
+            tasks.spawn(crate::elsewhere::publish(url, per_sec, until));
+        }
         let markers_until = Instant::now() + Duration::from_secs(s.ramp_up + s.seconds);
         for (n, (slug, marker)) in shared.markers.iter().enumerate() {
             let until = match s.kind {
@@ -188,6 +196,13 @@ impl Run {
         );
         let pids = target.pids();
         let baseline = Baseline {
+            instances_cpu: target
+                .instance_pids()
+                .iter()
+                .map(|p| cpu_seconds(std::slice::from_ref(p)))
+                .collect(),
+            redis_cpu: target.redis_pid().map_or(0.0, |p| cpu_seconds(&[p])),
+            redis_out: redis_bytes_out(target.redis.as_deref()).await,
             server_cpu: cpu_seconds(&pids),
             harness_cpu: cpu_seconds(&me()),
             rss_kib: rss_kib(&pids).0,
@@ -444,7 +459,31 @@ impl Run {
             .filter(|n| *n > 0)
             .collect();
         let mean_open = open_samples.iter().sum::<u64>() as f64 / open_samples.len().max(1) as f64;
+        let cluster = match &self.target.redis {
+            Some(url) => Some(ClusterFigures {
+                instance_cores: self
+                    .target
+                    .instance_pids()
+                    .iter()
+                    .zip(&self.baseline.instances_cpu)
+                    .map(|(pid, before)| {
+                        (cpu_seconds(std::slice::from_ref(pid)) - before) / elapsed
+                    })
+                    .collect(),
+                redis_cores: self.target.redis_pid().map_or(0.0, |p| {
+                    (cpu_seconds(&[p]) - self.baseline.redis_cpu) / elapsed
+                }),
+                redis_out_bytes_per_sec: redis_bytes_out(Some(url))
+                    .await
+                    .saturating_sub(self.baseline.redis_out)
+                    as f64
+                    / elapsed,
+                elsewhere_moves_per_sec: self.s.elsewhere.unwrap_or(0.0),
+            }),
+            None => None,
+        };
         let report = Report {
+            cluster,
             scenario: self.s.name.to_string(),
             command: command.to_string(),
             seed: self.s.seed,
@@ -490,6 +529,24 @@ impl Run {
         self.tasks.abort_all();
         report
     }
+}
+
+/// Bytes Redis has sent to its clients since it started (`INFO stats`).
+async fn redis_bytes_out(url: Option<&str>) -> u64 {
+    let Some(url) = url else { return 0 };
+    let ask = async {
+        let client = redis::Client::open(url).ok()?;
+        let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut connection)
+            .await
+            .ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+            .and_then(|n| n.trim().parse().ok())
+    };
+    ask.await.unwrap_or(0)
 }
 
 /// This process, for `cpu_seconds`.

@@ -35,6 +35,10 @@ pub struct Scenario {
     pub seed: u64,
     /// Server instances; more than one share readers through Redis.
     pub instances: usize,
+    /// Plays the rest of a big cluster: moves a second that other
+    /// instances make on posts these do not serve, published on those
+    /// posts' channels. `Some` puts even one instance in cluster mode.
+    pub elsewhere: Option<f64>,
     /// The share of readers (0 to 1) that long-poll instead of streaming.
     pub pollers: f64,
     /// The share of readers (0 to 1) on pages of another site (embed
@@ -87,6 +91,7 @@ impl Name {
             tick_ms: 10,
             seed: 1,
             instances: 1,
+            elsewhere: None,
             crowd: None,
             crowd_interval_ms: None,
             pollers: 0.0,
@@ -225,6 +230,11 @@ pub struct Cli {
         conflicts_with = "url"
     )]
     pub server_args: Vec<String>,
+    /// Moves a second the rest of a (simulated) cluster makes on 180 posts
+    /// these instances do not serve; with it even one instance runs in
+    /// cluster mode, with a Redis.
+    #[arg(long = "elsewhere-moves", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub elsewhere: Option<u32>,
     /// Server instances sharing one Redis.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=8))]
     pub instances: Option<u64>,
@@ -271,6 +281,7 @@ impl Cli {
         if let Some(instances) = self.instances {
             s.instances = instances as usize;
         }
+        s.elsewhere = self.elsewhere.map(f64::from).or(s.elsewhere);
         s.crowd = self.crowd.or(s.crowd);
         if let Some(pollers) = self.pollers {
             s.pollers = pollers.clamp(0.0, 1.0);

@@ -16,6 +16,9 @@ pub struct Target {
     pub blocks: u32,
     /// The ghostread instances, then Redis, if this harness started them.
     children: Vec<Child>,
+    /// The Redis the instances share, if any: its URL.
+    pub redis: Option<String>,
+    instances: usize,
     dir: Option<std::path::PathBuf>,
 }
 
@@ -45,7 +48,7 @@ impl Target {
                 .expect("write a post");
         }
         let mut children = Vec::new();
-        let redis = (instances > 1).then(|| {
+        let redis = (instances > 1 || scenario.elsewhere.is_some()).then(|| {
             let port = free_port();
             let child = Command::new("redis-server")
                 .args([
@@ -152,6 +155,8 @@ impl Target {
             addrs.push(addr);
             children.push(child);
         }
+        let instances = children.len();
+        let url = redis.as_ref().map(|(_, url)| url.clone());
         if let Some((child, _)) = redis {
             children.push(child);
         }
@@ -160,6 +165,8 @@ impl Target {
             slugs,
             blocks: BLOCKS,
             children,
+            redis: url,
+            instances,
             dir: Some(dir),
         }
     }
@@ -200,6 +207,8 @@ impl Target {
             slugs,
             blocks,
             children: Vec::new(),
+            redis: None,
+            instances: 0,
             dir: None,
         }
     }
@@ -209,11 +218,25 @@ impl Target {
         self.children.iter().map(|c| c.id().to_string()).collect()
     }
 
+    /// Each instance's process, in the order of `addrs`.
+    pub fn instance_pids(&self) -> Vec<String> {
+        self.children[..self.instances]
+            .iter()
+            .map(|c| c.id().to_string())
+            .collect()
+    }
+
+    /// The Redis this harness started, if it did.
+    pub fn redis_pid(&self) -> Option<String> {
+        self.redis.as_ref()?;
+        self.children.last().map(|c| c.id().to_string())
+    }
+
     pub fn mode(&self) -> String {
         match self.children.len() {
             0 => "running server (--url)".into(),
             1 => "child process (release build)".into(),
-            n => format!("{} instances (release build) sharing one Redis", n - 1),
+            n => format!("{} instance(s) (release build) sharing one Redis", n - 1),
         }
     }
 }

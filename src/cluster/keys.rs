@@ -9,10 +9,34 @@ use crate::blog::Slug;
 /// Longest wait for one Redis command before the link counts as lost.
 pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Every post's all-time readers: one hash, a field per slug.
+/// Every post's all-time readers: one hash, a field per slug. Touched once
+/// per new reader and read whole when an instance (re)connects: small, and
+/// the one key that is not a post's (on a Redis Cluster it lives on one
+/// shard, which a reader's arrival, not its moves, costs one command).
 pub(super) const TOTALS: &str = "ghostread:totals";
 
-/// A post's reader-seconds per block, summed over the instances.
+/// Liveness: heartbeats and goodbyes, which every instance hears. Its cost
+/// grows with the instances, not the readers.
+pub(super) const CONTROL: &str = "ghostread:control";
+
+/// The channel of one post's room: its moves, asks and answers, heard only
+/// by the instances that serve its readers. The braces are a hash tag: on
+/// a Redis Cluster the channel's slot is the slug's.
+pub(super) fn room_channel(slug: &Slug) -> String {
+    format!("ghostread:room:{{{slug}}}")
+}
+
+/// The post a room channel is of.
+pub(super) fn slug_of_channel(channel: &[u8]) -> Option<Slug> {
+    let text = std::str::from_utf8(channel).ok()?;
+    let slug = text.strip_prefix("ghostread:room:{")?.strip_suffix('}')?;
+    Slug::parse(slug)
+}
+
+/// A post's reader-seconds per block, summed over the instances. Every
+/// command names one key (a post's heat, a token's parked ghost, a
+/// ticket), so none crosses slots on a Redis Cluster; the keys of one
+/// post's many readers spread over the shards rather than load one.
 pub(super) fn heat(slug: &Slug) -> String {
     format!("ghostread:heat:{slug}")
 }

@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use tokio::sync::{mpsc, oneshot};
 
+use super::connection::Connection;
 use super::keys::{self, command};
 use crate::blog::Slug;
 use crate::ghosts::messages::{Later, OtherInstances, Outbound, RemoteParked};
@@ -42,6 +42,7 @@ pub(super) enum Lookup {
     /// `Released`.
     Release {
         token: Token,
+        slug: Slug,
         instance: String,
         respond_to: ParkedTo,
     },
@@ -124,10 +125,17 @@ impl Cluster {
     /// hand the ghost over through Redis; the ghost, taken, or `None` if
     /// that instance does not answer within a second (it may be gone) or
     /// does not hold the token.
-    pub async fn release(&self, token: &Token, instance: String) -> Option<RemoteParked> {
+    pub async fn release(
+        &self,
+        token: &Token,
+        slug: &Slug,
+        instance: String,
+    ) -> Option<RemoteParked> {
         let token = token.clone();
+        let slug = slug.clone();
         let ask = |respond_to| Lookup::Release {
             token,
+            slug,
             instance,
             respond_to,
         };
@@ -174,9 +182,15 @@ impl OtherInstances for Cluster {
         Box::pin(async move { Cluster::parked(self, &token).await })
     }
 
-    fn release(&self, token: &Token, instance: String) -> Later<'_, Option<RemoteParked>> {
+    fn release(
+        &self,
+        token: &Token,
+        slug: &Slug,
+        instance: String,
+    ) -> Later<'_, Option<RemoteParked>> {
         let token = token.clone();
-        Box::pin(async move { Cluster::release(self, &token, instance).await })
+        let slug = slug.clone();
+        Box::pin(async move { Cluster::release(self, &token, &slug, instance).await })
     }
 }
 
@@ -213,18 +227,16 @@ impl Query {
     }
 
     /// Answers the question from Redis. A failed command is a lost link.
-    pub(super) async fn answer(self, connection: &mut MultiplexedConnection) -> Result<(), String> {
+    pub(super) async fn answer(self, connection: &mut Connection) -> Result<(), String> {
         match self {
             Query::Parked(token, respond_to) => {
                 take_parked(connection, token.as_str(), respond_to).await
             }
             Query::Heat(slugs, respond_to) => {
-                let mut pipe = redis::pipe();
-                for slug in &slugs {
-                    pipe.hgetall(keys::heat(slug));
-                }
-                let hashes: Result<Vec<HashMap<String, String>>, String> =
-                    command(pipe.query_async(connection)).await;
+                // One command per post, all at once: the connection writes
+                // them together, and on a Redis Cluster each goes to its
+                // post's shard (a pipeline may not cross slots).
+                let hashes = heat_maps(connection, &slugs).await;
                 let strips = hashes
                     .as_ref()
                     .ok()
@@ -258,7 +270,7 @@ impl Query {
 /// Takes the ghost parked under `token` (so it resumes once) and hands it
 /// to `respond_to`: for a resume, or once another instance has released it.
 pub(super) async fn take_parked(
-    connection: &mut MultiplexedConnection,
+    connection: &mut Connection,
     token: &str,
     respond_to: ParkedTo,
 ) -> Result<(), String> {
@@ -271,6 +283,25 @@ pub(super) async fn take_parked(
         .and_then(|text| serde_json::from_str(text).ok());
     let _ = respond_to.send(parked); // The asker may have given up.
     found.map(|_| ())
+}
+
+/// The heat hashes of `slugs`, in their order, read at once.
+async fn heat_maps(
+    connection: &Connection,
+    slugs: &[Slug],
+) -> Result<Vec<HashMap<String, String>>, String> {
+    let mut reads = tokio::task::JoinSet::new();
+    for (i, slug) in slugs.iter().enumerate() {
+        let mut connection = connection.clone();
+        let key = keys::heat(slug);
+        reads.spawn(async move { (i, command(connection.hgetall(key)).await) });
+    }
+    let mut hashes = vec![HashMap::new(); slugs.len()];
+    while let Some(read) = reads.join_next().await {
+        let (i, hash) = read.map_err(|e| format!("a heat read failed: {e}"))?;
+        hashes[i] = hash?;
+    }
+    Ok(hashes)
 }
 
 /// A post's summed heat map from its Redis hash (block index → seconds).

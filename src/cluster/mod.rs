@@ -7,8 +7,10 @@
 //! The messages themselves belong to the engine (`ghosts::messages`): this
 //! module is only the Redis side.
 
+mod connection;
 mod keys;
 mod link;
 mod lookups;
+mod subscriptions;
 
 pub use lookups::Cluster;

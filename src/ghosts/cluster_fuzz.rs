@@ -41,7 +41,12 @@ enum Step {
     Mangled(Wire, usize, u8),
     Noise(Vec<u8>),
     Silent(String),
+    /// The link stops hearing a post, or asks its instances again.
+    Forget(String),
+    Asked(String),
     Tick,
+    /// Long enough for an ask's answers to be overdue.
+    Wait,
 }
 
 fn instance() -> impl Strategy<Value = String> {
@@ -107,17 +112,15 @@ fn wire() -> impl Strategy<Value = Wire> {
             .prop_map(|(instance, slug, events)| Wire::Room { instance, slug, events }),
         2 => (
             instance(),
-            prop::collection::vec(
-                (
-                    slug(),
-                    prop::collection::vec((id(), ".{0,10}", pos()), 0..12),
-                    prop::collection::vec(id(), 0..3)
-                )
-                    .prop_map(|(slug, ghosts, away)| WireRoom { slug, ghosts, away }),
-                0..3
+            (
+                slug(),
+                prop::collection::vec((id(), ".{0,10}", pos()), 0..12),
+                prop::collection::vec(id(), 0..3)
             )
+                .prop_map(|(slug, ghosts, away)| WireRoom { slug, ghosts, away }),
         )
-            .prop_map(|(instance, rooms)| Wire::Snapshot { instance, rooms }),
+            .prop_map(|(instance, room)| Wire::Snapshot { instance, room }),
+        1 => (instance(), slug()).prop_map(|(instance, slug)| Wire::Ask { instance, slug }),
         2 => (slug(), prop_oneof![any::<u64>(), Just(u64::MAX), 0u64..10])
             .prop_map(|(slug, total)| Wire::Total { slug, total }),
         1 => instance().prop_map(|instance| Wire::Bye { instance }),
@@ -133,7 +136,10 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (wire(), any::<usize>(), any::<u8>()).prop_map(|(w, at, b)| Step::Mangled(w, at, b)),
         1 => prop::collection::vec(any::<u8>(), 0..64).prop_map(Step::Noise),
         1 => instance().prop_map(Step::Silent),
+        1 => slug().prop_map(Step::Forget),
+        1 => slug().prop_map(Step::Asked),
         2 => Just(Step::Tick),
+        1 => Just(Step::Wait),
     ]
 }
 
@@ -158,7 +164,7 @@ impl OtherInstances for Deaf {
         Box::pin(async { None })
     }
 
-    fn release(&self, _: &Token, _: String) -> Later<'_, Option<RemoteParked>> {
+    fn release(&self, _: &Token, _: &Slug, _: String) -> Later<'_, Option<RemoteParked>> {
         Box::pin(async { None })
     }
 }
@@ -238,8 +244,24 @@ async fn run(steps: Vec<Step>, crowd: usize) -> Result<(), TestCaseError> {
                 ghosts.instance_gone(instance).await.ok();
                 continue;
             }
+            Step::Forget(slug) => {
+                if let Some(slug) = Slug::parse(&slug) {
+                    ghosts.forget(slug).await.ok();
+                }
+                continue;
+            }
+            Step::Asked(slug) => {
+                if let Some(slug) = Slug::parse(&slug) {
+                    ghosts.asked(slug).await.ok();
+                }
+                continue;
+            }
             Step::Tick => {
                 tokio::time::advance(Duration::from_millis(60)).await;
+                continue;
+            }
+            Step::Wait => {
+                tokio::time::advance(Duration::from_millis(3500)).await;
                 continue;
             }
         };
@@ -247,8 +269,8 @@ async fn run(steps: Vec<Step>, crowd: usize) -> Result<(), TestCaseError> {
             ghosts.remote(wire).await.ok();
         }
         // A round trip: the manager has handled the message, and lives.
-        let snapshot = ghosts.local_snapshot().await;
-        prop_assert!(snapshot.is_ok(), "the manager stopped");
+        let serving = ghosts.serving().await;
+        prop_assert!(serving.is_ok(), "the manager stopped");
         for slug in ["p", "q"] {
             let counts = ghosts.counts(slug);
             prop_assert!(counts.total <= MAX_TOTAL, "{slug}: total {}", counts.total);

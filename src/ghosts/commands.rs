@@ -137,10 +137,24 @@ pub(super) enum Command {
         slugs: Vec<String>,
         respond_to: oneshot::Sender<crate::store::Heat>,
     },
-    /// This instance's own ghosts, for a cluster snapshot.
-    LocalSnapshot {
-        respond_to: oneshot::Sender<Vec<WireRoom>>,
+    /// This instance's own ghosts in one post, for an instance that has
+    /// just begun hearing it.
+    LocalRoom {
+        slug: Slug,
+        respond_to: oneshot::Sender<WireRoom>,
     },
+    /// The posts with a reader (a ghost or a watcher) on this instance.
+    Serving {
+        respond_to: oneshot::Sender<Vec<Slug>>,
+    },
+    /// This instance no longer hears the post: the others' ghosts in it
+    /// leave here.
+    Forget(Slug),
+    /// This instance asked the post's instances for their ghosts in it:
+    /// any instance's ghosts there that no answer confirms within a few
+    /// seconds leave (it left the post while this instance was not
+    /// hearing).
+    Asked(Slug),
     /// Tests only: the manager panics, as a bug would make it.
     #[cfg(test)]
     Crash,
@@ -155,7 +169,10 @@ impl std::fmt::Debug for Command {
             Command::Shutdown { .. } => "Shutdown",
             Command::Remote(_) => "Remote",
             Command::InstanceGone(_) => "InstanceGone",
-            Command::LocalSnapshot { .. } => "LocalSnapshot",
+            Command::LocalRoom { .. } => "LocalRoom",
+            Command::Serving { .. } => "Serving",
+            Command::Forget(_) => "Forget",
+            Command::Asked(_) => "Asked",
             Command::Heat { .. } => "Heat",
             #[cfg(test)]
             Command::Crash => "Crash",

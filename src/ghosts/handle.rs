@@ -15,6 +15,7 @@ use super::directory::{Directory, Seat};
 use super::ghost::{GhostId, Token};
 use super::manager::{Manager, Wiring};
 use super::messages::{OtherInstances, Wire, WireRoom};
+use crate::blog::Slug;
 use crate::metrics::Metrics;
 use crate::store::Totals;
 
@@ -137,7 +138,7 @@ impl Ghosts {
         };
         // Not released (that instance is gone, or the token was not its):
         // a new ghost, as for any token nobody holds.
-        let again = match others.release(token, instance.clone()).await {
+        let again = match others.release(token, &request.slug, instance.clone()).await {
             Some(parked) => Elsewhere::Released {
                 by: instance,
                 parked,
@@ -257,14 +258,40 @@ impl Ghosts {
         answer.await.map_err(|_| Stopped)
     }
 
-    /// This instance's own ghosts, room by room.
-    pub async fn local_snapshot(&self) -> Result<Vec<WireRoom>, Stopped> {
+    /// This instance's own ghosts in one post.
+    pub async fn local_room(&self, slug: Slug) -> Result<WireRoom, Stopped> {
         let (respond_to, answer) = oneshot::channel();
         self.commands
-            .send(Command::LocalSnapshot { respond_to })
+            .send(Command::LocalRoom { slug, respond_to })
             .await
             .map_err(|_| Stopped)?;
         answer.await.map_err(|_| Stopped)
+    }
+
+    /// The posts with a reader on this instance.
+    pub async fn serving(&self) -> Result<Vec<Slug>, Stopped> {
+        let (respond_to, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Serving { respond_to })
+            .await
+            .map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
+    /// This instance stopped hearing a post: the others' ghosts in it leave.
+    pub async fn forget(&self, slug: Slug) -> Result<(), Stopped> {
+        self.commands
+            .send(Command::Forget(slug))
+            .await
+            .map_err(|_| Stopped)
+    }
+
+    /// This instance asked a post's instances for their ghosts in it.
+    pub async fn asked(&self, slug: Slug) -> Result<(), Stopped> {
+        self.commands
+            .send(Command::Asked(slug))
+            .await
+            .map_err(|_| Stopped)
     }
 
     /// Ends every stream, saves the counts and stops the manager.

@@ -24,7 +24,7 @@ use super::ghost::GhostId;
 use super::heat::HeatMap;
 use super::joins::{Booked, Desk};
 use super::messages::{OtherInstances, Outbound, Wire};
-use super::remote::{local_snapshot, Changed, Heard, Others};
+use super::remote::{local_room, Changed, Heard, Others};
 use super::room::{Moved, Sharing};
 use super::rooms::Rooms;
 use super::roster::{Parked, Roster};
@@ -154,6 +154,7 @@ impl Manager {
                 elsewhere,
                 respond_to,
             } => {
+                let slug = request.slug.clone();
                 let mut desk = Desk::new(
                     &self.settings,
                     &mut self.roster,
@@ -163,7 +164,11 @@ impl Manager {
                     &self.metrics,
                     &mut self.rng,
                 );
-                match desk.book(request, elsewhere, respond_to) {
+                let booked = desk.book(request, elsewhere, respond_to);
+                if booked.is_ok() {
+                    self.tell(Outbound::Serving { slug });
+                }
+                match booked {
                     Ok(Booked::Counted(slug)) => self.count_reader(&slug),
                     Ok(Booked::Uncounted) => {}
                     Err((respond_to, refusal)) => {
@@ -205,10 +210,24 @@ impl Manager {
                 // The asker may have given up; then nobody needs it.
                 let _ = respond_to.send(self.heat.of(slugs));
             }
-            Command::LocalSnapshot { respond_to } => {
-                // The cluster task may have given up waiting; then it asks again later.
-                let _ = respond_to.send(local_snapshot(&self.rooms));
+            // The link may have given up waiting for these; then nobody needs them.
+            Command::LocalRoom { slug, respond_to } => {
+                let _ = respond_to.send(local_room(&self.rooms, &slug));
             }
+            Command::Serving { respond_to } => {
+                let serving = self
+                    .rooms
+                    .iter()
+                    .filter(|(_, room)| room.has_local_reader())
+                    .map(|(slug, _)| slug.clone())
+                    .collect();
+                let _ = respond_to.send(serving);
+            }
+            Command::Forget(slug) => {
+                let changed = self.others.forget(&mut self.rooms, &slug);
+                self.mark_changed(changed);
+            }
+            Command::Asked(slug) => self.others.asked(slug, Instant::now()),
             Command::Shutdown { .. } => {}
             #[cfg(test)]
             Command::Crash => panic!("the manager crashed, as a test asked"),
@@ -425,6 +444,8 @@ impl Manager {
                 self.tell(Outbound::Heat { slug, grown });
             }
         }
+        let unconfirmed = self.others.sweep(&mut self.rooms, now);
+        self.mark_changed(unconfirmed);
         // Held ghosts whose page never came back within `let_go` leave.
         for (id, serial) in self.roster.let_go(now) {
             self.depart(&id, serial, None);

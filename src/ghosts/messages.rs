@@ -1,6 +1,7 @@
 //! What the engine says to other instances in cluster mode: the messages
 //! instances exchange over Redis pub/sub, as JSON (one message per changed
-//! room per tick, heartbeats, snapshots for re-syncing, totals), what the
+//! room per tick, a room's ghosts for an instance that begins hearing it,
+//! heartbeats, totals), what the
 //! manager hands the link to send, and [`OtherInstances`], the door the
 //! engine asks them through. The link (`crate::cluster`) is that door's one
 //! implementation; the manager's side of the messages is `remote.rs`.
@@ -28,10 +29,15 @@ pub trait OtherInstances: Send + Sync + std::fmt::Debug {
     /// The ghost this token parked on any instance, taken (so it resumes
     /// once).
     fn parked(&self, token: &Token) -> Later<'_, Option<RemoteParked>>;
-    /// Has `instance`, where this token's ghost is live, end its stream
-    /// and hand the ghost over; the ghost, taken, or `None` if that
-    /// instance does not answer in time or does not hold the token.
-    fn release(&self, token: &Token, instance: String) -> Later<'_, Option<RemoteParked>>;
+    /// Has `instance`, where this token's ghost is live in `slug`'s room,
+    /// end its stream and hand the ghost over; the ghost, taken, or `None`
+    /// if that instance does not answer in time or does not hold the token.
+    fn release(
+        &self,
+        token: &Token,
+        slug: &Slug,
+        instance: String,
+    ) -> Later<'_, Option<RemoteParked>>;
 }
 
 /// What the manager hands the cluster task; sent with `try_send` so the
@@ -40,6 +46,9 @@ pub trait OtherInstances: Send + Sync + std::fmt::Debug {
 pub enum Outbound {
     /// One room's own events of one tick.
     Room { slug: Slug, events: Vec<WireEvent> },
+    /// A reader of this post arrived here: the instance must hear the
+    /// post's channel (it may already).
+    Serving { slug: Slug },
     /// A new reader: `total` + 1 in Redis.
     NewReader { slug: Slug },
     /// Reader-seconds this instance's readers added to a post's heat map
@@ -59,12 +68,12 @@ pub enum Outbound {
     },
 }
 
-/// The largest cluster message parsed: a snapshot of 100,000 ghosts is
-/// about 6 MiB.
+/// The largest cluster message parsed: a room of 100,000 ghosts is about
+/// 6 MiB.
 pub const MAX_MESSAGE: usize = 32 * 1024 * 1024;
 
-/// A message from the channel, if it is one of ours. Anything far larger
-/// than a busy instance's snapshot is not parsed at all. What the message
+/// A message from a channel, if it is one of ours. Anything far larger
+/// than the biggest room's snapshot is not parsed at all. What the message
 /// says is checked where it is applied (`remote.rs`).
 pub fn decode(payload: &[u8]) -> Option<Wire> {
     if payload.len() > MAX_MESSAGE {
@@ -81,10 +90,9 @@ pub fn decode(payload: &[u8]) -> Option<Wire> {
     wire.ok()
 }
 
-/// Every instance publishes and listens on this one channel.
-pub const CHANNEL: &str = "ghostread:cluster";
-
-/// A message on the channel.
+/// A message between instances. Those about one post go on that post's
+/// channel, heard only by the instances serving its readers; liveness goes
+/// on one control channel every instance hears (see `crate::cluster`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Wire {
@@ -94,17 +102,15 @@ pub enum Wire {
         slug: String,
         events: Vec<WireEvent>,
     },
-    /// Every ghost an instance holds, so the others can correct their view
-    /// (after Redis came back, and every few seconds against lost messages).
-    Snapshot {
-        instance: String,
-        rooms: Vec<WireRoom>,
-    },
+    /// "I have just begun hearing this post (or heard it again after Redis
+    /// came back): tell me your ghosts in it." Every instance that serves
+    /// the post answers with its `Snapshot`.
+    Ask { instance: String, slug: String },
+    /// Every ghost `instance` holds in one post, replacing what the others
+    /// knew of its ghosts there.
+    Snapshot { instance: String, room: WireRoom },
     /// "I am alive"; an instance not heard for a few seconds is gone.
     Heartbeat { instance: String },
-    /// "I have just (re)joined": every other instance answers with a
-    /// snapshot, so a newcomer sees every ghost at once.
-    Hello { instance: String },
     /// The instance is shutting down: its ghosts leave now.
     Bye { instance: String },
     /// A post's all-time count, as Redis holds it.
@@ -123,6 +129,22 @@ pub enum Wire {
         to: String,
         token: String,
     },
+}
+
+impl Wire {
+    /// The instance that sent it, if it says.
+    pub fn sender(&self) -> Option<&str> {
+        match self {
+            Wire::Room { instance, .. }
+            | Wire::Ask { instance, .. }
+            | Wire::Snapshot { instance, .. }
+            | Wire::Heartbeat { instance }
+            | Wire::Bye { instance }
+            | Wire::Release { instance, .. }
+            | Wire::Released { instance, .. } => Some(instance),
+            Wire::Total { .. } => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,15 +5,22 @@
 //! removed whole; what it changes in the rooms it says by the slugs it
 //! returns, which the manager schedules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::ghost::{palette_color, GhostId, Token};
-use super::messages::{Wire, WireEvent, WireRoom};
+use super::messages::{Wire, WireEvent};
 use super::room::Moved;
 use super::rooms::Rooms;
 use super::tally::Tally;
 use crate::blog::Slug;
+
+mod snapshots;
+
+pub(super) use snapshots::local_room;
 
 pub(super) struct Others {
     /// Other instances' ghosts, by instance.
@@ -21,7 +28,15 @@ pub(super) struct Others {
     /// The most readers a room may hold; remote joins respect it, as local
     /// ones do.
     most_per_post: usize,
+    /// Posts this instance has asked about (it began hearing them, or heard
+    /// them again after Redis came back): until when answers count, and the
+    /// instances with ghosts there that have not answered yet.
+    unconfirmed: HashMap<Slug, (Instant, HashSet<Arc<str>>)>,
 }
+
+/// How long the instances of a post have to answer `Ask` before their
+/// ghosts there, unconfirmed, leave: a Redis round trip each way, and some.
+const CONFIRM_WITHIN: Duration = Duration::from_secs(3);
 
 /// What applying one instance's message changed.
 #[derive(Default)]
@@ -47,6 +62,7 @@ impl Others {
         Others {
             by_instance: HashMap::new(),
             most_per_post,
+            unconfirmed: HashMap::new(),
         }
     }
 
@@ -60,10 +76,7 @@ impl Others {
                 slug,
                 events,
             } => self.apply_room(rooms, &instance, &slug, events),
-            Wire::Snapshot {
-                instance,
-                rooms: snapshot,
-            } => self.apply_snapshot(rooms, &instance, snapshot),
+            Wire::Snapshot { instance, room } => self.apply_snapshot(rooms, &instance, room),
             Wire::Bye { instance } => self.gone(rooms, &instance),
             Wire::Total { slug, total } => {
                 let Some(slug) = Slug::parse(&slug) else {
@@ -88,9 +101,7 @@ impl Others {
                 }
                 None => Changed::default(),
             },
-            Wire::Heartbeat { .. } | Wire::Hello { .. } | Wire::Released { .. } => {
-                Changed::default()
-            }
+            Wire::Heartbeat { .. } | Wire::Ask { .. } | Wire::Released { .. } => Changed::default(),
         };
         Heard::Changed(changed)
     }
@@ -234,53 +245,70 @@ impl Others {
         theirs
     }
 
-    /// Makes this instance's view of `instance` match its snapshot: missing
-    /// ghosts leave, new ones join, moved ones move.
-    fn apply_snapshot(
-        &mut self,
-        rooms: &mut Rooms,
-        instance: &str,
-        snapshot: Vec<WireRoom>,
-    ) -> Changed {
-        let instance: Arc<str> = Arc::from(instance);
-        let wanted = wanted(snapshot);
-        let mut changed = Changed::default();
-        let known: Vec<(GhostId, Slug)> = self
+    /// This instance asked `slug`'s instances for their ghosts there: those
+    /// that hold some now have `CONFIRM_WITHIN` to answer.
+    pub(super) fn asked(&mut self, slug: Slug, now: Instant) {
+        let holding: HashSet<Arc<str>> = self
             .by_instance
-            .get(&instance)
-            .map(|g| g.iter().map(|(i, s)| (i.clone(), s.clone())).collect())
-            .unwrap_or_default();
-        for (id, slug) in known {
-            let gone = wanted.get(&id).is_none_or(|(s, ..)| *s != slug);
-            if gone && self.remove(rooms, &instance, &slug, &id) {
-                changed.rooms.push(slug);
+            .iter()
+            .filter(|(_, ghosts)| ghosts.values().any(|s| *s == slug))
+            .map(|(instance, _)| instance.clone())
+            .collect();
+        self.unconfirmed
+            .insert(slug, (now + CONFIRM_WITHIN, holding));
+    }
+
+    /// Ghosts no answer confirmed in time leave: their instance left the
+    /// post while this one was not hearing it.
+    pub(super) fn sweep(&mut self, rooms: &mut Rooms, now: Instant) -> Changed {
+        let mut changed = Changed::default();
+        let due: Vec<Slug> = self
+            .unconfirmed
+            .iter()
+            .filter(|(_, (until, _))| *until <= now)
+            .map(|(slug, _)| slug.clone())
+            .collect();
+        for slug in due {
+            let Some((_, silent)) = self.unconfirmed.remove(&slug) else {
+                continue;
+            };
+            for instance in silent {
+                changed
+                    .rooms
+                    .extend(self.leave_post(rooms, &instance, &slug));
             }
         }
-        for (id, (slug, color, pos, away)) in wanted {
-            // Most ghosts are where this instance already has them: those
-            // cost nothing, so a snapshot every 10 s republishes no room.
-            let here = rooms.get(&slug).and_then(|r| r.member(&id));
-            let event = match here.map(|m| (m.pos, m.away)) {
-                Some(state) if state == (pos, away) => continue,
-                Some(_) => WireEvent::Moves {
-                    moves: vec![(id.to_string(), pos)],
-                    away: if away {
-                        vec![id.to_string()]
-                    } else {
-                        Vec::new()
-                    },
-                },
-                None => WireEvent::Join {
-                    id: id.to_string(),
-                    color,
-                    pos,
-                    away,
-                },
-            };
-            changed.coalesced += self.apply_event(rooms, &instance, &slug, event);
-            changed.rooms.push(slug);
+        changed
+    }
+
+    /// This instance no longer hears `slug`: every other instance's ghost
+    /// in it leaves here.
+    pub(super) fn forget(&mut self, rooms: &mut Rooms, slug: &Slug) -> Changed {
+        let mut changed = Changed::default();
+        self.unconfirmed.remove(slug);
+        let instances: Vec<Arc<str>> = self.by_instance.keys().cloned().collect();
+        for instance in instances {
+            changed
+                .rooms
+                .extend(self.leave_post(rooms, &instance, slug));
         }
         changed
+    }
+
+    /// `instance`'s ghosts in `slug` leave; the slug, if any did.
+    fn leave_post(&mut self, rooms: &mut Rooms, instance: &Arc<str>, slug: &Slug) -> Option<Slug> {
+        let ids: Vec<GhostId> = self
+            .by_instance
+            .get(instance)?
+            .iter()
+            .filter(|(_, s)| *s == slug)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut left = false;
+        for id in ids {
+            left |= self.remove(rooms, instance, slug, &id);
+        }
+        left.then(|| slug.clone())
     }
 
     /// An instance went silent or said goodbye: all its ghosts leave.
@@ -304,41 +332,4 @@ impl Others {
         }
         changed
     }
-}
-
-/// A snapshot's ghosts by id: `(slug, color, pos, away)`.
-fn wanted(snapshot: Vec<WireRoom>) -> HashMap<GhostId, (Slug, String, f64, bool)> {
-    let mut wanted = HashMap::new();
-    for room in snapshot {
-        let Some(slug) = Slug::parse(&room.slug) else {
-            continue;
-        };
-        for (text, color, pos) in room.ghosts {
-            if let Some(id) = GhostId::parse(&text) {
-                let away = room.away.contains(&text);
-                wanted.insert(id, (slug.clone(), color, pos, away));
-            }
-        }
-    }
-    wanted
-}
-
-/// This instance's own ghosts, for a snapshot to the others.
-pub(super) fn local_snapshot(rooms: &Rooms) -> Vec<WireRoom> {
-    rooms
-        .iter()
-        .map(|(slug, room)| WireRoom {
-            slug: slug.to_string(),
-            ghosts: room
-                .local_ghosts()
-                .map(|(id, m)| (id.to_string(), m.color.to_string(), m.pos))
-                .collect(),
-            away: room
-                .local_ghosts()
-                .filter(|(_, m)| m.away)
-                .map(|(id, _)| id.to_string())
-                .collect(),
-        })
-        .filter(|room| !room.ghosts.is_empty())
-        .collect()
 }

@@ -120,6 +120,11 @@ impl Room {
     }
 
     /// Nobody is here, visible or not: the room can go.
+    /// Whether a reader of this instance is here: a ghost, or a watcher.
+    pub fn has_local_reader(&self) -> bool {
+        self.watchers > 0 || self.local_ghosts().next().is_some()
+    }
+
     pub fn is_unused(&self) -> bool {
         self.members.is_empty() && self.watchers == 0
     }

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod nginx;
 pub mod proxies;
 pub mod redis;
+pub mod redis_cluster;
 pub mod sse;
 
 use std::net::SocketAddr;

@@ -117,6 +117,18 @@ impl Redis {
             .unwrap_or(0)
     }
 
+    /// How many clients are subscribed to `channel` now.
+    pub async fn subscribers(&self, channel: &str) -> u64 {
+        let mut connection = self.connection().await;
+        let (_, n): (String, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut connection)
+            .await
+            .expect("PUBSUB NUMSUB");
+        n
+    }
+
     /// Writes `value` under `key`, as another program (or an attacker with
     /// access to Redis) could.
     pub async fn set(&self, key: &str, value: &str) {

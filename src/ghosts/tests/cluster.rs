@@ -10,14 +10,14 @@ async fn a_remote_snapshot_changes_only_what_differs() {
     let color = crate::ghosts::ghost::PALETTE[3].to_string();
     let snapshot = |ghosts: &[(&str, f64)]| Wire::Snapshot {
         instance: "other".into(),
-        rooms: vec![WireRoom {
+        room: WireRoom {
             slug: "p".into(),
             away: Vec::new(),
             ghosts: ghosts
                 .iter()
                 .map(|(id, pos)| (id.to_string(), color.clone(), *pos))
                 .collect(),
-        }],
+        },
     };
     actor
         .ghosts
@@ -70,11 +70,11 @@ async fn an_instance_gone_takes_only_its_own_ghosts() {
     let _ = next_frame(&mut local).await;
     let room = |instance: &str, id: &str| Wire::Snapshot {
         instance: instance.into(),
-        rooms: vec![WireRoom {
+        room: WireRoom {
             slug: "p".into(),
             away: Vec::new(),
             ghosts: vec![(id.into(), "c".into(), 1.0)],
-        }],
+        },
     };
     actor
         .ghosts
@@ -134,11 +134,11 @@ async fn messages_from_other_instances_are_checked_before_they_touch_state() {
     // Positions are made sane, and remote joins respect the post's limit.
     let snapshot = |ghosts: Vec<(String, String, f64)>| Wire::Snapshot {
         instance: "other".into(),
-        rooms: vec![WireRoom {
+        room: WireRoom {
             slug: "p".into(),
             away: Vec::new(),
             ghosts,
-        }],
+        },
     };
     actor
         .ghosts
@@ -168,16 +168,16 @@ async fn remote_joins_respect_the_posts_limit_as_local_ones_do() {
     };
     let snapshot = Wire::Snapshot {
         instance: "other".into(),
-        rooms: vec![WireRoom {
+        room: WireRoom {
             slug: "p".into(),
             away: Vec::new(),
             ghosts: ghosts_of(3),
-        }],
+        },
     };
     ghosts.remote(snapshot).await.expect("sent");
-    ghosts.local_snapshot().await.expect("settled");
+    ghosts.serving().await.expect("settled");
     tokio::time::advance(TICK * 2).await;
-    ghosts.local_snapshot().await.expect("settled");
+    ghosts.serving().await.expect("settled");
     assert_eq!(
         ghosts.counts("p").now,
         2,
@@ -202,11 +202,11 @@ async fn a_resumed_ghost_never_takes_a_remote_id_and_outlives_that_instance() {
         .ghosts
         .remote(Wire::Snapshot {
             instance: "one".into(),
-            rooms: vec![WireRoom {
+            room: WireRoom {
                 slug: "p".into(),
                 away: Vec::new(),
                 ghosts: vec![(remote_id.into(), "c".into(), 1.0)],
-            }],
+            },
         })
         .await
         .expect("sent");

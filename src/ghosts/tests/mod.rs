@@ -126,7 +126,7 @@ impl OtherInstances for ParkedElsewhere {
         Box::pin(async move { Some(parked) })
     }
 
-    fn release(&self, _: &Token, _: String) -> Later<'_, Option<RemoteParked>> {
+    fn release(&self, _: &Token, _: &Slug, _: String) -> Later<'_, Option<RemoteParked>> {
         Box::pin(async { None })
     }
 }
@@ -196,7 +196,7 @@ fn nothing_waiting(parts: &mut StreamParts) -> bool {
 async fn settle(actor: &Actor) {
     actor
         .ghosts
-        .local_snapshot()
+        .serving()
         .await
         .expect("the manager is running");
 }
