@@ -216,10 +216,38 @@ async fn a_crowded_room_counts_every_instances_readers() {
     b1.wait_for("density", |d| summed(d) == 3 && d["now"] == 3)
         .await;
 
-    // A move on A shows in B's density.
-    move_to(a_server.addr, "p", &a2, 7.5).await;
-    let (density, _) = b1.wait_for("density", |d| d["counts"][7] == 1).await;
+    // Moves on A show in B's density, and what crosses Redis is A's
+    // counts, at most one message a crowd interval, never its moves.
+    let mut channel = redis.listen("ghostread:room:{p}").await;
+    for (n, pos) in [1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5].into_iter().enumerate() {
+        move_to(a_server.addr, "p", &a2, pos).await;
+        move_to(a_server.addr, "p", &a1, 11.0 - n as f64).await;
+    }
+    let (density, _) = b1
+        .wait_for("density", |d| d["counts"][7] == 1 && d["counts"][5] == 1)
+        .await;
     assert_eq!(summed(&density.data), 3, "{:?}", density.data);
+    let mut heard = Vec::new();
+    let is_counts = |m: &String| m.contains("\"kind\":\"counts\"");
+    while !heard.iter().any(is_counts) {
+        let message = tokio::time::timeout(Duration::from_secs(5), channel.recv())
+            .await
+            .expect("A's counts on the post's channel")
+            .expect("the listener runs");
+        heard.push(message);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(message) = channel.try_recv() {
+        heard.push(message);
+    }
+    assert!(
+        heard.iter().all(|m| !m.contains("\"moves\"")),
+        "no moves of a crowded room cross Redis: {heard:?}"
+    );
+    assert!(
+        heard.iter().filter(|m| is_counts(m)).count() <= 4,
+        "counts at most once a crowd interval: {heard:?}"
+    );
     a1.close();
 }
 

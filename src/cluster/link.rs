@@ -293,6 +293,8 @@ impl Link {
             return Ok(()); // Unsubscribed meanwhile.
         }
         let _ = self.ghosts.asked(slug.clone()).await; // See `receive`.
+                                                       // And tells them this instance's, which they may have missed too.
+        let _ = self.ghosts.announce(slug.clone()).await;
         let ask = Wire::Ask {
             instance: self.instance.clone(),
             slug: slug.to_string(),

@@ -121,6 +121,12 @@ fn wire() -> impl Strategy<Value = Wire> {
         )
             .prop_map(|(instance, room)| Wire::Snapshot { instance, room }),
         1 => (instance(), slug()).prop_map(|(instance, slug)| Wire::Ask { instance, slug }),
+        2 => (
+            instance(),
+            slug(),
+            prop::collection::vec(prop_oneof![0u32..4, Just(u32::MAX)], 0..60)
+        )
+            .prop_map(|(instance, slug, counts)| Wire::Counts { instance, slug, counts }),
         2 => (slug(), prop_oneof![any::<u64>(), Just(u64::MAX), 0u64..10])
             .prop_map(|(slug, total)| Wire::Total { slug, total }),
         1 => instance().prop_map(|instance| Wire::Bye { instance }),

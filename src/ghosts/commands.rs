@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::crowd::CrowdRule;
 use super::ghost::{GhostId, Token};
-use super::messages::{RemoteParked, Wire, WireRoom};
+use super::messages::{RemoteParked, Wire};
 use crate::blog::Slug;
 use crate::config::Config;
 
@@ -137,12 +137,9 @@ pub(super) enum Command {
         slugs: Vec<String>,
         respond_to: oneshot::Sender<crate::store::Heat>,
     },
-    /// This instance's own ghosts in one post, for an instance that has
-    /// just begun hearing it.
-    LocalRoom {
-        slug: Slug,
-        respond_to: oneshot::Sender<WireRoom>,
-    },
+    /// Another instance has just begun hearing this post: tell it this
+    /// instance's ghosts there (or, crowded, its counts).
+    Announce(Slug),
     /// The posts with a reader (a ghost or a watcher) on this instance.
     Serving {
         respond_to: oneshot::Sender<Vec<Slug>>,
@@ -169,7 +166,7 @@ impl std::fmt::Debug for Command {
             Command::Shutdown { .. } => "Shutdown",
             Command::Remote(_) => "Remote",
             Command::InstanceGone(_) => "InstanceGone",
-            Command::LocalRoom { .. } => "LocalRoom",
+            Command::Announce(_) => "Announce",
             Command::Serving { .. } => "Serving",
             Command::Forget(_) => "Forget",
             Command::Asked(_) => "Asked",

@@ -4,6 +4,8 @@
 //! readers at each block, at most once per interval. Pure bookkeeping,
 //! kept by the room in every mode so a switch costs nothing to prepare.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// When a room is crowded, and how often a crowded room speaks.
@@ -106,6 +108,98 @@ impl Density {
     }
 }
 
+/// In cluster mode, a crowded room's readers on other instances, as each
+/// instance counts them per block: a crowded room shares counts, not moves,
+/// so what crosses Redis grows with its blocks, not its readers.
+#[derive(Debug, Default)]
+pub struct Shared {
+    by_instance: HashMap<Arc<str>, Vec<u32>>,
+    /// Their sum over every instance and block.
+    readers: usize,
+    /// Whether any changed since the last `take_changed`.
+    changed: bool,
+}
+
+/// The most blocks an instance's counts may name; more is not a post.
+pub const MOST_BLOCKS: usize = 10_000;
+
+impl Shared {
+    /// `instance`'s counts now, replacing what it said before.
+    pub fn set(&mut self, instance: Arc<str>, counts: Vec<u32>) {
+        if self.by_instance.get(&instance) == Some(&counts) {
+            return;
+        }
+        self.by_instance.insert(instance, counts);
+        self.changed = true;
+        self.recount();
+    }
+
+    /// `instance` no longer counts here (it sends its ghosts, left, or is
+    /// gone); whether it did.
+    pub fn clear(&mut self, instance: &str) -> bool {
+        let had = self.by_instance.remove(instance).is_some();
+        if had {
+            self.changed = true;
+            self.recount();
+        }
+        had
+    }
+
+    pub fn clear_all(&mut self) -> bool {
+        let had = !self.by_instance.is_empty();
+        self.by_instance.clear();
+        self.readers = 0;
+        self.changed |= had;
+        had
+    }
+
+    pub fn readers(&self) -> usize {
+        self.readers
+    }
+
+    /// What `instance` counts here.
+    pub fn readers_of(&self, instance: &str) -> usize {
+        self.by_instance
+            .get(instance)
+            .map_or(0, |c| c.iter().map(|n| *n as usize).sum())
+    }
+
+    /// The instances that count readers here.
+    pub fn instances(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.by_instance.keys()
+    }
+
+    /// Adds every instance's counts into `counts`, block by block; counts
+    /// past the last block land in it, as positions past the end do.
+    pub fn add_into(&self, counts: &mut [u32]) {
+        let Some(last) = counts.len().checked_sub(1) else {
+            return;
+        };
+        for theirs in self.by_instance.values() {
+            for (block, n) in theirs.iter().enumerate() {
+                counts[block.min(last)] = counts[block.min(last)].saturating_add(*n);
+            }
+        }
+    }
+
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::replace(&mut self.changed, false)
+    }
+
+    fn recount(&mut self) {
+        self.readers = self
+            .by_instance
+            .values()
+            .flat_map(|c| c.iter())
+            .map(|n| *n as usize)
+            .sum();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +245,23 @@ mod tests {
         assert_eq!(density.counts(), [1, 1]);
         density.add(f64::NAN);
         assert_eq!(density.counts(), [2, 1]);
+    }
+
+    #[test]
+    fn other_instances_counts_add_up_block_by_block_and_can_be_withdrawn() {
+        let mut shared = Shared::default();
+        shared.set(Arc::from("a"), vec![1, 0, 2]);
+        shared.set(Arc::from("b"), vec![0, 3, 0, 0, 4]);
+        assert_eq!(shared.readers(), 10);
+        assert!(shared.take_changed());
+        let mut counts = vec![1, 1, 1];
+        shared.add_into(&mut counts);
+        assert_eq!(counts, [2, 4, 7], "past the last block lands in it");
+        shared.set(Arc::from("a"), vec![1, 0, 2]);
+        assert!(!shared.take_changed(), "the same counts change nothing");
+        assert!(shared.clear("a"));
+        assert!(!shared.clear("a"));
+        assert_eq!((shared.readers(), shared.readers_of("b")), (7, 7));
+        assert!(shared.clear_all() && shared.readers() == 0);
     }
 }

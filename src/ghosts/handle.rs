@@ -14,7 +14,7 @@ use super::commands::{
 use super::directory::{Directory, Seat};
 use super::ghost::{GhostId, Token};
 use super::manager::{Manager, Wiring};
-use super::messages::{OtherInstances, Wire, WireRoom};
+use super::messages::{OtherInstances, Wire};
 use crate::blog::Slug;
 use crate::metrics::Metrics;
 use crate::store::Totals;
@@ -258,14 +258,13 @@ impl Ghosts {
         answer.await.map_err(|_| Stopped)
     }
 
-    /// This instance's own ghosts in one post.
-    pub async fn local_room(&self, slug: Slug) -> Result<WireRoom, Stopped> {
-        let (respond_to, answer) = oneshot::channel();
+    /// Has this instance tell the others its ghosts (or counts) in one
+    /// post, through the link.
+    pub async fn announce(&self, slug: Slug) -> Result<(), Stopped> {
         self.commands
-            .send(Command::LocalRoom { slug, respond_to })
+            .send(Command::Announce(slug))
             .await
-            .map_err(|_| Stopped)?;
-        answer.await.map_err(|_| Stopped)
+            .map_err(|_| Stopped)
     }
 
     /// The posts with a reader on this instance.

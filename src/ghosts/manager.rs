@@ -211,8 +211,11 @@ impl Manager {
                 let _ = respond_to.send(self.heat.of(slugs));
             }
             // The link may have given up waiting for these; then nobody needs them.
-            Command::LocalRoom { slug, respond_to } => {
-                let _ = respond_to.send(local_room(&self.rooms, &slug));
+            Command::Announce(slug) => {
+                if let Some(room) = self.rooms.get_mut(&slug) {
+                    room.owe_local_counts();
+                }
+                self.share_room(&slug, true);
             }
             Command::Serving { respond_to } => {
                 let serving = self
@@ -227,7 +230,7 @@ impl Manager {
                 let changed = self.others.forget(&mut self.rooms, &slug);
                 self.mark_changed(changed);
             }
-            Command::Asked(slug) => self.others.asked(slug, Instant::now()),
+            Command::Asked(slug) => self.others.asked(&self.rooms, slug, Instant::now()),
             Command::Shutdown { .. } => {}
             #[cfg(test)]
             Command::Crash => panic!("the manager crashed, as a test asked"),
@@ -338,6 +341,29 @@ impl Manager {
         if !events.is_empty() {
             let slug = slug.clone();
             self.tell(Outbound::Room { slug, events });
+        }
+        self.share_room(slug, false);
+    }
+
+    /// Cluster mode: a crowded room tells the other instances its readers
+    /// per block when they changed; a room back to per-ghost events tells
+    /// them its ghosts (so do both when `asked`).
+    fn share_room(&mut self, slug: &Slug, asked: bool) {
+        if self.elsewhere.is_none() {
+            return;
+        }
+        let Some(room) = self.rooms.get_mut(slug) else {
+            return;
+        };
+        let back_to_ghosts = room.take_switch() == Some(false);
+        if let Some(counts) = room.take_local_counts() {
+            let slug = slug.clone();
+            self.tell(Outbound::Counts { slug, counts });
+        } else if back_to_ghosts || (asked && !room.crowded()) {
+            let local = local_room(&self.rooms, slug);
+            if back_to_ghosts || !local.ghosts.is_empty() {
+                self.tell(Outbound::Snapshot { room: local });
+            }
         }
     }
 

@@ -49,6 +49,11 @@ pub enum Outbound {
     /// A reader of this post arrived here: the instance must hear the
     /// post's channel (it may already).
     Serving { slug: Slug },
+    /// A crowded room's readers here per block, changed (or asked for).
+    Counts { slug: Slug, counts: Vec<u32> },
+    /// Every ghost of this instance in one room: it is no longer crowded,
+    /// or another instance asked.
+    Snapshot { room: WireRoom },
     /// A new reader: `total` + 1 in Redis.
     NewReader { slug: Slug },
     /// Reader-seconds this instance's readers added to a post's heat map
@@ -107,8 +112,16 @@ pub enum Wire {
     /// the post answers with its `Snapshot`.
     Ask { instance: String, slug: String },
     /// Every ghost `instance` holds in one post, replacing what the others
-    /// knew of its ghosts there.
+    /// knew of its ghosts (or counts) there.
     Snapshot { instance: String, room: WireRoom },
+    /// `instance`'s readers of a crowded post, per block, replacing what
+    /// the others knew of its ghosts (or counts) there: a crowded room
+    /// shares counts, at most once per crowd interval, not moves.
+    Counts {
+        instance: String,
+        slug: String,
+        counts: Vec<u32>,
+    },
     /// "I am alive"; an instance not heard for a few seconds is gone.
     Heartbeat { instance: String },
     /// The instance is shutting down: its ghosts leave now.
@@ -138,6 +151,7 @@ impl Wire {
             Wire::Room { instance, .. }
             | Wire::Ask { instance, .. }
             | Wire::Snapshot { instance, .. }
+            | Wire::Counts { instance, .. }
             | Wire::Heartbeat { instance }
             | Wire::Bye { instance }
             | Wire::Release { instance, .. }

@@ -77,6 +77,11 @@ impl Others {
                 events,
             } => self.apply_room(rooms, &instance, &slug, events),
             Wire::Snapshot { instance, room } => self.apply_snapshot(rooms, &instance, room),
+            Wire::Counts {
+                instance,
+                slug,
+                counts,
+            } => self.apply_counts(rooms, &instance, &slug, counts),
             Wire::Bye { instance } => self.gone(rooms, &instance),
             Wire::Total { slug, total } => {
                 let Some(slug) = Slug::parse(&slug) else {
@@ -247,12 +252,13 @@ impl Others {
 
     /// This instance asked `slug`'s instances for their ghosts there: those
     /// that hold some now have `CONFIRM_WITHIN` to answer.
-    pub(super) fn asked(&mut self, slug: Slug, now: Instant) {
+    pub(super) fn asked(&mut self, rooms: &Rooms, slug: Slug, now: Instant) {
         let holding: HashSet<Arc<str>> = self
             .by_instance
             .iter()
             .filter(|(_, ghosts)| ghosts.values().any(|s| *s == slug))
             .map(|(instance, _)| instance.clone())
+            .chain(rooms_counting(rooms, &slug))
             .collect();
         self.unconfirmed
             .insert(slug, (now + CONFIRM_WITHIN, holding));
@@ -286,6 +292,12 @@ impl Others {
     pub(super) fn forget(&mut self, rooms: &mut Rooms, slug: &Slug) -> Changed {
         let mut changed = Changed::default();
         self.unconfirmed.remove(slug);
+        if rooms
+            .get_mut(slug)
+            .is_some_and(|room| room.shared_mut().clear_all())
+        {
+            changed.rooms.push(slug.clone());
+        }
         let instances: Vec<Arc<str>> = self.by_instance.keys().cloned().collect();
         for instance in instances {
             changed
@@ -295,12 +307,23 @@ impl Others {
         changed
     }
 
-    /// `instance`'s ghosts in `slug` leave; the slug, if any did.
+    /// `instance`'s ghosts (or counts) in `slug` leave; the slug, if any
+    /// did.
     fn leave_post(&mut self, rooms: &mut Rooms, instance: &Arc<str>, slug: &Slug) -> Option<Slug> {
+        let counted = rooms
+            .get_mut(slug)
+            .is_some_and(|room| room.shared_mut().clear(instance));
+        let left = self.leave_post_ghosts(rooms, instance, slug);
+        (counted || left).then(|| slug.clone())
+    }
+
+    /// `instance`'s ghosts in `slug` leave; whether any did.
+    fn leave_post_ghosts(&mut self, rooms: &mut Rooms, instance: &Arc<str>, slug: &Slug) -> bool {
         let ids: Vec<GhostId> = self
             .by_instance
-            .get(instance)?
-            .iter()
+            .get(instance)
+            .into_iter()
+            .flatten()
             .filter(|(_, s)| *s == slug)
             .map(|(id, _)| id.clone())
             .collect();
@@ -308,13 +331,18 @@ impl Others {
         for id in ids {
             left |= self.remove(rooms, instance, slug, &id);
         }
-        left.then(|| slug.clone())
+        left
     }
 
     /// An instance went silent or said goodbye: all its ghosts leave.
     pub(super) fn gone(&mut self, rooms: &mut Rooms, instance: &str) -> Changed {
         let instance: Arc<str> = Arc::from(instance);
         let mut changed = Changed::default();
+        for (slug, room) in rooms.iter_mut() {
+            if room.shared_mut().clear(&instance) {
+                changed.rooms.push(slug.clone());
+            }
+        }
         let Some(ghosts) = self.by_instance.remove(&instance) else {
             return changed;
         };
@@ -332,4 +360,13 @@ impl Others {
         }
         changed
     }
+}
+
+/// The instances that count readers in `slug`'s room (crowded, in cluster
+/// mode).
+fn rooms_counting(rooms: &Rooms, slug: &Slug) -> Vec<Arc<str>> {
+    rooms
+        .get(slug)
+        .map(|room| room.shared().instances().cloned().collect())
+        .unwrap_or_default()
 }

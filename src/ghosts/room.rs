@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::census::Counts;
-use super::crowd::{CrowdRule, Density};
+use super::crowd::{CrowdRule, Density, Shared};
 use super::ghost::{Color, GhostId};
 use super::messages::WireEvent;
 use crate::events::{self, Join, Leave, Move, Moves, Snapshot};
@@ -53,8 +53,17 @@ pub struct Room {
     rule: CrowdRule,
     /// Whether the room sends `density` instead of per-ghost events.
     crowded: bool,
-    /// Readers per block, kept in every mode.
+    /// Readers per block, kept in every mode: every member, local or not.
     density: Density,
+    /// In cluster mode: this instance's own readers per block, which a
+    /// crowded room tells the other instances instead of its moves; and
+    /// whether the last of them are still to be told.
+    local: Option<(Density, bool)>,
+    /// Other instances' readers per block, where they share counts.
+    shared: Shared,
+    /// The mode the last publish switched to, for the manager to tell the
+    /// other instances: `Some(true)` crowded, `Some(false)` per-ghost.
+    switched: Option<bool>,
     /// When the room last published a frame.
     published_at: Option<Instant>,
     /// The post's block count, once a local reader has told it (a room
@@ -104,6 +113,10 @@ impl Room {
             rule,
             crowded: false,
             density: Density::new(blocks.unwrap_or(1)),
+            local: (sharing == Sharing::Cluster)
+                .then(|| (Density::new(blocks.unwrap_or(1)), false)),
+            shared: Shared::default(),
+            switched: None,
             published_at: None,
             blocks,
             watchers: 0,
@@ -126,7 +139,7 @@ impl Room {
     }
 
     pub fn is_unused(&self) -> bool {
-        self.members.is_empty() && self.watchers == 0
+        self.members.is_empty() && self.watchers == 0 && self.shared.readers() == 0
     }
 
     /// The post's block count, once known.
@@ -162,14 +175,18 @@ impl Room {
         }
         let positions = self.members.values().map(|m| m.pos);
         self.density.recount(blocks, positions);
+        if let Some((local, _)) = &mut self.local {
+            let positions = self.members.values().filter(|m| m.origin.is_none());
+            local.recount(blocks, positions.map(|m| m.pos));
+        }
     }
 
     /// Whether the next publish switches modes.
     fn switch_due(&self) -> bool {
         if self.crowded {
-            self.rule.leaves(self.members.len())
+            self.rule.leaves(self.len())
         } else {
-            self.rule.enters(self.members.len())
+            self.rule.enters(self.len())
         }
     }
 
@@ -203,8 +220,55 @@ impl Room {
             .unwrap_or_default()
     }
 
+    /// Readers in the room: its members, and the readers other instances
+    /// count here.
     pub fn len(&self) -> usize {
-        self.members.len()
+        self.members.len() + self.shared.readers()
+    }
+
+    /// Other instances' counts here (cluster mode, crowded rooms).
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub fn shared_mut(&mut self) -> &mut Shared {
+        &mut self.shared
+    }
+
+    /// Whether the room may ever be crowded (`--crowd` is not 0): only
+    /// then can it show other instances' counts.
+    pub fn can_crowd(&self) -> bool {
+        self.rule.above > 0
+    }
+
+    /// Whether the room is crowded now.
+    pub fn crowded(&self) -> bool {
+        self.crowded
+    }
+
+    /// The mode the last publish switched to, once.
+    pub fn take_switch(&mut self) -> Option<bool> {
+        self.switched.take()
+    }
+
+    /// In a crowded room of cluster mode: this instance's readers per
+    /// block, when not yet told since they changed (or since the switch).
+    pub fn take_local_counts(&mut self) -> Option<Vec<u32>> {
+        let (local, owed) = self.local.as_mut()?;
+        let changed = local.take_changed();
+        if !self.crowded || !(changed || *owed) {
+            return None;
+        }
+        *owed = false;
+        Some(local.counts().to_vec())
+    }
+
+    /// This instance's readers per block, told once more (another instance
+    /// asked).
+    pub fn owe_local_counts(&mut self) {
+        if let Some((_, owed)) = &mut self.local {
+            *owed = true;
+        }
     }
 
     pub fn colors(&self) -> impl Iterator<Item = Color> + '_ {
@@ -222,7 +286,7 @@ impl Room {
             || !self.outbox.is_empty()
             || counts != self.heard
             || self.switch_due()
-            || (self.crowded && self.density.counts_changed())
+            || (self.crowded && (self.density.counts_changed() || self.shared.changed()))
     }
 
     pub fn add(&mut self, id: GhostId, color: Color, pos: f64) {
@@ -250,7 +314,13 @@ impl Room {
         away: bool,
     ) {
         self.encode_moves();
-        if let (Some(journal), None) = (&mut self.journal, &origin) {
+        if origin.is_none() {
+            if let Some((local, _)) = &mut self.local {
+                local.add(pos);
+            }
+        }
+        // A crowded room tells its counts, not its joins.
+        if let (Some(journal), None, false) = (&mut self.journal, &origin, self.crowded) {
             journal.push(WireEvent::Join {
                 id: id.to_string(),
                 color: color.to_string(),
@@ -304,7 +374,12 @@ impl Room {
         if !self.crowded {
             events::encode(&mut self.outbox, &Leave { id: id.as_str() });
         }
-        if let (Some(journal), None) = (&mut self.journal, &member.origin) {
+        if member.origin.is_none() {
+            if let Some((local, _)) = &mut self.local {
+                local.remove(member.pos);
+            }
+        }
+        if let (Some(journal), None, false) = (&mut self.journal, &member.origin, self.crowded) {
             journal.push(WireEvent::Leave { id: id.to_string() });
         }
         Some(member)
@@ -315,9 +390,13 @@ impl Room {
             return Moved::Unknown;
         };
         let recounted = self.density.moved(member.pos, pos);
+        if let (Some((local, _)), None) = (&mut self.local, &member.origin) {
+            local.moved(member.pos, pos);
+        }
         member.pos = pos;
-        // A crowded room only queues moves to tell the other instances.
-        let queues = !self.crowded || (self.journal.is_some() && member.origin.is_none());
+        // A crowded room queues no moves: it tells counts, to its readers
+        // and to the other instances.
+        let queues = !self.crowded;
         if queues && !member.queued {
             member.queued = true;
             self.pending.push(id.clone());
@@ -349,13 +428,19 @@ impl Room {
         self.encode_moves();
         if self.switch_due() {
             self.crowded = !self.crowded;
+            self.switched = Some(self.crowded);
+            if let Some((_, owed)) = &mut self.local {
+                *owed = self.crowded;
+            }
+            let _ = self.shared.take_changed();
             // The per-ghost events of this tick are replaced by the state.
             self.outbox.clear();
             self.outbox.extend_from_slice(&self.state(counts));
             self.heard = counts;
             let _ = self.density.take_changed();
         } else if self.crowded {
-            if self.density.take_changed() || counts != self.heard {
+            let shared = self.shared.take_changed();
+            if self.density.take_changed() || shared || counts != self.heard {
                 self.outbox.extend_from_slice(&self.state(counts));
                 self.heard = counts;
             }
@@ -380,11 +465,13 @@ impl Room {
         if !self.crowded {
             return self.snapshot(counts);
         }
-        let mut out = Vec::with_capacity(64 + 4 * self.density.counts().len());
+        let mut all = self.density.counts().to_vec();
+        self.shared.add_into(&mut all);
+        let mut out = Vec::with_capacity(64 + 4 * all.len());
         events::encode(
             &mut out,
             &events::Density {
-                counts: self.density.counts(),
+                counts: &all,
                 now: counts.now,
                 total: counts.total,
             },

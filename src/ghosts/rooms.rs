@@ -76,6 +76,10 @@ impl Rooms {
         self.rooms.iter()
     }
 
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = (&Slug, &mut Room)> {
+        self.rooms.iter_mut()
+    }
+
     /// Readers in a post's room now (local and remote ghosts).
     pub(super) fn readers(&self, slug: &Slug) -> usize {
         self.rooms.get(slug).map_or(0, Room::len)

@@ -117,6 +117,28 @@ impl Redis {
             .unwrap_or(0)
     }
 
+    /// Every message published on `channel` from now on, as text.
+    pub async fn listen(&self, channel: &str) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        let client = redis::Client::open(self.url()).expect("a Redis URL");
+        let mut pubsub = client
+            .get_async_pubsub()
+            .await
+            .expect("a pub/sub connection");
+        pubsub.subscribe(channel).await.expect("SUBSCRIBE");
+        let (sender, messages) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            use tokio_stream::StreamExt;
+            let mut stream = pubsub.into_on_message();
+            while let Some(message) = stream.next().await {
+                let text = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
+                if sender.send(text).is_err() {
+                    return;
+                }
+            }
+        });
+        messages
+    }
+
     /// How many clients are subscribed to `channel` now.
     pub async fn subscribers(&self, channel: &str) -> u64 {
         let mut connection = self.connection().await;

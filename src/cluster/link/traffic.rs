@@ -6,6 +6,7 @@ use redis::AsyncCommands;
 use tokio::time::Instant;
 
 use super::Link;
+use crate::blog::Slug;
 use crate::cluster::connection::Connection;
 use crate::cluster::keys::{self, command, slug_of_channel, TOTALS};
 use crate::cluster::lookups::take_parked;
@@ -44,22 +45,12 @@ impl Link {
                 take_parked(connection, &token, respond_to).await
             }
             Wire::Ask { slug, .. } => {
-                // Answered on the channel it came on, if it is that post's.
-                let Some(slug) = slug_of_channel(channel).filter(|s| s.as_str() == slug) else {
-                    return Ok(());
-                };
-                let Ok(room) = self.ghosts.local_room(slug.clone()).await else {
-                    return Ok(());
-                };
-                if room.ghosts.is_empty() {
-                    return Ok(()); // Nothing of ours there to confirm.
+                // Answered on the channel it came on, if it is that post's:
+                // the manager tells its ghosts (or counts) there, if any.
+                if let Some(slug) = slug_of_channel(channel).filter(|s| s.as_str() == slug) {
+                    let _ = self.ghosts.announce(slug).await; // See below.
                 }
-                let answer = Wire::Snapshot {
-                    instance: self.instance.clone(),
-                    room,
-                };
-                self.publish(connection, &keys::room_channel(&slug), &answer)
-                    .await
+                Ok(())
             }
             Wire::Heartbeat { .. } => Ok(()),
             wire => {
@@ -80,6 +71,26 @@ impl Link {
                     instance: self.instance.clone(),
                     slug: slug.to_string(),
                     events,
+                };
+                self.publish(connection, &keys::room_channel(&slug), &wire)
+                    .await
+            }
+            Outbound::Counts { slug, counts } => {
+                let wire = Wire::Counts {
+                    instance: self.instance.clone(),
+                    slug: slug.to_string(),
+                    counts,
+                };
+                self.publish(connection, &keys::room_channel(&slug), &wire)
+                    .await
+            }
+            Outbound::Snapshot { room } => {
+                let Some(slug) = Slug::parse(&room.slug) else {
+                    return Ok(());
+                };
+                let wire = Wire::Snapshot {
+                    instance: self.instance.clone(),
+                    room,
                 };
                 self.publish(connection, &keys::room_channel(&slug), &wire)
                     .await

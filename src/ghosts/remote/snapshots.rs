@@ -6,11 +6,52 @@ use std::sync::Arc;
 
 use super::{Changed, Others};
 use crate::blog::Slug;
+use crate::ghosts::crowd::MOST_BLOCKS;
 use crate::ghosts::ghost::GhostId;
 use crate::ghosts::messages::{WireEvent, WireRoom};
 use crate::ghosts::rooms::Rooms;
 
 impl Others {
+    /// `instance`'s readers of a crowded post, per block: they replace its
+    /// ghosts (or counts) there. Counts past any post's length, or that
+    /// would fill the room past its most readers, are cut.
+    pub(in crate::ghosts) fn apply_counts(
+        &mut self,
+        rooms: &mut Rooms,
+        instance: &str,
+        slug: &str,
+        mut counts: Vec<u32>,
+    ) -> Changed {
+        let mut changed = Changed::default();
+        let Some(slug) = Slug::parse(slug) else {
+            return changed;
+        };
+        let instance: Arc<str> = Arc::from(instance);
+        if let Some((_, waiting)) = self.unconfirmed.get_mut(&slug) {
+            waiting.remove(&instance);
+        }
+        if self.leave_post_ghosts(rooms, &instance, &slug) {
+            changed.rooms.push(slug.clone());
+        }
+        let room = rooms.open(&slug, None);
+        if !room.can_crowd() {
+            // Never crowded here (`--crowd 0`; every instance should run
+            // the same): counts cannot be shown as ghosts.
+            return changed;
+        }
+        let others = room.len() - room.shared().readers_of(&instance);
+        let mut room_left = self.most_per_post.saturating_sub(others);
+        counts.truncate(MOST_BLOCKS);
+        for n in &mut counts {
+            let kept = (*n as usize).min(room_left);
+            room_left -= kept;
+            *n = kept as u32; // ok: at most the original u32
+        }
+        room.shared_mut().set(instance, counts);
+        changed.rooms.push(slug);
+        changed
+    }
+
     /// Makes this instance's view of `instance`'s ghosts in one post match
     /// its snapshot: missing ghosts leave, new ones join, moved ones move.
     pub(super) fn apply_snapshot(
@@ -26,6 +67,13 @@ impl Others {
         let instance: Arc<str> = Arc::from(instance);
         if let Some((_, waiting)) = self.unconfirmed.get_mut(&slug) {
             waiting.remove(&instance);
+        }
+        // Its ghosts, one by one, replace the counts it sent while crowded.
+        if rooms
+            .get_mut(&slug)
+            .is_some_and(|room| room.shared_mut().clear(&instance))
+        {
+            changed.rooms.push(slug.clone());
         }
         let wanted = wanted(snapshot);
         let known: Vec<GhostId> = self

@@ -237,3 +237,61 @@ async fn a_resumed_ghost_never_takes_a_remote_id_and_outlives_that_instance() {
         "the watcher and the resumed reader"
     );
 }
+
+/// The next frame of `parts` that contains `what`, advancing the clock
+/// a tick at a time.
+async fn frame_with(parts: &mut StreamParts, what: &str) -> String {
+    for _ in 0..40 {
+        tokio::time::advance(TICK * 5).await;
+        while let Ok(frame) = parts.events.try_recv() {
+            let frame = String::from_utf8(frame.to_vec()).expect("utf-8");
+            if frame.contains(what) {
+                return frame;
+            }
+        }
+    }
+    panic!("no frame with {what}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_instances_counts_replace_its_ghosts_and_leave_with_it() {
+    let actor = start_with("counts", |s| {
+        s.crowd = CrowdRule {
+            above: 2,
+            interval: Duration::from_millis(250),
+        }
+    });
+    let mut local = join(&actor, "p").await;
+    let color = crate::ghosts::ghost::PALETTE[3].to_string();
+    let ghost = Wire::Snapshot {
+        instance: "other".into(),
+        room: WireRoom {
+            slug: "p".into(),
+            away: Vec::new(),
+            ghosts: vec![("aaaaa1".into(), color, 1.0)],
+        },
+    };
+    actor.ghosts.remote(ghost).await.expect("sent");
+    let frame = frame_with(&mut local, "event: join").await;
+    assert!(frame.contains("aaaaa1"), "{frame}");
+
+    // Crowded there: its five readers come as counts, and its ghost goes.
+    let counts = Wire::Counts {
+        instance: "other".into(),
+        slug: "p".into(),
+        counts: vec![0, 0, 0, 5],
+    };
+    actor.ghosts.remote(counts).await.expect("sent");
+    let frame = frame_with(&mut local, "event: density").await;
+    assert!(frame.contains("\"now\":6"), "one here and five there: {frame}");
+    assert!(frame.contains("\"counts\":[1,0,0,5,"), "{frame}");
+
+    // That instance is gone: its counts leave with it.
+    actor
+        .ghosts
+        .instance_gone("other".into())
+        .await
+        .expect("sent");
+    let frame = frame_with(&mut local, "\"now\":1").await;
+    assert!(!frame.contains("aaaaa1"), "{frame}");
+}
