@@ -31,6 +31,9 @@ const SILENT: Duration = Duration::from_millis(3500);
 /// says nothing of the others, and a failover (a few seconds) should not
 /// make every remote ghost leave and come back; a long outage still does.
 const SILENT_WHILE_DOWN: Duration = Duration::from_secs(15);
+/// How often new readers are added to the totals in Redis and told to the
+/// other instances (a page shows its own instance's at once).
+const TOTALS_EVERY: Duration = Duration::from_millis(250);
 /// Every this many heartbeats, posts without a reader here for a while
 /// stop being heard.
 const REVIEW_EVERY: u32 = 5;
@@ -105,8 +108,8 @@ struct Link {
     releasing: HashMap<String, ParkedTo>,
     /// When each other instance was last heard from.
     heard: HashMap<String, Instant>,
-    /// New readers counted while Redis was away, added when it is back.
-    pending_totals: HashMap<String, u64>,
+    /// New readers counted since the last flush (or while Redis was away).
+    pending_totals: HashMap<Slug, u64>,
     resume_window: Duration,
     shutdown: Shutdown,
 }
@@ -176,7 +179,7 @@ impl Link {
                 _ = self.shutdown.wait() => return true,
                 Some(out) = self.outbound.recv() => match out {
                     Outbound::NewReader { slug } => {
-                        *self.pending_totals.entry(slug.to_string()).or_insert(0) += 1;
+                        *self.pending_totals.entry(slug).or_insert(0) += 1;
                     }
                     Outbound::Serving { slug } => {
                         self.posts.serve(&slug);
@@ -197,6 +200,7 @@ impl Link {
             return Ended::Lost(why);
         }
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let mut totals = tokio::time::interval(TOTALS_EVERY);
         let mut beats = 0u32;
         let masters = match command(connection.masters()).await {
             Ok(masters) => masters,
@@ -234,6 +238,7 @@ impl Link {
                     }
                     Lookup::Query(query) => query.answer(&mut connection).await,
                 },
+                _ = totals.tick() => self.flush_totals(&mut connection).await,
                 _ = heartbeat.tick() => {
                     beats += 1;
                     // Releases nobody answered: their askers gave up.
@@ -250,6 +255,8 @@ impl Link {
                     self.publish(&mut connection, CONTROL, &Wire::Heartbeat { instance: self.instance.clone() }).await
                 }
                 _ = self.shutdown.wait() => {
+                    // The last readers counted still go in the totals.
+                    let _ = self.flush_totals(&mut connection).await;
                     let _ = self.publish(&mut connection, CONTROL, &Wire::Bye { instance: self.instance.clone() }).await;
                     return Ended::Shutdown;
                 }
@@ -264,9 +271,7 @@ impl Link {
     /// totals, and hear the control channel and every post served here
     /// (each subscription's confirmation then asks its room).
     async fn resync(&mut self, connection: &mut Connection) -> Result<(), String> {
-        for (slug, n) in std::mem::take(&mut self.pending_totals) {
-            let _: u64 = command(connection.hincr(TOTALS, &slug, n)).await?;
-        }
+        self.flush_totals(connection).await?;
         // Read as text, so one bad field (another program's, a typo) is
         // skipped with a warning instead of failing the whole read, which
         // would make the link reconnect for ever.

@@ -305,8 +305,17 @@ impl Manager {
         let started = std::time::Instant::now();
         for slug in slugs {
             let publishes = self.rooms.publishes_now(&slug, now);
-            if publishes {
+            let frame_due = self
+                .rooms
+                .get(&slug)
+                .is_none_or(|room| room.frame_due(now) <= now);
+            if publishes && frame_due {
                 self.publish(&slug);
+            } else if publishes {
+                // Only this instance's counts are due, to the cluster; the
+                // room's readers get their frame at its interval.
+                self.share_room(&slug, false);
+                self.rooms.mark(&slug);
             }
             let counts = self.tally.counts(&slug, self.rooms.readers(&slug));
             let answered = self.rooms.answer_waiting(&slug, counts);
@@ -356,7 +365,7 @@ impl Manager {
             return;
         };
         let back_to_ghosts = room.take_switch() == Some(false);
-        if let Some(counts) = room.take_local_counts() {
+        if let Some(counts) = room.take_local_counts(Instant::now()) {
             let slug = slug.clone();
             self.tell(Outbound::Counts { slug, counts });
         } else if back_to_ghosts || (asked && !room.crowded()) {

@@ -64,6 +64,8 @@ pub struct Room {
     /// The mode the last publish switched to, for the manager to tell the
     /// other instances: `Some(true)` crowded, `Some(false)` per-ghost.
     switched: Option<bool>,
+    /// When this instance last told the others its counts here.
+    counts_told_at: Option<Instant>,
     /// When the room last published a frame.
     published_at: Option<Instant>,
     /// The post's block count, once a local reader has told it (a room
@@ -117,6 +119,7 @@ impl Room {
                 .then(|| (Density::new(blocks.unwrap_or(1)), false)),
             shared: Shared::default(),
             switched: None,
+            counts_told_at: None,
             published_at: None,
             blocks,
             watchers: 0,
@@ -191,12 +194,36 @@ impl Room {
     }
 
     /// When the room should next publish: at once, unless it is crowded
-    /// (then one interval after its last frame) and not about to switch.
+    /// (then one interval after its last frame) and not about to switch;
+    /// or, crowded in a cluster, when its own counts are due to the other
+    /// instances, if that is sooner.
     pub fn publish_due(&self, now: Instant) -> Instant {
+        let frame = self.frame_due(now);
+        self.counts_due()
+            .map_or(frame, |counts| counts.max(now).min(frame))
+    }
+
+    /// When the room's readers should next get a frame.
+    pub fn frame_due(&self, now: Instant) -> Instant {
         match self.published_at {
             Some(last) if self.crowded && !self.switch_due() => last + self.rule.interval,
             _ => now,
         }
+    }
+
+    /// When this instance's changed counts are due to the others: half an
+    /// interval after it last told them, so that a move here shows on
+    /// another instance within about one and a half intervals, not two.
+    fn counts_due(&self) -> Option<Instant> {
+        let (local, owed) = self.local.as_ref()?;
+        if !self.crowded || !(local.counts_changed() || *owed) {
+            return None;
+        }
+        let half = self.rule.interval / 2;
+        Some(
+            self.counts_told_at
+                .map_or_else(Instant::now, |at| at + half),
+        )
     }
 
     pub fn contains(&self, id: &GhostId) -> bool {
@@ -253,13 +280,14 @@ impl Room {
 
     /// In a crowded room of cluster mode: this instance's readers per
     /// block, when not yet told since they changed (or since the switch).
-    pub fn take_local_counts(&mut self) -> Option<Vec<u32>> {
+    pub fn take_local_counts(&mut self, now: Instant) -> Option<Vec<u32>> {
         let (local, owed) = self.local.as_mut()?;
         let changed = local.take_changed();
         if !self.crowded || !(changed || *owed) {
             return None;
         }
         *owed = false;
+        self.counts_told_at = Some(now);
         Some(local.counts().to_vec())
     }
 

@@ -13,6 +13,40 @@ use crate::cluster::lookups::take_parked;
 use crate::ghosts::messages::{decode, Outbound, RemoteParked, Wire};
 
 impl Link {
+    /// Adds the new readers counted since the last flush to each post's
+    /// total in Redis, and tells the post's instances the total. What
+    /// Redis did not take waits for the next flush.
+    pub(super) async fn flush_totals(&mut self, connection: &mut Connection) -> Result<(), String> {
+        let pending: Vec<(Slug, u64)> = self.pending_totals.drain().collect();
+        let mut failed = None;
+        for (slug, n) in pending {
+            if failed.is_some() {
+                *self.pending_totals.entry(slug).or_insert(0) += n;
+                continue;
+            }
+            match command(connection.hincr(TOTALS, slug.as_str(), n)).await {
+                Ok(total) => {
+                    let wire = Wire::Total {
+                        slug: slug.to_string(),
+                        total,
+                    };
+                    let _ = self.ghosts.remote(wire.clone()).await; // See `receive`.
+                    if let Err(why) = self
+                        .publish(connection, &keys::room_channel(&slug), &wire)
+                        .await
+                    {
+                        failed = Some(why);
+                    }
+                }
+                Err(why) => {
+                    *self.pending_totals.entry(slug).or_insert(0) += n;
+                    failed = Some(why);
+                }
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
     pub(super) async fn receive(
         &mut self,
         connection: &mut Connection,
@@ -112,21 +146,11 @@ impl Link {
                 command(pipe.query_async::<()>(connection)).await
             }
             Outbound::NewReader { slug } => {
-                let total: u64 = match command(connection.hincr(TOTALS, slug.as_str(), 1u64)).await
-                {
-                    Ok(total) => total,
-                    Err(why) => {
-                        *self.pending_totals.entry(slug.to_string()).or_insert(0) += 1;
-                        return Err(why);
-                    }
-                };
-                let wire = Wire::Total {
-                    slug: slug.to_string(),
-                    total,
-                };
-                let _ = self.ghosts.remote(wire.clone()).await; // See `receive`.
-                self.publish(connection, &keys::room_channel(&slug), &wire)
-                    .await
+                // Added with the post's other new readers at the next
+                // flush: a viral post's thousand arrivals a second are then
+                // a few commands and messages, not a thousand of each.
+                *self.pending_totals.entry(slug).or_insert(0) += 1;
+                Ok(())
             }
             Outbound::Parked {
                 token,

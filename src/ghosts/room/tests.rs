@@ -202,18 +202,25 @@ fn a_crowded_room_in_a_cluster_tells_its_own_counts_not_its_moves() {
     assert!(room.is_crowded());
     assert_eq!(room.take_switch(), Some(true));
     assert_eq!(
-        room.take_local_counts(),
+        room.take_local_counts(tokio::time::Instant::now()),
         Some(vec![1, 0, 0, 0]),
         "owed at the switch: this instance's own reader only"
     );
-    assert_eq!(room.take_local_counts(), None, "told once");
+    assert_eq!(
+        room.take_local_counts(tokio::time::Instant::now()),
+        None,
+        "told once"
+    );
     assert_eq!(room.moved(&id("a"), 0.5), Moved::Coalesced, "same block");
     assert_eq!(room.moved(&id("a"), 2.5), Moved::Recounted);
     assert_eq!(room.moved(&id("r"), 3.0), Moved::Recounted);
     let text = frame(&mut room, Counts { now: 2, total: 2 });
     assert!(text.contains("\"counts\":[0,0,1,1]"), "{text}");
     assert!(room.take_journal().is_empty(), "no moves for the cluster");
-    assert_eq!(room.take_local_counts(), Some(vec![0, 0, 1, 0]));
+    assert_eq!(
+        room.take_local_counts(tokio::time::Instant::now()),
+        Some(vec![0, 0, 1, 0])
+    );
     // Another instance's counts add in, block by block.
     room.shared_mut().set(Arc::from("third"), vec![2, 0, 0, 0]);
     assert_eq!(room.len(), 4);

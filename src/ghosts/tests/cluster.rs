@@ -283,7 +283,10 @@ async fn another_instances_counts_replace_its_ghosts_and_leave_with_it() {
     };
     actor.ghosts.remote(counts).await.expect("sent");
     let frame = frame_with(&mut local, "event: density").await;
-    assert!(frame.contains("\"now\":6"), "one here and five there: {frame}");
+    assert!(
+        frame.contains("\"now\":6"),
+        "one here and five there: {frame}"
+    );
     assert!(frame.contains("\"counts\":[1,0,0,5,"), "{frame}");
 
     // That instance is gone: its counts leave with it.
