@@ -84,6 +84,7 @@ fn every_heading_of_the_documents_renders_as_a_heading() {
     for file in [
         "README.md",
         "docs/OPERATING.md",
+        "docs/SCALING.md",
         "docs/PERFORMANCE.md",
         "ARCHITECTURE.md",
     ] {
