@@ -4,7 +4,7 @@
 //! ```text
 //! cargo bench --bench load -- <scenario> [options]     (--help lists them)
 //! scenarios: hot-room, blog, idle-crowd, churn, ramp, cluster (two instances and Redis), viral
-//! cluster costs: --instances N, --elsewhere-moves M (the rest of a big cluster)
+//! cluster costs: --instances N, --redis-cluster, --elsewhere-moves M (the rest of a big cluster)
 //! cargo bench --bench load -- --compare a.json b.json  the change between two runs
 //! ```
 //!
@@ -19,6 +19,7 @@ mod http;
 mod marker;
 mod ramp;
 mod reader;
+mod redis_server;
 mod report;
 mod run;
 mod scenario;

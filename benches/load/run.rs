@@ -201,8 +201,8 @@ impl Run {
                 .iter()
                 .map(|p| cpu_seconds(std::slice::from_ref(p)))
                 .collect(),
-            redis_cpu: target.redis_pid().map_or(0.0, |p| cpu_seconds(&[p])),
-            redis_out: redis_bytes_out(target.redis.as_deref()).await,
+            redis_cpu: cpu_seconds(&target.redis_pids()),
+            redis_out: redis_bytes_out(&target.redis_nodes).await,
             server_cpu: cpu_seconds(&pids),
             harness_cpu: cpu_seconds(&me()),
             rss_kib: rss_kib(&pids).0,
@@ -460,7 +460,7 @@ impl Run {
             .collect();
         let mean_open = open_samples.iter().sum::<u64>() as f64 / open_samples.len().max(1) as f64;
         let cluster = match &self.target.redis {
-            Some(url) => Some(ClusterFigures {
+            Some(_) => Some(ClusterFigures {
                 instance_cores: self
                     .target
                     .instance_pids()
@@ -470,10 +470,9 @@ impl Run {
                         (cpu_seconds(std::slice::from_ref(pid)) - before) / elapsed
                     })
                     .collect(),
-                redis_cores: self.target.redis_pid().map_or(0.0, |p| {
-                    (cpu_seconds(&[p]) - self.baseline.redis_cpu) / elapsed
-                }),
-                redis_out_bytes_per_sec: redis_bytes_out(Some(url))
+                redis_cores: (cpu_seconds(&self.target.redis_pids()) - self.baseline.redis_cpu)
+                    / elapsed,
+                redis_out_bytes_per_sec: redis_bytes_out(&self.target.redis_nodes)
                     .await
                     .saturating_sub(self.baseline.redis_out)
                     as f64
@@ -531,22 +530,26 @@ impl Run {
     }
 }
 
-/// Bytes Redis has sent to its clients since it started (`INFO stats`).
-async fn redis_bytes_out(url: Option<&str>) -> u64 {
-    let Some(url) = url else { return 0 };
-    let ask = async {
-        let client = redis::Client::open(url).ok()?;
-        let mut connection = client.get_multiplexed_async_connection().await.ok()?;
-        let info: String = redis::cmd("INFO")
-            .arg("stats")
-            .query_async(&mut connection)
-            .await
-            .ok()?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
-            .and_then(|n| n.trim().parse().ok())
-    };
-    ask.await.unwrap_or(0)
+/// Bytes every Redis node has sent to its clients since it started
+/// (`INFO stats`), summed.
+async fn redis_bytes_out(nodes: &[String]) -> u64 {
+    let mut total = 0;
+    for url in nodes {
+        let ask = async {
+            let client = redis::Client::open(url.as_str()).ok()?;
+            let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+            let info: String = redis::cmd("INFO")
+                .arg("stats")
+                .query_async(&mut connection)
+                .await
+                .ok()?;
+            info.lines()
+                .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        };
+        total += ask.await.unwrap_or(0);
+    }
+    total
 }
 
 /// This process, for `cpu_seconds`.

@@ -39,6 +39,9 @@ pub struct Scenario {
     /// instances make on posts these do not serve, published on those
     /// posts' channels. `Some` puts even one instance in cluster mode.
     pub elsewhere: Option<f64>,
+    /// The instances share a Redis Cluster (3 masters, 3 replicas) rather
+    /// than one Redis.
+    pub redis_cluster: bool,
     /// The share of readers (0 to 1) that long-poll instead of streaming.
     pub pollers: f64,
     /// The share of readers (0 to 1) on pages of another site (embed
@@ -92,6 +95,7 @@ impl Name {
             seed: 1,
             instances: 1,
             elsewhere: None,
+            redis_cluster: false,
             crowd: None,
             crowd_interval_ms: None,
             pollers: 0.0,
@@ -235,6 +239,10 @@ pub struct Cli {
     /// cluster mode, with a Redis.
     #[arg(long = "elsewhere-moves", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub elsewhere: Option<u32>,
+    /// Share a Redis Cluster of three masters with a replica each (sharded
+    /// pub/sub) instead of one Redis.
+    #[arg(long)]
+    pub redis_cluster: bool,
     /// Server instances sharing one Redis.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=8))]
     pub instances: Option<u64>,
@@ -282,6 +290,7 @@ impl Cli {
             s.instances = instances as usize;
         }
         s.elsewhere = self.elsewhere.map(f64::from).or(s.elsewhere);
+        s.redis_cluster |= self.redis_cluster;
         s.crowd = self.crowd.or(s.crowd);
         if let Some(pollers) = self.pollers {
             s.pollers = pollers.clamp(0.0, 1.0);

@@ -16,8 +16,10 @@ pub struct Target {
     pub blocks: u32,
     /// The ghostread instances, then Redis, if this harness started them.
     children: Vec<Child>,
-    /// The Redis the instances share, if any: its URL.
+    /// The Redis the instances share, if any: its `--redis` value (a
+    /// Redis Cluster's seed nodes, comma-separated), and each node's URL.
     pub redis: Option<String>,
+    pub redis_nodes: Vec<String>,
     instances: usize,
     dir: Option<std::path::PathBuf>,
 }
@@ -48,33 +50,8 @@ impl Target {
                 .expect("write a post");
         }
         let mut children = Vec::new();
-        let redis = (instances > 1 || scenario.elsewhere.is_some()).then(|| {
-            let port = free_port();
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("start redis-server for cluster mode (apt-get install redis-server)");
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while std::net::TcpStream::connect(addr).is_err() {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "redis-server did not start"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            (child, format!("redis://127.0.0.1:{port}"))
-        });
+        let redis = (instances > 1 || scenario.elsewhere.is_some() || scenario.redis_cluster)
+            .then(|| crate::redis_server::start(scenario.redis_cluster, &dir));
         let mut addrs = Vec::new();
         for n in 0..instances.max(1) {
             let mut command =
@@ -121,8 +98,8 @@ impl Target {
             if scenario.embedded > 0.0 {
                 command.args(["--embed-origin", crate::http::EMBED_ORIGIN]);
             }
-            if let Some((_, url)) = &redis {
-                command.args(["--redis", url]);
+            if let Some(redis) = &redis {
+                command.args(["--redis", &redis.url]);
             }
             let mut child = command.spawn().expect("start the ghostread binary");
             let stderr = child.stderr.take().expect("piped stderr");
@@ -156,16 +133,20 @@ impl Target {
             children.push(child);
         }
         let instances = children.len();
-        let url = redis.as_ref().map(|(_, url)| url.clone());
-        if let Some((child, _)) = redis {
-            children.push(child);
-        }
+        let (url, redis_nodes) = match redis {
+            Some(redis) => {
+                children.extend(redis.children);
+                (Some(redis.url), redis.nodes)
+            }
+            None => (None, Vec::new()),
+        };
         Target {
             addrs,
             slugs,
             blocks: BLOCKS,
             children,
             redis: url,
+            redis_nodes,
             instances,
             dir: Some(dir),
         }
@@ -208,6 +189,7 @@ impl Target {
             blocks,
             children: Vec::new(),
             redis: None,
+            redis_nodes: Vec::new(),
             instances: 0,
             dir: None,
         }
@@ -226,16 +208,22 @@ impl Target {
             .collect()
     }
 
-    /// The Redis this harness started, if it did.
-    pub fn redis_pid(&self) -> Option<String> {
-        self.redis.as_ref()?;
-        self.children.last().map(|c| c.id().to_string())
+    /// The Redis processes this harness started.
+    pub fn redis_pids(&self) -> Vec<String> {
+        self.children[self.instances..]
+            .iter()
+            .map(|c| c.id().to_string())
+            .collect()
     }
 
     pub fn mode(&self) -> String {
         match self.children.len() {
             0 => "running server (--url)".into(),
             1 => "child process (release build)".into(),
+            _ if self.redis_nodes.len() > 1 => format!(
+                "{} instance(s) (release build) sharing a Redis Cluster",
+                self.instances
+            ),
             n => format!("{} instance(s) (release build) sharing one Redis", n - 1),
         }
     }
@@ -255,7 +243,7 @@ impl Drop for Target {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
