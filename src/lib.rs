@@ -135,7 +135,7 @@ pub async fn serve(
             let others = Arc::new(cluster.clone());
             let ghosts =
                 ghosts::Ghosts::spawn_in_cluster(settings, totals, metrics.clone(), others);
-            link.start(ghosts.clone(), stopping.clone());
+            link.start(ghosts.clone(), metrics.clone(), stopping.clone());
             (ghosts, Some(cluster))
         }
         None => (

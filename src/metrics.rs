@@ -110,6 +110,11 @@ pub struct Metrics {
     pub frames_sent: Counter,
     pub bytes_sent: Counter,
     pub lag_snapshots: Counter,
+    /// Cluster mode: messages, and their bytes, heard from other instances
+    /// through Redis (the posts this instance serves, and the control
+    /// channel).
+    pub cluster_messages_in: Counter,
+    pub cluster_bytes_in: Counter,
     pub manager_queue_depth: Gauge,
     pub tick_seconds: Histogram,
     pub counts_saved: Counter,
@@ -233,6 +238,16 @@ impl Metrics {
             "ghostread_bytes_sent_total",
             "Event-stream bytes handed to reader connections.",
             self.bytes_sent.get(),
+        );
+        counter(
+            "ghostread_cluster_messages_in_total",
+            "Cluster mode: messages heard from other instances through Redis.",
+            self.cluster_messages_in.get(),
+        );
+        counter(
+            "ghostread_cluster_bytes_in_total",
+            "Cluster mode: bytes of the messages heard through Redis.",
+            self.cluster_bytes_in.get(),
         );
         counter(
             "ghostread_lag_snapshots_total",

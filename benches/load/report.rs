@@ -90,6 +90,10 @@ pub struct Report {
 #[derive(Serialize, Deserialize, Clone, Default)]
 pub struct ClusterFigures {
     pub instance_cores: Vec<f64>,
+    /// Bytes a second each instance heard from Redis (its
+    /// `ghostread_cluster_bytes_in_total`: message payloads).
+    #[serde(default)]
+    pub instance_bytes_in_per_sec: Vec<f64>,
     pub redis_cores: f64,
     /// Bytes a second Redis sent to all its clients (the instances, almost
     /// all of it).
@@ -269,10 +273,19 @@ impl Report {
         let per_move = self.server_cpu_cores * 1000.0 / self.moves_per_sec.max(1e-9);
         let _ = writeln!(out, "{:<22} {per_move:.3} core-ms per move", "server cost");
         if let Some(c) = &self.cluster {
-            let each: Vec<String> = c.instance_cores.iter().map(|x| format!("{x:.3}")).collect();
+            let each: Vec<String> = c
+                .instance_cores
+                .iter()
+                .zip(
+                    c.instance_bytes_in_per_sec
+                        .iter()
+                        .chain(std::iter::repeat(&0.0)),
+                )
+                .map(|(cores, bytes)| format!("{cores:.3} core, {bytes:.0} B/s in"))
+                .collect();
             let _ = writeln!(
                 out,
-                "{:<22} instances {} cores; Redis {:.3} core, {:.0} bytes/s out; elsewhere {:.0} moves/s",
+                "{:<22} instances {}; Redis {:.3} core, {:.0} bytes/s out; elsewhere {:.0} moves/s",
                 "cluster",
                 each.join(" / "),
                 c.redis_cores,

@@ -53,6 +53,8 @@ async fn server_counter(addrs: &[SocketAddr], name: &str) -> f64 {
 
 /// What was true when the run began, to subtract at its end.
 struct Baseline {
+    /// Each instance's bytes heard from Redis.
+    instances_in: Vec<f64>,
     /// Each instance's CPU seconds, then Redis's, and Redis's bytes out.
     instances_cpu: Vec<f64>,
     redis_cpu: f64,
@@ -202,6 +204,7 @@ impl Run {
                 .map(|p| cpu_seconds(std::slice::from_ref(p)))
                 .collect(),
             redis_cpu: cpu_seconds(&target.redis_pids()),
+            instances_in: cluster_bytes_in(&target.addrs).await,
             redis_out: redis_bytes_out(&target.redis_nodes).await,
             server_cpu: cpu_seconds(&pids),
             harness_cpu: cpu_seconds(&me()),
@@ -477,6 +480,12 @@ impl Run {
                     .saturating_sub(self.baseline.redis_out)
                     as f64
                     / elapsed,
+                instance_bytes_in_per_sec: cluster_bytes_in(&self.target.addrs)
+                    .await
+                    .iter()
+                    .zip(&self.baseline.instances_in)
+                    .map(|(now, before)| (now - before) / elapsed)
+                    .collect(),
                 elsewhere_moves_per_sec: self.s.elsewhere.unwrap_or(0.0),
             }),
             None => None,
@@ -528,6 +537,21 @@ impl Run {
         self.tasks.abort_all();
         report
     }
+}
+
+/// Each instance's bytes heard from Redis so far.
+async fn cluster_bytes_in(addrs: &[SocketAddr]) -> Vec<f64> {
+    let mut each = Vec::new();
+    for addr in addrs {
+        each.push(
+            server_counter(
+                std::slice::from_ref(addr),
+                "ghostread_cluster_bytes_in_total",
+            )
+            .await,
+        );
+    }
+    each
 }
 
 /// Bytes every Redis node has sent to its clients since it started

@@ -7,6 +7,7 @@
 //! when it is back).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -20,6 +21,7 @@ use super::subscriptions::Subscriptions;
 use crate::blog::Slug;
 use crate::ghosts::messages::{Outbound, Wire};
 use crate::ghosts::{base36, Ghosts};
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
 /// How often each instance says it is alive.
@@ -73,12 +75,13 @@ impl Cluster {
 
 impl Unstarted {
     /// Starts the link, driving `ghosts` until `shutdown`.
-    pub fn start(self, ghosts: Ghosts, shutdown: Shutdown) {
+    pub fn start(self, ghosts: Ghosts, metrics: Arc<Metrics>, shutdown: Shutdown) {
         let link = Link {
             redis: self.redis,
             shown: self.shown,
             instance: base36(&mut rand::rng(), 10),
             ghosts,
+            metrics,
             outbound: self.outbound,
             lookups: self.lookups,
             posts: Subscriptions::default(),
@@ -100,6 +103,7 @@ struct Link {
     shown: String,
     instance: String,
     ghosts: Ghosts,
+    metrics: Arc<Metrics>,
     outbound: mpsc::Receiver<Outbound>,
     lookups: mpsc::Receiver<Lookup>,
     /// The posts this instance hears.
@@ -211,6 +215,8 @@ impl Link {
                 push = pushes.recv() => match push {
                     Some(push) => {
                         if let Some((channel, payload)) = message(&push) {
+                            self.metrics.cluster_messages_in.inc();
+                            self.metrics.cluster_bytes_in.add(payload.len() as u64);
                             let channel = channel.to_vec();
                             self.receive(&mut connection, &channel, payload).await
                         } else if let Some(slug) = subscribed(&push).and_then(slug_of_channel) {
