@@ -145,6 +145,26 @@ pub fn encode_hello(out: &mut Vec<u8>, hello: &Hello<'_>) {
     encode(out, hello);
 }
 
+/// A count as a page shows it (`ghosts::sight::shown`): exact below
+/// 1,000, then "10.2k", then "1.3M". The server's own pages use it; the
+/// browser client writes the same (`web/client/controls.js`).
+pub fn count_text(n: u64) -> String {
+    let tenths = |unit: u64| {
+        let whole = n / unit;
+        let tenth = n % unit * 10 / unit;
+        if tenth == 0 {
+            format!("{whole}")
+        } else {
+            format!("{whole}.{tenth}")
+        }
+    };
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{}k", tenths(1_000)),
+        _ => format!("{}M", tenths(1_000_000)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

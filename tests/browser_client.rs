@@ -157,3 +157,24 @@ async fn with_javascript_off_the_post_is_a_complete_readable_page() {
     );
     browser.close().await;
 }
+
+/// PROTOCOL.md: large counts are shown as people read them, the same in
+/// the browser as on the server's own pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_counts_are_shown_as_people_read_them() {
+    let scene = Scene::new(|_| {}).await;
+    let browser = scene.reader().await;
+    browser
+        .js(
+            "import('/web/client/controls.js').then(m => { window.shownCounts = arguments[0].map(m.countText); });",
+            vec![serde_json::json!([0, 999, 1000, 1250, 10234, 999999, 1000000, 1350000])],
+        )
+        .await;
+    let shown = browser
+        .wait_for("the client's module answered", "window.shownCounts")
+        .await;
+    assert_eq!(
+        shown,
+        serde_json::json!(["0", "999", "1k", "1.2k", "10.2k", "999.9k", "1M", "1.3M"])
+    );
+}

@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::target::free_port;
-
 /// The Redis processes, the `--redis` value for the instances, and each
 /// node's own URL (to read its statistics).
 pub struct Started {
@@ -99,4 +97,11 @@ fn wait_for(port: u16) {
         assert!(Instant::now() < deadline, "redis-server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }

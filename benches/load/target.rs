@@ -243,13 +243,6 @@ impl Drop for Target {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// CPU seconds (user + system) of processes, from /proc ("self" works).
 pub fn cpu_seconds(pids: &[String]) -> f64 {
     pids.iter()

@@ -9,6 +9,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::post::Post;
 use super::site::Site;
+use crate::events::count_text;
 
 /// A page with holes for a few values that change between requests.
 #[derive(Clone, Debug)]
@@ -206,7 +207,7 @@ pub fn render_index(site: &Site, posts: &[Listed]) -> String {
                             " · " (post.reading_minutes) " min read"
                             @if !post.meta.tags.is_empty() { " · " (tag_list(&post.meta.tags)) }
                             span.live hidden[listed.now == 0] {
-                                " · " span data-now { (listed.now) } " reading now"
+                                " · " span data-now { (count_text(listed.now)) } " reading now"
                             }
                         }
                         @if let Some(summary) = &post.meta.summary { p.summary { (summary) } }
@@ -251,7 +252,7 @@ pub fn render_stats(site: &Site, posts: &[Stats]) -> String {
                 section.post-stats data-slug=(stats.slug) {
                     h2 { a href=(stats.href) { (stats.title) } }
                     p.meta {
-                        span data-now { (stats.now) } " reading now · "
+                        span data-now { (count_text(stats.now)) } " reading now · "
                         span data-total { (stats.total) } " readers in all · "
                         span data-minutes { (format!("{minutes:.1}")) } " reader-minutes"
                     }

@@ -479,6 +479,9 @@ impl Manager {
                 self.tell(Outbound::Heat { slug, grown });
             }
         }
+        for slug in self.rooms.refresh_due(now) {
+            self.rooms.mark(&slug);
+        }
         let unconfirmed = self.others.sweep(&mut self.rooms, now);
         self.mark_changed(unconfirmed);
         // Held ghosts whose page never came back within `let_go` leave.

@@ -41,6 +41,7 @@ mod room;
 mod rooms;
 mod roster;
 mod saving;
+mod sight;
 mod tally;
 #[cfg(test)]
 mod tests;

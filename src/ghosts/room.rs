@@ -15,7 +15,8 @@ use super::census::Counts;
 use super::crowd::{CrowdRule, Density, Shared};
 use super::ghost::{Color, GhostId};
 use super::messages::WireEvent;
-use crate::events::{self, Join, Leave, Move, Moves, Snapshot};
+use super::sight::Sight;
+use crate::events::{self, Join, Leave};
 
 /// Frames a room keeps for readers that are behind. One frame is one tick
 /// (or one join) of the room, so 256 is over two seconds of a busy room at
@@ -61,6 +62,11 @@ pub struct Room {
     local: Option<(Density, bool)>,
     /// Other instances' readers per block, where they share counts.
     shared: Shared,
+    /// What the room's pages draw, as of its last `density`; when that was
+    /// sent; and whether the exact counts changed since (see `sight.rs`).
+    shown: Option<Sight>,
+    shown_at: Option<Instant>,
+    unshown: bool,
     /// The mode the last publish switched to, for the manager to tell the
     /// other instances: `Some(true)` crowded, `Some(false)` per-ghost.
     switched: Option<bool>,
@@ -118,6 +124,9 @@ impl Room {
             local: (sharing == Sharing::Cluster)
                 .then(|| (Density::new(blocks.unwrap_or(1)), false)),
             shared: Shared::default(),
+            shown: None,
+            shown_at: None,
+            unshown: false,
             switched: None,
             counts_told_at: None,
             published_at: None,
@@ -185,11 +194,15 @@ impl Room {
     }
 
     /// Whether the next publish switches modes.
+    /// Another instance sharing counts here means it found the room
+    /// crowded: this instance shows it crowded too (counts cannot be drawn
+    /// as ghosts), until that instance sends its ghosts again.
     fn switch_due(&self) -> bool {
+        let counted_elsewhere = self.shared.readers() > 0;
         if self.crowded {
-            self.rule.leaves(self.len())
+            self.rule.leaves(self.len()) && !counted_elsewhere
         } else {
-            self.rule.enters(self.len())
+            self.rule.enters(self.len()) || counted_elsewhere
         }
     }
 
@@ -209,21 +222,6 @@ impl Room {
             Some(last) if self.crowded && !self.switch_due() => last + self.rule.interval,
             _ => now,
         }
-    }
-
-    /// When this instance's changed counts are due to the others: half an
-    /// interval after it last told them, so that a move here shows on
-    /// another instance within about one and a half intervals, not two.
-    fn counts_due(&self) -> Option<Instant> {
-        let (local, owed) = self.local.as_ref()?;
-        if !self.crowded || !(local.counts_changed() || *owed) {
-            return None;
-        }
-        let half = self.rule.interval / 2;
-        Some(
-            self.counts_told_at
-                .map_or_else(Instant::now, |at| at + half),
-        )
     }
 
     pub fn contains(&self, id: &GhostId) -> bool {
@@ -253,50 +251,9 @@ impl Room {
         self.members.len() + self.shared.readers()
     }
 
-    /// Other instances' counts here (cluster mode, crowded rooms).
-    pub fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
-    pub fn shared_mut(&mut self) -> &mut Shared {
-        &mut self.shared
-    }
-
-    /// Whether the room may ever be crowded (`--crowd` is not 0): only
-    /// then can it show other instances' counts.
-    pub fn can_crowd(&self) -> bool {
-        self.rule.above > 0
-    }
-
     /// Whether the room is crowded now.
     pub fn crowded(&self) -> bool {
         self.crowded
-    }
-
-    /// The mode the last publish switched to, once.
-    pub fn take_switch(&mut self) -> Option<bool> {
-        self.switched.take()
-    }
-
-    /// In a crowded room of cluster mode: this instance's readers per
-    /// block, when not yet told since they changed (or since the switch).
-    pub fn take_local_counts(&mut self, now: Instant) -> Option<Vec<u32>> {
-        let (local, owed) = self.local.as_mut()?;
-        let changed = local.take_changed();
-        if !self.crowded || !(changed || *owed) {
-            return None;
-        }
-        *owed = false;
-        self.counts_told_at = Some(now);
-        Some(local.counts().to_vec())
-    }
-
-    /// This instance's readers per block, told once more (another instance
-    /// asked).
-    pub fn owe_local_counts(&mut self) {
-        if let Some((_, owed)) = &mut self.local {
-            *owed = true;
-        }
     }
 
     pub fn colors(&self) -> impl Iterator<Item = Color> + '_ {
@@ -315,6 +272,7 @@ impl Room {
             || counts != self.heard
             || self.switch_due()
             || (self.crowded && (self.density.counts_changed() || self.shared.changed()))
+            || self.refresh_due(Instant::now())
     }
 
     pub fn add(&mut self, id: GhostId, color: Color, pos: f64) {
@@ -435,144 +393,9 @@ impl Room {
             Moved::Coalesced
         }
     }
-
-    /// Everything that happened since the last publish as one frame (moves,
-    /// joins and leaves in order, then `readers` if the counts changed; in
-    /// a crowded room, `density`), sent once to every reader. A switch of
-    /// mode sends the whole state for the new mode instead. Returns the
-    /// frame's size, 0 if none.
-    pub fn publish(&mut self, counts: Counts, now: Instant) -> usize {
-        let Some(frame) = self.take_frame(counts) else {
-            return 0;
-        };
-        let len = frame.len();
-        self.published_at = Some(now);
-        // An error only means nobody is subscribed right now.
-        let _ = self.sender.send(frame);
-        len
-    }
-
-    fn take_frame(&mut self, counts: Counts) -> Option<Bytes> {
-        self.encode_moves();
-        if self.switch_due() {
-            self.crowded = !self.crowded;
-            self.switched = Some(self.crowded);
-            if let Some((_, owed)) = &mut self.local {
-                *owed = self.crowded;
-            }
-            let _ = self.shared.take_changed();
-            // The per-ghost events of this tick are replaced by the state.
-            self.outbox.clear();
-            self.outbox.extend_from_slice(&self.state(counts));
-            self.heard = counts;
-            let _ = self.density.take_changed();
-        } else if self.crowded {
-            let shared = self.shared.take_changed();
-            if self.density.take_changed() || shared || counts != self.heard {
-                self.outbox.extend_from_slice(&self.state(counts));
-                self.heard = counts;
-            }
-        } else if counts != self.heard {
-            events::encode(&mut self.outbox, &counts);
-            self.heard = counts;
-        }
-        if self.outbox.is_empty() {
-            return None;
-        }
-        let capacity = self.outbox.capacity().min(64 * 1024);
-        Some(Bytes::from(std::mem::replace(
-            &mut self.outbox,
-            Vec::with_capacity(capacity),
-        )))
-    }
-
-    /// The room as it is now, for a reader that just arrived or fell behind
-    /// and for a switch of mode: its `density` when crowded, else the
-    /// `snapshot` of every ghost.
-    pub fn state(&self, counts: Counts) -> Vec<u8> {
-        if !self.crowded {
-            return self.snapshot(counts);
-        }
-        let mut all = self.density.counts().to_vec();
-        self.shared.add_into(&mut all);
-        let mut out = Vec::with_capacity(64 + 4 * all.len());
-        events::encode(
-            &mut out,
-            &events::Density {
-                counts: &all,
-                now: counts.now,
-                total: counts.total,
-            },
-        );
-        out
-    }
-
-    fn snapshot(&self, counts: Counts) -> Vec<u8> {
-        let ghosts = self
-            .members
-            .iter()
-            .map(|(id, member)| events::Ghost {
-                id: id.as_str(),
-                color: member.color,
-                pos: member.pos,
-                away: member.away,
-            })
-            .collect();
-        let mut out = Vec::with_capacity(64 + 64 * self.members.len());
-        events::encode(
-            &mut out,
-            &Snapshot {
-                ghosts,
-                now: counts.now,
-                total: counts.total,
-            },
-        );
-        out
-    }
-
-    fn encode_moves(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let moves: Vec<Move> = self
-            .pending
-            .iter()
-            .filter_map(|id| {
-                let member = self.members.get_mut(id)?;
-                member.queued = false;
-                Some(Move {
-                    id: id.as_str(),
-                    pos: member.pos,
-                    away: member.away,
-                })
-            })
-            .collect();
-        if !self.crowded && !moves.is_empty() {
-            events::encode(&mut self.outbox, &Moves { moves });
-        }
-        if let Some(journal) = &mut self.journal {
-            let local: Vec<(&GhostId, &Member)> = self
-                .pending
-                .iter()
-                .filter_map(|id| Some((id, self.members.get(id)?)))
-                .filter(|(_, m)| m.origin.is_none())
-                .collect();
-            let moves: Vec<(String, f64)> = local
-                .iter()
-                .map(|(id, m)| (id.to_string(), m.pos))
-                .collect();
-            let away: Vec<String> = local
-                .iter()
-                .filter(|(_, m)| m.away)
-                .map(|(id, _)| id.to_string())
-                .collect();
-            if !moves.is_empty() {
-                journal.push(WireEvent::Moves { moves, away });
-            }
-        }
-        self.pending.clear();
-    }
 }
 
+mod crowded;
+mod frames;
 #[cfg(test)]
 mod tests;

@@ -76,6 +76,16 @@ impl Rooms {
         self.rooms.iter()
     }
 
+    /// Crowded rooms whose exact counts changed unseen for a while: their
+    /// pages get them now.
+    pub(super) fn refresh_due(&self, now: Instant) -> Vec<Slug> {
+        self.rooms
+            .iter()
+            .filter(|(_, room)| room.refresh_due(now))
+            .map(|(slug, _)| slug.clone())
+            .collect()
+    }
+
     pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = (&Slug, &mut Room)> {
         self.rooms.iter_mut()
     }

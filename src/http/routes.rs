@@ -17,6 +17,7 @@ use super::compact::accepts_gzip;
 use super::reply::{self, Body, Speaks};
 use super::{api, embed, polling, stats};
 use crate::blog::pages::{self, Listed};
+use crate::events::count_text;
 
 /// Methods each kind of resource answers, for `Allow` and `405`.
 const READ_ONLY: &str = "GET, HEAD, OPTIONS";
@@ -185,7 +186,7 @@ fn post_page(app: &App, slug: &str) -> Response<Body> {
         StatusCode::OK,
         entry
             .page
-            .fill(&[&counts.now.to_string(), &counts.total.to_string()]),
+            .fill(&[&count_text(counts.now), &count_text(counts.total)]),
     )
 }
 

@@ -37,7 +37,7 @@ export function controls(env, page) {
       if (counts.now === announced) return;
       announced = counts.now;
       announcedAt = performance.now();
-      announcer.textContent = counts.now + (counts.now === 1 ? " reader" : " readers") + " reading now";
+      announcer.textContent = countText(counts.now) + (counts.now === 1 ? " reader" : " readers") + " reading now";
     }, wait);
   }
 
@@ -50,11 +50,21 @@ export function controls(env, page) {
     },
     setCounts: function (now, total) {
       counts = { now: now, total: total };
-      for (const el of env.root.querySelectorAll("[data-now]")) el.textContent = String(now);
-      for (const el of env.root.querySelectorAll("[data-total]")) el.textContent = String(total);
+      for (const el of env.root.querySelectorAll("[data-now]")) el.textContent = countText(now);
+      for (const el of env.root.querySelectorAll("[data-total]")) el.textContent = countText(total);
       announceSoon();
     },
   };
+}
+
+/** A count as people read it (docs/PROTOCOL.md): exact below 1,000, then
+ * "10.2k", then "1.3M", truncated as the server's pages write it. */
+export function countText(n) {
+  if (n < 1000) return String(n);
+  const unit = n < 1000000 ? 1000 : 1000000;
+  const whole = Math.floor(n / unit);
+  const tenth = Math.floor(((n % unit) * 10) / unit);
+  return whole + (tenth ? "." + tenth : "") + (unit === 1000 ? "k" : "M");
 }
 
 /** A switch: a button with one fixed label and `aria-pressed`, its choice

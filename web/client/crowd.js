@@ -29,13 +29,19 @@ export function othersIn(density, count, mine) {
   return others;
 }
 
+/** A band's level (docs/PROTOCOL.md): 0 for an empty block, then one more
+ * for each doubling of its readers: what the server's density follows. */
+function level(n) {
+  return n > 0 ? 32 - Math.clz32(n) : 0;
+}
+
 /** The bands of one lane, placed from the cached layout. */
 export function bands(lane, layout) {
   const shown = [];
   return {
     /** How many readers are at each block, as a bar beside the block. */
     draw: function (counts) {
-      const most = Math.max.apply(null, counts) || 1;
+      const most = level(Math.max.apply(null, counts)) || 1;
       for (let i = 0; i < counts.length; i++) {
         let band = shown[i];
         if (!counts[i]) {
@@ -54,7 +60,7 @@ export function bands(lane, layout) {
         band.title = counts[i] + (counts[i] === 1 ? " reader" : " readers");
         band.style.transform = "translateY(" + layout.top(i).toFixed(1) + "px)";
         band.style.height = Math.max(layout.height(i), 4).toFixed(1) + "px";
-        band.style.setProperty("--share", (counts[i] / most).toFixed(3));
+        band.style.setProperty("--share", (level(counts[i]) / most).toFixed(3));
       }
     },
     clear: function () {

@@ -9,7 +9,7 @@ fn id(s: &str) -> GhostId {
 
 fn frame(room: &mut Room, counts: Counts) -> String {
     String::from_utf8(
-        room.take_frame(counts)
+        room.take_frame(counts, Instant::now())
             .map(|b| b.to_vec())
             .unwrap_or_default(),
     )
@@ -226,4 +226,45 @@ fn a_crowded_room_in_a_cluster_tells_its_own_counts_not_its_moves() {
     assert_eq!(room.len(), 4);
     let text = frame(&mut room, Counts { now: 4, total: 4 });
     assert!(text.contains("\"counts\":[2,0,1,1]"), "{text}");
+}
+
+#[test]
+fn a_crowded_room_sends_what_a_page_would_draw_differently_and_refreshes_the_rest() {
+    use crate::ghosts::sight::REFRESH;
+    let rule = CrowdRule {
+        above: 1,
+        interval: std::time::Duration::from_millis(250),
+    };
+    let mut room = Room::new(Sharing::Alone, rule, 4);
+    for (name, pos) in [("a", 0.5), ("b", 0.5), ("c", 0.5), ("d", 1.5), ("e", 1.5)] {
+        room.add(id(name), C, pos);
+    }
+    let counts = Counts { now: 5, total: 5 };
+    let t0 = Instant::now();
+    let at = |room: &mut Room, when: Instant| {
+        String::from_utf8(
+            room.take_frame(counts, when)
+                .map(|b| b.to_vec())
+                .unwrap_or_default(),
+        )
+        .expect("utf-8")
+    };
+    assert!(at(&mut room, t0).contains("\"counts\":[3,2,0,0]"));
+    // 3 and 2 readers become 2 and 3: both bands stay at level 2.
+    assert_eq!(room.moved(&id("a"), 1.5), Moved::Recounted);
+    let quarter = std::time::Duration::from_millis(250);
+    assert_eq!(
+        at(&mut room, t0 + quarter),
+        "",
+        "nothing a page would draw differently"
+    );
+    assert!(!room.refresh_due(t0 + quarter));
+    assert!(
+        room.refresh_due(t0 + REFRESH),
+        "the exact counts, a while later"
+    );
+    assert!(at(&mut room, t0 + REFRESH).contains("\"counts\":[2,3,0,0]"));
+    // A reader steps into an empty block: sent at once.
+    assert_eq!(room.moved(&id("b"), 3.5), Moved::Recounted);
+    assert!(at(&mut room, t0 + REFRESH + quarter).contains("\"counts\":[1,3,0,1]"));
 }
