@@ -23,8 +23,8 @@ use super::directory::Directory;
 use super::ghost::GhostId;
 use super::heat::HeatMap;
 use super::joins::{Booked, Desk};
-use super::messages::{OtherInstances, Outbound, Wire};
-use super::remote::{local_room, Changed, Heard, Others};
+use super::messages::{OtherInstances, Outbound};
+use super::remote::Others;
 use super::room::{Moved, Sharing};
 use super::rooms::Rooms;
 use super::roster::{Parked, Roster};
@@ -33,6 +33,8 @@ use super::tally::Tally;
 use crate::blog::Slug;
 use crate::metrics::Metrics;
 use crate::store::Totals;
+
+mod cluster;
 
 /// Most commands handled between two looks at the clock, so a flood of moves
 /// can delay a tick by at most this many commands' work.
@@ -201,36 +203,16 @@ impl Manager {
                     self.depart(&ghost, serial, None);
                 }
             }
-            Command::Remote(wire) => self.apply_remote(wire),
-            Command::InstanceGone(instance) => {
-                let changed = self.others.gone(&mut self.rooms, &instance);
-                self.mark_changed(changed);
-            }
             Command::Heat { slugs, respond_to } => {
                 // The asker may have given up; then nobody needs it.
                 let _ = respond_to.send(self.heat.of(slugs));
             }
-            // The link may have given up waiting for these; then nobody needs them.
-            Command::Announce(slug) => {
-                if let Some(room) = self.rooms.get_mut(&slug) {
-                    room.owe_local_counts();
-                }
-                self.share_room(&slug, true);
-            }
-            Command::Serving { respond_to } => {
-                let serving = self
-                    .rooms
-                    .iter()
-                    .filter(|(_, room)| room.has_local_reader())
-                    .map(|(slug, _)| slug.clone())
-                    .collect();
-                let _ = respond_to.send(serving);
-            }
-            Command::Forget(slug) => {
-                let changed = self.others.forget(&mut self.rooms, &slug);
-                self.mark_changed(changed);
-            }
-            Command::Asked(slug) => self.others.asked(&self.rooms, slug, Instant::now()),
+            command @ (Command::Remote(_)
+            | Command::InstanceGone(_)
+            | Command::Announce(_)
+            | Command::Serving { .. }
+            | Command::Forget(_)
+            | Command::Asked(_)) => self.apply_cluster(command),
             Command::Shutdown { .. } => {}
             #[cfg(test)]
             Command::Crash => panic!("the manager crashed, as a test asked"),
@@ -354,28 +336,6 @@ impl Manager {
         self.share_room(slug, false);
     }
 
-    /// Cluster mode: a crowded room tells the other instances its readers
-    /// per block when they changed; a room back to per-ghost events tells
-    /// them its ghosts (so do both when `asked`).
-    fn share_room(&mut self, slug: &Slug, asked: bool) {
-        if self.elsewhere.is_none() {
-            return;
-        }
-        let Some(room) = self.rooms.get_mut(slug) else {
-            return;
-        };
-        let back_to_ghosts = room.take_switch() == Some(false);
-        if let Some(counts) = room.take_local_counts(Instant::now()) {
-            let slug = slug.clone();
-            self.tell(Outbound::Counts { slug, counts });
-        } else if back_to_ghosts || (asked && !room.crowded()) {
-            let local = local_room(&self.rooms, slug);
-            if back_to_ghosts || !local.ghosts.is_empty() {
-                self.tell(Outbound::Snapshot { room: local });
-            }
-        }
-    }
-
     /// Hands the other instances a message, in cluster mode; never waits.
     fn tell(&self, message: Outbound) {
         if let Some(elsewhere) = &self.elsewhere {
@@ -444,28 +404,6 @@ impl Manager {
     fn count_if_new(&mut self, id: &GhostId) {
         if let Some(slug) = self.roster.mark_counted(id) {
             self.count_reader(&slug);
-        }
-    }
-
-    /// A message from another instance: what it changed in the rooms is
-    /// scheduled; a release hands this instance's ghost over.
-    fn apply_remote(&mut self, wire: Wire) {
-        match self.others.hear(&mut self.rooms, &mut self.tally, wire) {
-            Heard::Changed(changed) => self.mark_changed(changed),
-            Heard::Release { token, to } => {
-                // A token that is not live here changes nothing.
-                if let Some((id, serial)) = self.roster.by_token(&token) {
-                    self.metrics.takeovers.inc();
-                    self.depart(&id, serial, Some(to));
-                }
-            }
-        }
-    }
-
-    fn mark_changed(&mut self, changed: Changed) {
-        self.metrics.moves_coalesced.add(changed.coalesced);
-        for slug in changed.rooms {
-            self.rooms.mark(&slug);
         }
     }
 
