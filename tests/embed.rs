@@ -33,6 +33,18 @@ async fn post_from(
     send(addr, &raw).await
 }
 
+/// A reader's position, sent from `origin`.
+async fn position_from(
+    addr: std::net::SocketAddr,
+    origin: &str,
+    slug: &str,
+    token: &str,
+    pos: f64,
+) -> common::Response {
+    let body = format!(r#"{{"token":"{token}","pos":{pos}}}"#);
+    post_from(addr, origin, &format!("/posts/{slug}/position"), &body).await
+}
+
 async fn reader_from(addr: std::net::SocketAddr, origin: &str, slug: &str) -> Reader {
     open_with(
         addr,
@@ -75,25 +87,13 @@ async fn readers_of_an_allowed_site_see_each_other_across_origins() {
         .wait_for("join", |data| data["id"] == second.id.as_str())
         .await;
 
-    let moved = post_from(
-        addr,
-        SITE,
-        &format!("/posts/{slug}/position"),
-        &format!(r#"{{"token":"{}","pos":7.5}}"#, second.token),
-    )
-    .await;
+    let moved = position_from(addr, SITE, &slug, &second.token, 7.5).await;
     assert_eq!(moved.status, 204, "{}", moved.text());
     assert_eq!(moved.header("access-control-allow-origin"), Some(SITE));
     first.wait_for_ghost_in_block(&second.id, 7).await;
 
     // A position past the page's end is refused, as on a post.
-    let beyond = post_from(
-        addr,
-        SITE,
-        &format!("/posts/{slug}/position"),
-        &format!(r#"{{"token":"{}","pos":13}}"#, second.token),
-    )
-    .await;
+    let beyond = position_from(addr, SITE, &slug, &second.token, 13.0).await;
     assert_eq!(beyond.status, 400, "{}", beyond.text());
 
     // The browser's preflight for a JSON POST.

@@ -169,11 +169,6 @@ impl Room {
         }
     }
 
-    #[cfg(test)]
-    pub fn is_crowded(&self) -> bool {
-        self.crowded
-    }
-
     /// The post has `blocks` blocks (first told, or it was edited): every
     /// position is kept within it, and the density counted again over it.
     pub fn set_blocks(&mut self, blocks: u32) {

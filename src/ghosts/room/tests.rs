@@ -127,7 +127,7 @@ fn a_room_above_the_threshold_sends_its_density_instead_of_its_ghosts() {
     room.add(id("c"), C, 1.5);
     room.moved(&id("a"), 3.0);
     let text = frame(&mut room, Counts { now: 3, total: 3 });
-    assert!(room.is_crowded());
+    assert!(room.crowded());
     assert_eq!(
         text, "event: density\ndata: {\"counts\":[0,2,0,1],\"now\":3,\"total\":3}\n\n",
         "the switch replaces the tick's join and moves with the whole state"
@@ -150,16 +150,16 @@ fn a_crowded_room_goes_back_only_a_fifth_below_the_threshold() {
         room.add(id(&format!("g{i}")), C, 0.0);
     }
     let _ = frame(&mut room, Counts { now: 11, total: 11 });
-    assert!(room.is_crowded());
+    assert!(room.crowded());
     for i in 0..2 {
         room.remove(&id(&format!("g{i}")));
     }
     let text = frame(&mut room, Counts { now: 9, total: 11 });
-    assert!(room.is_crowded(), "9 of 10: still crowded");
+    assert!(room.crowded(), "9 of 10: still crowded");
     assert_eq!(names(&text), ["density"]);
     room.remove(&id("g2"));
     let text = frame(&mut room, Counts { now: 8, total: 11 });
-    assert!(!room.is_crowded());
+    assert!(!room.crowded());
     assert_eq!(names(&text), ["snapshot"], "the whole state: {text}");
     assert_eq!(text.matches("\"id\"").count(), 8, "{text}");
     room.moved(&id("g3"), 2.0);
@@ -175,7 +175,7 @@ fn a_crowded_room_speaks_once_per_interval() {
     room.add(id("b"), C, 0.0);
     assert_eq!(room.publish_due(start), start, "a switch is due at once");
     room.publish(Counts { now: 2, total: 2 }, start);
-    assert!(room.is_crowded());
+    assert!(room.crowded());
     let later = start + std::time::Duration::from_millis(10);
     assert_eq!(room.publish_due(later), start + room.rule.interval);
     room.remove(&id("b"));
@@ -199,7 +199,7 @@ fn a_crowded_room_in_a_cluster_tells_its_own_counts_not_its_moves() {
     room.add_remote(id("r"), C, 0.0, Arc::from("other"), false);
     let _ = frame(&mut room, Counts { now: 2, total: 2 });
     let _ = room.take_journal();
-    assert!(room.is_crowded());
+    assert!(room.crowded());
     assert_eq!(room.take_switch(), Some(true));
     assert_eq!(
         room.take_local_counts(tokio::time::Instant::now()),
