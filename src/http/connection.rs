@@ -19,10 +19,11 @@ use tokio::time::Instant;
 use super::app::App;
 use super::peer::PeerAddr;
 use super::reply::Body;
-use super::{h1_events, routes};
+use super::h1_events::{self, Answer};
+use super::routes;
 
 /// Serves one accepted connection until it closes, the server stops, or it
-/// is idle too long.
+/// is idle too long; `guards` are dropped then.
 ///
 /// A client gets one `header_timeout`, counted from the accept, to send its
 /// whole first request head, however it dribbles the bytes: hyper's own
@@ -35,45 +36,70 @@ use super::{h1_events, routes};
 pub(super) async fn serve(
     app: Arc<App>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: std::net::SocketAddr,
+    guards: impl Send + 'static,
 ) {
+    // Counted as open (and against its address) until it ends.
+    let _guards = guards;
     let first_head_by = Instant::now() + app.config.header_timeout;
-    let mut stopping = app.shutdown.clone();
-    // Wait for a first byte, bounded, so a silent socket cannot stay open.
-    let mut first = [0u8; 1];
-    tokio::select! {
-        peeked = tokio::time::timeout_at(first_head_by, stream.peek(&mut first)) => {
-            if !matches!(peeked, Ok(Ok(n)) if n > 0) { return; }
-        }
-        _ = stopping.wait() => return,
-    }
+    // Boxed, like every step but the event stream's writing: see below.
+    let Some(first) = Box::pin(first_byte(&app, &stream, first_head_by)).await else {
+        return;
+    };
     // A TLS handshake (its first byte is a handshake record, 0x16) on the
     // same port as plain HTTP: HTTPS, HTTP/2 if the browser offers it.
-    if let (Some(tls), 0x16) = (app.tls.clone(), first[0]) {
-        let accepted = tokio::time::timeout_at(first_head_by, tls.acceptor.accept(stream)).await;
-        let Ok(Ok(stream)) = accepted else {
-            return; // A failed or too slow handshake: nothing to answer.
-        };
-        let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        serve_hyper(app, builder, stream, peer, http2, first_head_by).await;
+    //
+    // This task lives as long as its connection, and a task is as big as
+    // its largest state: the TLS and hyper paths are boxed, so the event
+    // streams of `h1_events`, nearly every connection, are not sized for
+    // a TLS session's state or hyper's (4.5 KiB a reader when they were).
+    if let (Some(tls), 0x16) = (app.tls.clone(), first) {
+        Box::pin(serve_tls(app, builder, tls, stream, peer, first_head_by)).await;
         return;
     }
-    // Only now a buffer to look at the head with: a socket that never
-    // sends must not cost 4 KiB while it waits. Data is there, so this
-    // peek does not wait.
-    let mut peeked = vec![0u8; h1_events::PEEK];
-    let length = stream.peek(&mut peeked).await.unwrap_or(0);
-    // Most connections are event streams that only write: they
-    // skip hyper's buffers (see `h1_events`).
-    if let Some((head, request)) = h1_events::parse(&peeked[..length]) {
-        drop(peeked);
-        h1_events::serve(app, stream, peer, head, request).await;
-        return;
+    // Most connections are event streams that only write: they skip
+    // hyper's buffers (see `h1_events`). The answer is boxed and freed once
+    // the response's head is out; what this task keeps for the reader's
+    // life is the socket, the body and the writer's few fields.
+    match Box::pin(h1_events::answer(app.clone(), &mut stream, peer)).await {
+        Answer::Streaming(out) => h1_events::stream_body(stream, out).await,
+        Answer::NotMine { http2 } => {
+            Box::pin(serve_hyper(app, builder, stream, peer, http2, first_head_by)).await;
+        }
+        Answer::Gone => {}
     }
-    let http2 = peeked[..length].starts_with(H2_PREFACE);
-    drop(peeked);
+}
+
+/// Completes a TLS handshake, bounded by the first head's deadline, and
+/// serves what comes over it with hyper (HTTP/2 if the client chose it).
+async fn serve_tls(
+    app: Arc<App>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    tls: Arc<super::tls::Tls>,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    first_head_by: Instant,
+) {
+    let accepted = tokio::time::timeout_at(first_head_by, tls.acceptor.accept(stream)).await;
+    let Ok(Ok(stream)) = accepted else {
+        return; // A failed or too slow handshake: nothing to answer.
+    };
+    let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     serve_hyper(app, builder, stream, peer, http2, first_head_by).await;
+}
+
+/// The connection's first byte, looked at but left unread; `None` if none
+/// came by `by` (a silent socket cannot stay open) or the server stops.
+async fn first_byte(app: &App, stream: &TcpStream, by: Instant) -> Option<u8> {
+    let mut stopping = app.shutdown.clone();
+    let mut first = [0u8; 1];
+    tokio::select! {
+        peeked = tokio::time::timeout_at(by, stream.peek(&mut first)) => {
+            matches!(peeked, Ok(Ok(n)) if n > 0).then_some(first[0])
+        }
+        _ = stopping.wait() => None,
+    }
 }
 
 /// Serves a connection with hyper (HTTP/1.1 or HTTP/2, in clear or over
@@ -159,8 +185,6 @@ async fn sleep_until_some(at: Option<Instant>) {
     }
 }
 
-/// What a client sends first on an HTTP/2 connection with prior knowledge.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Requests open on one connection, and when the last one ended.
 struct Activity {

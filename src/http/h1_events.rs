@@ -38,7 +38,7 @@ use super::routes;
 /// How much of a connection's first bytes are looked at. An event stream's
 /// request is a few hundred bytes; a longer head goes to hyper, whose limits
 /// and `431` then apply.
-pub const PEEK: usize = 4096;
+const PEEK: usize = 4096;
 
 /// Headers a head handled here may have; more goes to hyper.
 const MAX_HEADERS: usize = 32;
@@ -107,29 +107,60 @@ fn is_events_path(path: &str) -> bool {
     )
 }
 
-/// Answers the request `parse` found (its head, `length` bytes, is still
-/// unread) and keeps writing the response until it ends or the peer leaves.
-pub async fn serve(
-    app: Arc<App>,
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    length: usize,
-    mut request: Request<Empty<Bytes>>,
-) {
+/// What became of a connection's first request.
+pub enum Answer {
+    /// An event stream, answered here: its head is out, its body to write
+    /// with [`stream_body`].
+    Streaming(OutBody),
+    /// Not a request this module serves: for hyper, nothing consumed.
+    NotMine { http2: bool },
+    /// The peer went while it was being answered.
+    Gone,
+}
+
+/// A response body and how it is framed.
+pub struct OutBody {
+    body: Body,
+    chunked: bool,
+}
+
+/// Looks at the connection's first request (data is there: this peek does
+/// not wait) and, if it is a plain event stream's, answers it: reads its
+/// head off the socket, makes the response with the router and writes the
+/// response's head.
+///
+/// Only now a buffer to look at the head with: a socket that never sends
+/// must not cost 4 KiB while it waits.
+pub async fn answer(app: Arc<App>, stream: &mut TcpStream, peer: SocketAddr) -> Answer {
+    let mut peeked = vec![0u8; PEEK];
+    let length = stream.peek(&mut peeked).await.unwrap_or(0);
+    let Some((length, mut request)) = parse(&peeked[..length]) else {
+        let http2 = peeked[..length].starts_with(H2_PREFACE);
+        return Answer::NotMine { http2 };
+    };
+    drop(peeked);
     let mut head = vec![0u8; length];
     if stream.read_exact(&mut head).await.is_err() {
-        return;
+        return Answer::Gone;
     }
     drop(head);
     request.extensions_mut().insert(PeerAddr(peer));
-    // Boxed: a task is as big as its largest state, for its whole life, and
-    // the handler's state is far bigger than the writer's.
-    let response = Box::pin(routes::handle(&app, request)).await;
-    let (head, mut body, chunked) = response_head(response);
+    let response = routes::handle(&app, request).await;
+    let (head, body, chunked) = response_head(response);
     if stream.write_all(&head).await.is_err() {
-        return;
+        return Answer::Gone;
     }
-    drop(head);
+    Answer::Streaming(OutBody { body, chunked })
+}
+
+/// What a client sends first on an HTTP/2 connection with prior knowledge.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Writes the body [`answer`] began until it ends or the peer leaves.
+/// This is what waits for the reader's whole visit, so it holds little:
+/// the socket, the body, and [`Writing`].
+pub async fn stream_body(stream: TcpStream, out: OutBody) {
+    let OutBody { mut body, chunked } = out;
     let mut state = Writing {
         pending: VecDeque::new(),
         ignored: 0,
@@ -142,6 +173,7 @@ pub async fn serve(
         return;
     }
     // Every byte is out: say so with a FIN. The peer may be gone already.
+    let mut stream = stream;
     let _ = stream.shutdown().await;
 }
 
@@ -211,6 +243,10 @@ impl Writing {
         loop {
             if !self.pending.is_empty() {
                 match self.write(stream) {
+                    // Drained: its buffer goes too. Thousands of idle
+                    // readers would each keep one sized for their busiest
+                    // moment (half a KiB, measured).
+                    Ok(()) if self.pending.is_empty() => self.pending = VecDeque::new(),
                     Ok(()) => {}
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                         std::task::ready!(stream.poll_write_ready(cx))?;

@@ -108,11 +108,9 @@ pub async fn run(
         };
         let app = app.clone();
         let builder = builder.clone();
-        tokio::spawn(async move {
-            let _guard = guard;
-            let _address_guard = address_guard;
-            connection::serve(app, builder, stream, peer).await;
-        });
+        // The guards go with the connection, not in a task around it: every
+        // byte of this task is held for as long as a reader reads.
+        tokio::spawn(connection::serve(app, builder, stream, peer, (guard, address_guard)));
     }
 
     trigger.fire();
