@@ -97,6 +97,13 @@ pub struct Density<'a> {
     pub total: u64,
 }
 
+/// In a crowded room: the readers nearest this reader's block, drawn as
+/// ghosts over the bands (the page leaves itself out).
+#[derive(Serialize)]
+pub struct Near<'a> {
+    pub ghosts: Vec<Ghost<'a>>,
+}
+
 /// The post's live or all-time count changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Readers {
@@ -121,6 +128,9 @@ impl Event for Moves<'_> {
 }
 impl Event for Density<'_> {
     const NAME: &'static str = "density";
+}
+impl Event for Near<'_> {
+    const NAME: &'static str = "near";
 }
 impl Event for Readers {
     const NAME: &'static str = "readers";

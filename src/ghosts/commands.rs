@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::crowd::CrowdRule;
 use super::ghost::{GhostId, Token};
 use super::messages::{RemoteParked, Wire};
+use super::near::NearView;
 use crate::blog::Slug;
 use crate::config::Config;
 
@@ -210,6 +212,7 @@ pub(super) struct Joined {
     pub state: Bytes,
     pub events: broadcast::Receiver<Bytes>,
     pub end: oneshot::Receiver<()>,
+    pub near: Option<Arc<NearView>>,
 }
 
 /// What a stream needs to start: its first bytes (`retry` and `hello`, its
@@ -228,6 +231,9 @@ pub struct StreamParts {
     pub events: broadcast::Receiver<Bytes>,
     /// Resolves when the manager ends the stream (takeover, shutdown).
     pub end: oneshot::Receiver<()>,
+    /// In a crowded room, where the stream finds the readers nearest its
+    /// reader (`None` for an invisible reader).
+    pub near: Option<Arc<NearView>>,
     pub to_manager: mpsc::UnboundedSender<StreamEvent>,
 }
 

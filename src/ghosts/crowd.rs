@@ -37,6 +37,14 @@ impl CrowdRule {
     }
 }
 
+/// The block a position is in, in a post of `blocks` blocks: its integer
+/// part, and the last block for the end of the post (`pos == blocks`) or
+/// anything past it.
+pub fn block_of(pos: f64, blocks: u32) -> u32 {
+    // `as` saturates: NaN and negatives land on 0, huge values on MAX.
+    (pos.floor() as u32).min(blocks.max(1) - 1)
+}
+
 /// Readers per block, updated as they come, go and move.
 #[derive(Debug)]
 pub struct Density {
@@ -61,8 +69,7 @@ impl Density {
     /// The block a position is in: its integer part, and the last block for
     /// the end of the post (`pos == blocks`) or anything past it.
     fn block(&self, pos: f64) -> usize {
-        // `as` saturates: NaN and negatives land on 0, huge values on MAX.
-        (pos.floor() as usize).min(self.counts.len() - 1)
+        block_of(pos, self.counts.len() as u32) as usize
     }
 
     pub fn add(&mut self, pos: f64) {

@@ -170,6 +170,7 @@ impl Ghosts {
             state: joined.state,
             events: joined.events,
             end: joined.end,
+            near: joined.near,
             to_manager: self.stream_events.clone(),
         })
     }

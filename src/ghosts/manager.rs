@@ -252,7 +252,7 @@ impl Manager {
             return;
         };
         match room.moved(id, pos) {
-            Moved::Queued | Moved::Recounted => self.rooms.mark(&slug),
+            Moved::Queued | Moved::Recounted | Moved::Seen => self.rooms.mark(&slug),
             Moved::Coalesced => self.metrics.moves_coalesced.inc(),
             Moved::Unknown => return,
         }

@@ -12,9 +12,10 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::census::Counts;
-use super::crowd::{CrowdRule, Density, Shared};
+use super::crowd::{block_of, CrowdRule, Density, Shared};
 use super::ghost::{Color, GhostId};
 use super::messages::WireEvent;
+use super::near::{NearView, Neighbours};
 use super::sight::Sight;
 use crate::events::{self, Join, Leave};
 
@@ -35,6 +36,8 @@ pub struct Member {
     pub away: bool,
     /// Whether this member's position waits in `pending`.
     queued: bool,
+    /// Where its stream finds its neighbours (this instance's members).
+    view: Option<Arc<NearView>>,
 }
 
 #[derive(Debug)]
@@ -62,6 +65,8 @@ pub struct Room {
     local: Option<(Density, bool)>,
     /// Other instances' readers per block, where they share counts.
     shared: Shared,
+    /// While crowded: the readers nearest each block, as ghosts.
+    neighbours: Neighbours,
     /// What the room's pages draw, as of its last `density`; when that was
     /// sent; and whether the exact counts changed since (see `sight.rs`).
     shown: Option<Sight>,
@@ -92,6 +97,8 @@ pub enum Moved {
     Coalesced,
     /// In a crowded room: a count changed, for the next `density`.
     Recounted,
+    /// In a crowded room: a reader's neighbours changed, for its next `near`.
+    Seen,
     /// No such member (it left while the move was on its way).
     Unknown,
 }
@@ -124,6 +131,7 @@ impl Room {
             local: (sharing == Sharing::Cluster)
                 .then(|| (Density::new(blocks.unwrap_or(1)), false)),
             shared: Shared::default(),
+            neighbours: Neighbours::default(),
             shown: None,
             shown_at: None,
             unshown: false,
@@ -182,6 +190,8 @@ impl Room {
         }
         let positions = self.members.values().map(|m| m.pos);
         self.density.recount(blocks, positions);
+        // Every member in its block of the post as it is now.
+        self.order_neighbours();
         if let Some((local, _)) = &mut self.local {
             let positions = self.members.values().filter(|m| m.origin.is_none());
             local.recount(blocks, positions.map(|m| m.pos));
@@ -227,6 +237,16 @@ impl Room {
         self.members.get(id)
     }
 
+    /// Where this instance's member `id`'s stream finds its neighbours.
+    pub fn near_view(&self, id: &GhostId) -> Option<Arc<NearView>> {
+        self.members.get(id)?.view.clone()
+    }
+
+    /// The block a position counts in.
+    fn block_of(&self, pos: f64) -> u32 {
+        block_of(pos, self.density.counts().len() as u32)
+    }
+
     /// This instance's own ghosts, each with its id.
     pub fn local_ghosts(&self) -> impl Iterator<Item = (&GhostId, &Member)> {
         self.members.iter().filter(|(_, m)| m.origin.is_none())
@@ -267,6 +287,7 @@ impl Room {
             || counts != self.heard
             || self.switch_due()
             || (self.crowded && (self.density.counts_changed() || self.shared.changed()))
+            || self.neighbours.dirty()
             || self.refresh_due(Instant::now())
     }
 
@@ -310,6 +331,9 @@ impl Room {
             });
         }
         self.density.add(pos);
+        let block = self.block_of(pos);
+        self.neighbours.joined(&id, block);
+        let view = origin.is_none().then(|| self.neighbours.view(block));
         if !self.crowded {
             events::encode(
                 &mut self.outbox,
@@ -329,6 +353,7 @@ impl Room {
                 origin,
                 away,
                 queued: false,
+                view,
             },
         );
     }
@@ -352,6 +377,7 @@ impl Room {
         self.encode_moves();
         let member = self.members.remove(id)?;
         self.density.remove(member.pos);
+        self.neighbours.left(id);
         if !self.crowded {
             events::encode(&mut self.outbox, &Leave { id: id.as_str() });
         }
@@ -375,6 +401,8 @@ impl Room {
             local.moved(member.pos, pos);
         }
         member.pos = pos;
+        let block = block_of(pos, self.density.counts().len() as u32);
+        let seen = self.neighbours.moved(id, block, member.view.as_deref());
         // A crowded room queues no moves: it tells counts, to its readers
         // and to the other instances.
         let queues = !self.crowded;
@@ -384,6 +412,8 @@ impl Room {
             Moved::Queued
         } else if self.crowded && recounted {
             Moved::Recounted
+        } else if seen {
+            Moved::Seen
         } else {
             Moved::Coalesced
         }

@@ -189,6 +189,7 @@ impl Rooms {
                     hello,
                     end,
                 } => {
+                    let near = room.near_view(&ghost);
                     let joined = Joined {
                         ghost,
                         token,
@@ -197,6 +198,7 @@ impl Rooms {
                         state: state.clone(),
                         events: room.subscribe(),
                         end,
+                        near,
                     };
                     if let Err(Ok(joined)) = respond_to.send(Ok(joined)) {
                         answered.gave_up.push((joined.ghost, joined.serial));

@@ -17,9 +17,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::app::App;
+use super::h1_events::{self, Answer};
 use super::peer::PeerAddr;
 use super::reply::Body;
-use super::h1_events::{self, Answer};
 use super::routes;
 
 /// Serves one accepted connection until it closes, the server stops, or it
@@ -65,7 +65,15 @@ pub(super) async fn serve(
     match Box::pin(h1_events::answer(app.clone(), &mut stream, peer)).await {
         Answer::Streaming(out) => h1_events::stream_body(stream, out).await,
         Answer::NotMine { http2 } => {
-            Box::pin(serve_hyper(app, builder, stream, peer, http2, first_head_by)).await;
+            Box::pin(serve_hyper(
+                app,
+                builder,
+                stream,
+                peer,
+                http2,
+                first_head_by,
+            ))
+            .await;
         }
         Answer::Gone => {}
     }
@@ -184,7 +192,6 @@ async fn sleep_until_some(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
-
 
 /// Requests open on one connection, and when the last one ended.
 struct Activity {

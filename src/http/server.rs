@@ -110,7 +110,13 @@ pub async fn run(
         let builder = builder.clone();
         // The guards go with the connection, not in a task around it: every
         // byte of this task is held for as long as a reader reads.
-        tokio::spawn(connection::serve(app, builder, stream, peer, (guard, address_guard)));
+        tokio::spawn(connection::serve(
+            app,
+            builder,
+            stream,
+            peer,
+            (guard, address_guard),
+        ));
     }
 
     trigger.fire();

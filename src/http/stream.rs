@@ -17,7 +17,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::Stream;
 
 use crate::events::PING;
-use crate::ghosts::{GhostId, Resync, StreamEvent, StreamParts};
+use crate::ghosts::{GhostId, NearView, Resync, StreamEvent, StreamParts};
 use crate::metrics::Metrics;
 
 /// One reader's event stream. Frames come from its room's broadcast channel,
@@ -33,6 +33,10 @@ pub struct EventStream {
     state: Option<Bytes>,
     /// `None` while waiting for a fresh snapshot after falling behind.
     events: Option<BroadcastStream<Bytes>>,
+    /// In a crowded room: where its reader's neighbours are, and the last
+    /// `near` frame written (a block's readers share one).
+    near: Option<Arc<NearView>>,
+    near_sent: Option<Bytes>,
     resync: Option<oneshot::Receiver<Resync>>,
     end: oneshot::Receiver<()>,
     /// Set once the stream has ended, so no finished future is polled again.
@@ -59,6 +63,8 @@ impl EventStream {
             hello: Some(parts.hello),
             state: Some(parts.state),
             events: Some(BroadcastStream::new(parts.events)),
+            near: parts.near,
+            near_sent: None,
             resync: None,
             end: parts.end,
             ended: false,
@@ -161,6 +167,11 @@ impl EventStream {
                 }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => {}
+            }
+        }
+        if let Some(near) = &this.near {
+            if let Some(frame) = near.poll_frame(cx, &mut this.near_sent) {
+                return this.frame(frame);
             }
         }
         while this.heartbeat.as_mut().poll(cx).is_ready() {

@@ -7,6 +7,9 @@ import { CROWD, bands as makeBands, countGhosts, othersIn } from "./crowd.js";
 const FADE_MS = 400;
 /** The longest glide between two positions of a ghost. */
 const GLIDE_MAX_MS = 1000;
+/** Neighbours drawn at most over the bands of a crowded room
+ * (docs/PROTOCOL.md: the server names one more, in case it is this reader). */
+const NEAR_SHOWN = 6;
 
 export function drawing(env, page) {
   const lane = env.lane;
@@ -19,6 +22,13 @@ export function drawing(env, page) {
   /** In a crowded room, readers per block as the server counts them (this
    * reader included); null while the server sends every ghost. */
   let density = null;
+  /** In a crowded room, the readers nearest this one, as the server last
+   * named them (this reader left out); kept even before the room turns
+   * crowded, as the two may arrive in either order. */
+  let near = null;
+  /** The room just turned crowded: the per-ghost mode's ghosts that are
+   * not neighbours go at once, in the frame the bands come. */
+  let switching = false;
   let frame = 0;
   let drawAll = true;
   const dirty = new Set();
@@ -44,8 +54,13 @@ export function drawing(env, page) {
   function draw(now) {
     frame = 0;
     // The ghosts of the per-ghost mode go in the same frame as the bands
-    // come, so a switch of mode never shows both, or neither.
-    if (density) for (const id of Array.from(ghosts.keys())) remove(id, true);
+    // come, so a switch of mode never shows both, or neither; those that
+    // are this reader's neighbours stay where they are, as neighbours.
+    if (density) {
+      const keep = new Set((near || []).map(function (g) { return g.id; }));
+      for (const id of Array.from(ghosts.keys())) if (!keep.has(id)) remove(id, switching);
+      switching = false;
+    }
     const crowded = density !== null || ghosts.size > CROWD;
     lane.classList.toggle("crowded", crowded);
     if (page.session.me()) {
@@ -57,10 +72,16 @@ export function drawing(env, page) {
       bands.draw(density ? othersIn(density, count, mine()) : countGhosts(ghosts.values(), count));
     } else {
       bands.clear();
+    }
+    // Every ghost, or in a crowded room the neighbours over the bands (a
+    // crowd the server sends in full is drawn as bands only).
+    if (!crowded || density) {
       const targets = drawAll ? ghosts.keys() : dirty.values();
       for (const id of targets) {
         const ghost = ghosts.get(id);
-        if (ghost) gliding = place(ghost, now) || gliding;
+        if (!ghost) continue;
+        ghost.el.toggleAttribute("data-near", density !== null);
+        gliding = place(ghost, now) || gliding;
       }
     }
     drawAll = false;
@@ -167,9 +188,11 @@ export function drawing(env, page) {
     invisible: function (on) {
       own.toggleAttribute("data-invisible", on);
     },
-    /** Every ghost: the room is not (or no longer) crowded. */
+    /** Every ghost: the room is not (or no longer) crowded. Neighbours
+     * that are in it stay, as ghosts among the others. */
     snapshot: function (list) {
       density = null;
+      near = null;
       const present = new Set();
       for (const g of list) {
         present.add(g.id);
@@ -199,16 +222,31 @@ export function drawing(env, page) {
       }
       request();
     },
-    /** The room is crowded: readers per block replace the ghosts. */
+    /** The room is crowded: readers per block replace the ghosts, but
+     * for the neighbours. */
     density: function (counts) {
+      if (density === null) {
+        switching = true;
+        for (const g of near || []) upsert(g.id, g.color, g.pos, g.away);
+      }
       density = counts;
+      drawAll = true;
+      request();
+    },
+    /** The readers nearest this one, in a crowded room: they come (fading
+     * in), move (gliding) and go (fading out) like any ghost. */
+    near: function (list) {
+      const me = page.session.me();
+      near = list.filter(function (g) { return !me || g.id !== me.id; }).slice(0, NEAR_SHOWN);
+      if (density === null) return;
+      for (const g of near) upsert(g.id, g.color, g.pos, g.away);
       drawAll = true;
       request();
     },
     /** The room as drawn, for a tab that joins later: the density, or
      * every ghost. */
     state: function () {
-      if (density) return { density: density };
+      if (density) return { density: density, near: near };
       const list = [];
       for (const [id, g] of ghosts) list.push({ id: id, color: g.color, pos: g.pos, away: g.away });
       return { ghosts: list };

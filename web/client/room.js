@@ -29,6 +29,9 @@ export function room(page) {
       page.drawing.density(crowd.counts);
       page.controls.setCounts(crowd.now, crowd.total);
     },
+    near: function (data) {
+      page.drawing.near(JSON.parse(data).ghosts);
+    },
     readers: function (data) {
       const counts = JSON.parse(data);
       page.controls.setCounts(counts.now, counts.total);
@@ -57,7 +60,11 @@ export function room(page) {
       if (!hello) return [];
       const counts = page.controls.counts();
       const drawn = page.drawing.state();
-      if (drawn.density) return [["hello", hello], ["density", JSON.stringify({ counts: drawn.density, now: counts.now, total: counts.total })]];
+      if (drawn.density) {
+        const crowd = [["hello", hello], ["density", JSON.stringify({ counts: drawn.density, now: counts.now, total: counts.total })]];
+        if (drawn.near) crowd.push(["near", JSON.stringify({ ghosts: drawn.near })]);
+        return crowd;
+      }
       return [["hello", hello], ["snapshot", JSON.stringify({ ghosts: drawn.ghosts, now: counts.now, total: counts.total })]];
     },
   };

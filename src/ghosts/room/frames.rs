@@ -9,6 +9,7 @@ use super::{Member, Room};
 use crate::events::{self, Move, Moves, Readers as Counts, Snapshot};
 use crate::ghosts::ghost::GhostId;
 use crate::ghosts::messages::WireEvent;
+use crate::ghosts::near;
 
 impl Room {
     /// The room as it is now, for a reader that just arrived or fell behind
@@ -100,8 +101,16 @@ impl Room {
     /// a crowded room, `density`), sent once to every reader. A switch of
     /// mode sends the whole state for the new mode instead. Returns the
     /// frame's size, 0 if none.
+    ///
+    /// A crowded room also puts its blocks' neighbours on its board, and
+    /// wakes the readers of each block whose neighbours changed.
     pub fn publish(&mut self, counts: Counts, now: Instant) -> usize {
-        let Some(frame) = self.take_frame(counts, now) else {
+        let frame = self.take_frame(counts, now);
+        let near = self.publish_near();
+        let Some(frame) = frame else {
+            if near {
+                self.published_at = Some(now);
+            }
             return 0;
         };
         let len = frame.len();
@@ -110,11 +119,63 @@ impl Room {
         let _ = self.sender.send(frame);
         len
     }
+
+    /// Each block's nearest readers, where they may have changed; whether
+    /// any block's did.
+    fn publish_near(&mut self) -> bool {
+        if !self.crowded || !self.neighbours.dirty() {
+            return false;
+        }
+        let members = &self.members;
+        let blocks = self.density.counts().len() as u32;
+        let changed = self.neighbours.refresh(blocks, |nearest| {
+            let ghosts = nearest
+                .iter()
+                .filter_map(|&id| {
+                    let member = members.get(id)?;
+                    Some(events::Ghost {
+                        id: id.as_str(),
+                        color: member.color,
+                        pos: member.pos,
+                        away: member.away,
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(64 + 64 * near::SENT);
+            events::encode(&mut out, &events::Near { ghosts });
+            out
+        });
+        for &block in &changed {
+            for id in self.neighbours.at(block) {
+                if let Some(view) = self.members.get(id).and_then(|m| m.view.as_deref()) {
+                    view.wake();
+                }
+            }
+        }
+        !changed.is_empty()
+    }
+    /// Neighbours are kept while the room is crowded, and only then: a
+    /// switch starts them (every member in place, every view told its
+    /// block) or stops them.
+    pub(super) fn order_neighbours(&mut self) {
+        if !self.crowded {
+            self.neighbours.stop();
+            return;
+        }
+        let blocks = self.density.counts().len() as u32;
+        let members = self.members.iter().map(|(id, member)| {
+            let block = crate::ghosts::crowd::block_of(member.pos, blocks);
+            (id, block, member.view.as_deref())
+        });
+        self.neighbours.start(members);
+    }
+
     pub(super) fn take_frame(&mut self, counts: Counts, now: Instant) -> Option<Bytes> {
         self.encode_moves();
         if self.switch_due() {
             self.crowded = !self.crowded;
             self.switched = Some(self.crowded);
+            self.order_neighbours();
             if let Some((_, owed)) = &mut self.local {
                 *owed = self.crowded;
             }

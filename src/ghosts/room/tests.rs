@@ -268,3 +268,71 @@ fn a_crowded_room_sends_what_a_page_would_draw_differently_and_refreshes_the_res
     assert_eq!(room.moved(&id("b"), 3.5), Moved::Recounted);
     assert!(at(&mut room, t0 + REFRESH + quarter).contains("\"counts\":[1,3,0,1]"));
 }
+
+/// What a member's stream would write now of its neighbours, if anything.
+fn near_frame(room: &Room, who: &str, sent: &mut Option<Bytes>) -> Option<String> {
+    let view = room.near_view(&id(who)).expect("a local member has a view");
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let frame = view.poll_frame(&mut cx, sent)?;
+    Some(String::from_utf8(frame.to_vec()).expect("utf-8"))
+}
+
+#[test]
+fn a_crowded_rooms_readers_see_the_readers_nearest_them_move_live() {
+    let mut room = crowd_room(3);
+    let counts = Counts { now: 12, total: 12 };
+    for i in 0..10 {
+        room.add(id(&format!("a{i}")), C, 1.5);
+    }
+    room.add(id("far"), C, 3.0);
+    room.add(id("me"), C, 3.2);
+    let mut sent = None;
+    assert_eq!(
+        near_frame(&room, "me", &mut sent),
+        None,
+        "per-ghost mode: no neighbours"
+    );
+    room.publish(counts, Instant::now());
+    assert!(room.crowded());
+    let first = near_frame(&room, "me", &mut sent).expect("the switch sends neighbours");
+    assert!(first.starts_with("event: near\n"), "{first}");
+    assert!(
+        first.contains("\"id\":\"far\"") && first.contains("\"id\":\"me\""),
+        "{first}"
+    );
+    assert_eq!(near_frame(&room, "me", &mut sent), None, "written once");
+
+    // A neighbour moving within its block moves in the frame.
+    assert_eq!(room.moved(&id("far"), 3.7), Moved::Seen);
+    room.publish(counts, Instant::now() + std::time::Duration::from_secs(1));
+    let moved = near_frame(&room, "me", &mut sent).expect("far moved");
+    assert!(
+        moved.contains("\"id\":\"far\",\"color\":\"c\",\"pos\":3.7"),
+        "{moved}"
+    );
+
+    // A reader nobody sees as a neighbour moves unseen: block 1 has ten,
+    // and its frame (the nearest of every block, here) names seven.
+    let block_1 = near_frame(&room, "a0", &mut None).expect("block 1's frame");
+    let unseen = (0..10)
+        .map(|i| format!("a{i}"))
+        .find(|a| !block_1.contains(&format!("\"id\":\"{a}\"")))
+        .expect("three of block 1 are nobody's neighbours");
+    assert_eq!(room.moved(&id(&unseen), 1.9), Moved::Coalesced);
+    assert!(!room.neighbours.dirty());
+
+    // Leaving, a neighbour leaves the frame; the next nearest come in.
+    room.remove(&id("far"));
+    room.publish(counts, Instant::now() + std::time::Duration::from_secs(2));
+    let left = near_frame(&room, "me", &mut sent).expect("far left");
+    assert!(!left.contains("\"id\":\"far\""), "{left}");
+    assert_eq!(left.matches("\"id\":").count(), 7, "{left}");
+
+    // Back below the threshold, the room sends every ghost, no neighbours.
+    for i in 0..10 {
+        room.remove(&id(&format!("a{i}")));
+    }
+    room.publish(counts, Instant::now() + std::time::Duration::from_secs(3));
+    assert!(!room.crowded());
+    assert_eq!(near_frame(&room, "me", &mut sent), None);
+}

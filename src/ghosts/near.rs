@@ -1,0 +1,397 @@
+//! The readers nearest you, in a crowded room: over the bands, each reader
+//! also sees a few individual ghosts, the readers nearest its own block,
+//! moving live.
+//!
+//! Readers at the same block see the same neighbours, so the work is per
+//! block, not per reader: a crowded room keeps its members in order (by
+//! block, then by when they came to it) and, at each of its frames,
+//! chooses for every block the [`SENT`] members nearest it: those at the
+//! block first, longest there first, then those one block away, and so on.
+//! A block whose choice reads differently (someone in it came, went, moved
+//! or stepped away) gets one encoded `near` frame, shared by its readers.
+//!
+//! A reader's stream finds its block's frame through its [`NearView`]: the
+//! manager writes where the reader is and wakes it when it steps to
+//! another block or that block's frame changes; the stream writes a frame
+//! only if it is not the one it wrote last. A move that nobody sees as a
+//! neighbour costs no reader a write.
+//!
+//! Only the manager writes a view or the board (`Room` calls in here);
+//! streams only read them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Waker};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::ghost::GhostId;
+
+/// Neighbours a page draws at most (docs/PROTOCOL.md).
+pub const SHOWN: usize = 6;
+
+/// Members a block's `near` names: one more than a page draws, because a
+/// reader may be among its own block's neighbours, and its page leaves
+/// itself out.
+pub const SENT: usize = SHOWN + 1;
+
+/// A crowded room's current `near` frame for each block, read by its
+/// readers' streams. Empty while the room is not crowded.
+#[derive(Debug, Default)]
+struct Board {
+    frames: Mutex<Vec<Bytes>>,
+}
+
+/// One reader's window on its room's neighbours: where the manager last
+/// counted it, and the waker of its stream.
+#[derive(Debug)]
+pub struct NearView {
+    block: AtomicU32,
+    waker: Mutex<Option<Waker>>,
+    board: Arc<Board>,
+}
+
+impl NearView {
+    /// The frame for the reader's block, if it is not `last` (the one its
+    /// stream wrote last): then it becomes `last`. Registers the stream's
+    /// waker first, so a change after this look wakes it.
+    pub fn poll_frame(&self, cx: &mut Context<'_>, last: &mut Option<Bytes>) -> Option<Bytes> {
+        {
+            let mut waker = self.waker.lock();
+            match waker.as_ref() {
+                Some(known) if known.will_wake(cx.waker()) => {}
+                _ => *waker = Some(cx.waker().clone()),
+            }
+        }
+        let block = self.block.load(Ordering::Acquire) as usize;
+        let frame = self.board.frames.lock().get(block)?.clone();
+        let same = last
+            .as_ref()
+            .is_some_and(|sent| sent.as_ptr() == frame.as_ptr() && sent.len() == frame.len());
+        if frame.is_empty() || same {
+            return None;
+        }
+        *last = Some(frame.clone());
+        Some(frame)
+    }
+
+    /// The reader is at `block` now: its stream looks again.
+    fn set_block(&self, block: u32) {
+        if self.block.swap(block, Ordering::AcqRel) != block {
+            self.wake();
+        }
+    }
+
+    /// Its block's frame changed: the stream looks again.
+    pub fn wake(&self) {
+        if let Some(waker) = self.waker.lock().as_ref() {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+/// Where a member stands in the order: its block, then when it came there.
+type Place = (u32, u64);
+
+/// A room's neighbours: its members in order while it is crowded, the
+/// frames its blocks' readers see, and whether they may have changed.
+#[derive(Debug, Default)]
+pub struct Neighbours {
+    board: Arc<Board>,
+    /// Whether the room is crowded: only then are members kept in order.
+    active: bool,
+    /// Members by block, then arrival there.
+    order: BTreeMap<Place, GhostId>,
+    /// Where each ordered member is, to find it in `order`.
+    places: HashMap<GhostId, Place>,
+    /// Arrivals so far, for the next member's place.
+    arrivals: u64,
+    /// Members some block's frame names, as of the last refresh: only
+    /// their moves within a block change a frame.
+    shown: HashSet<GhostId>,
+    /// Whether any block's choice may read differently since it was made.
+    dirty: bool,
+}
+
+impl Neighbours {
+    /// A view for a new member's stream, on this room's board.
+    pub fn view(&self, block: u32) -> Arc<NearView> {
+        Arc::new(NearView {
+            block: AtomicU32::new(block),
+            waker: Mutex::new(None),
+            board: self.board.clone(),
+        })
+    }
+
+    /// Whether some block's frame may need to change.
+    pub fn dirty(&self) -> bool {
+        self.active && self.dirty
+    }
+
+    /// The room turned crowded: its members (each with its block, and its
+    /// stream's view if it is this instance's) are ordered from now on, in
+    /// the order given.
+    pub fn start<'a>(
+        &mut self,
+        members: impl Iterator<Item = (&'a GhostId, u32, Option<&'a NearView>)>,
+    ) {
+        self.active = true;
+        self.order.clear();
+        self.places.clear();
+        for (id, block, view) in members {
+            self.place(id.clone(), block);
+            if let Some(view) = view {
+                view.set_block(block);
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// The room sends every ghost again: no frames, no order.
+    pub fn stop(&mut self) {
+        self.active = false;
+        self.order = BTreeMap::new();
+        self.places = HashMap::new();
+        self.shown = HashSet::new();
+        self.board.frames.lock().clear();
+        self.dirty = false;
+    }
+
+    fn place(&mut self, id: GhostId, block: u32) {
+        self.arrivals += 1;
+        let place = (block, self.arrivals);
+        self.order.insert(place, id.clone());
+        self.places.insert(id, place);
+    }
+
+    /// A member came (crowded room).
+    pub fn joined(&mut self, id: &GhostId, block: u32) {
+        if self.active {
+            self.place(id.clone(), block);
+            self.dirty = true;
+        }
+    }
+
+    /// A member went (crowded room).
+    pub fn left(&mut self, id: &GhostId) {
+        if let Some(place) = self.places.remove(id) {
+            self.order.remove(&place);
+            self.dirty = true;
+        }
+    }
+
+    /// A member moved, or stepped away or back. To another block, it goes
+    /// to the end of that block's order, and its stream looks there.
+    /// Whether a frame may change: it went to another block, or some
+    /// block's frame names it.
+    pub fn moved(&mut self, id: &GhostId, block: u32, view: Option<&NearView>) -> bool {
+        if !self.active {
+            return false;
+        }
+        let Some(&place) = self.places.get(id) else {
+            return false;
+        };
+        let elsewhere = place.0 != block;
+        if elsewhere {
+            self.order.remove(&place);
+            self.place(id.clone(), block);
+            if let Some(view) = view {
+                view.set_block(block);
+            }
+        }
+        let seen = elsewhere || self.shown.contains(id);
+        self.dirty |= seen;
+        seen
+    }
+
+    /// The `SENT` members nearest `block`: at the block, in order of
+    /// arrival, then the nearest other block's (the earlier block first on
+    /// a tie), and so on. Empty blocks are skipped in one look each.
+    pub fn nearest(&self, block: u32) -> Vec<&GhostId> {
+        let mut chosen = Vec::with_capacity(SENT);
+        let first_from = |from: u32| self.order.range((from, 0)..).next().map(|(p, _)| p.0);
+        let last_before = |to: u32| self.order.range(..(to, 0)).next_back().map(|(p, _)| p.0);
+        let (mut above, mut below) = (first_from(block), last_before(block));
+        while chosen.len() < SENT {
+            let (next, downward) = match (below, above) {
+                (Some(b), Some(a)) if block - b <= a - block => (b, true),
+                (_, Some(a)) => (a, false),
+                (Some(b), None) => (b, true),
+                (None, None) => break,
+            };
+            let room = SENT - chosen.len();
+            chosen.extend(self.at(next).take(room));
+            if downward {
+                below = last_before(next);
+            } else {
+                above = first_from(next + 1);
+            }
+        }
+        chosen
+    }
+
+    /// Members at `block`, whose streams read its frame.
+    pub fn at(&self, block: u32) -> impl Iterator<Item = &GhostId> {
+        self.order
+            .range((block, 0)..(block + 1, 0))
+            .map(|(_, id)| id)
+    }
+
+    /// Puts each block's frame, encoded by `encode` from its nearest
+    /// members, on the board; returns the blocks whose frame changed, for
+    /// their readers to be woken.
+    pub fn refresh(
+        &mut self,
+        blocks: u32,
+        mut encode: impl FnMut(&[&GhostId]) -> Vec<u8>,
+    ) -> Vec<u32> {
+        self.dirty = false;
+        let blocks = blocks.max(1);
+        // Encoded before the board is locked: streams read it meanwhile.
+        let fresh: Vec<Vec<u8>> = (0..blocks)
+            .map(|block| encode(&self.nearest(block)))
+            .collect();
+        let shown = (0..blocks)
+            .flat_map(|block| self.nearest(block))
+            .cloned()
+            .collect();
+        self.shown = shown;
+        let mut frames = self.board.frames.lock();
+        frames.resize(blocks as usize, Bytes::new());
+        let mut changed = Vec::new();
+        for (block, (slot, frame)) in (0..blocks).zip(frames.iter_mut().zip(fresh)) {
+            if slot[..] != frame[..] {
+                *slot = Bytes::from(frame);
+                changed.push(block);
+            }
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> GhostId {
+        GhostId::for_test(s)
+    }
+
+    fn nearest(near: &Neighbours, block: u32) -> Vec<String> {
+        near.nearest(block)
+            .iter()
+            .map(|id| id.to_string())
+            .collect()
+    }
+
+    /// Members `prefix0..prefixN` at `block`, in that order of arrival.
+    fn arrive(near: &mut Neighbours, prefix: &str, block: u32, n: usize) {
+        for i in 0..n {
+            near.joined(&id(&format!("{prefix}{i}")), block);
+        }
+    }
+
+    #[test]
+    fn a_block_sees_its_own_readers_first_longest_there_first() {
+        let mut near = Neighbours::default();
+        near.start(std::iter::empty());
+        arrive(&mut near, "a", 3, 9);
+        arrive(&mut near, "b", 2, 2);
+        assert_eq!(
+            nearest(&near, 3),
+            ["a0", "a1", "a2", "a3", "a4", "a5", "a6"]
+        );
+        near.refresh(5, |_| Vec::new());
+        // A reader that moves within its block keeps its place...
+        assert!(!near.moved(&id("a8"), 3, None), "a8 is nobody's neighbour");
+        assert!(near.moved(&id("a1"), 3, None), "a1 is someone's neighbour");
+        assert_eq!(nearest(&near, 3)[1], "a1");
+        // ...and one that steps out and back comes last.
+        assert!(near.moved(&id("a1"), 4, None));
+        assert!(near.moved(&id("a1"), 3, None));
+        assert_eq!(
+            nearest(&near, 3),
+            ["a0", "a2", "a3", "a4", "a5", "a6", "a7"]
+        );
+    }
+
+    #[test]
+    fn a_sparse_block_sees_the_nearest_blocks_the_earlier_first_on_a_tie() {
+        let mut near = Neighbours::default();
+        near.start(std::iter::empty());
+        arrive(&mut near, "x", 0, 1);
+        arrive(&mut near, "b", 4, 2);
+        arrive(&mut near, "c", 6, 3);
+        arrive(&mut near, "d", 9, 5);
+        assert_eq!(
+            nearest(&near, 5),
+            ["b0", "b1", "c0", "c1", "c2", "d0", "d1"]
+        );
+        assert_eq!(
+            nearest(&near, 9),
+            ["d0", "d1", "d2", "d3", "d4", "c0", "c1"]
+        );
+        near.left(&id("d2"));
+        assert_eq!(
+            nearest(&near, 9),
+            ["d0", "d1", "d3", "d4", "c0", "c1", "c2"]
+        );
+        assert_eq!(near.at(9).count(), 4);
+    }
+
+    #[test]
+    fn a_block_gets_a_new_frame_only_when_what_it_names_changed() {
+        let mut near = Neighbours::default();
+        near.start(std::iter::empty());
+        arrive(&mut near, "a", 0, 2);
+        let encode = |ids: &[&GhostId]| {
+            let names: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+            names.join(",").into_bytes()
+        };
+        assert_eq!(
+            near.refresh(3, encode),
+            [0, 1, 2],
+            "every block's first frame"
+        );
+        assert!(!near.dirty());
+        arrive(&mut near, "b", 2, 1);
+        assert_eq!(near.refresh(3, encode), [0, 1, 2], "b0 is near every block");
+        arrive(&mut near, "c", 2, 20);
+        assert_eq!(near.refresh(3, encode), [0, 1, 2]);
+        near.moved(&id("c19"), 2, None);
+        assert!(!near.dirty(), "c19 is nobody's neighbour");
+        near.stop();
+        assert!(!near.dirty());
+        assert!(
+            near.board.frames.lock().is_empty(),
+            "no frames once not crowded"
+        );
+    }
+
+    #[test]
+    fn a_stream_writes_its_blocks_frame_once_and_looks_again_when_it_moves() {
+        let mut near = Neighbours::default();
+        let view = near.view(0);
+        near.start([(&id("a0"), 0, Some(&*view))].into_iter());
+        arrive(&mut near, "b", 1, 1);
+        let encode = |ids: &[&GhostId]| {
+            let names: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+            names.join(",").into_bytes()
+        };
+        near.refresh(2, encode);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sent = None;
+        let first = view.poll_frame(&mut cx, &mut sent);
+        assert_eq!(first.as_deref(), Some(&b"a0,b0"[..]));
+        assert_eq!(view.poll_frame(&mut cx, &mut sent), None, "written already");
+        near.moved(&id("a0"), 1, Some(&view));
+        let moved = view.poll_frame(&mut cx, &mut sent);
+        assert_eq!(
+            moved.as_deref(),
+            Some(&b"b0,a0"[..]),
+            "block 1's frame, as it was"
+        );
+    }
+}
