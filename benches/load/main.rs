@@ -6,6 +6,7 @@
 //! scenarios: hot-room, blog, idle-crowd, churn, ramp, cluster (two instances and Redis), viral
 //! cluster costs: --instances N, --redis-cluster, --elsewhere-moves M (the rest of a big cluster)
 //! cargo bench --bench load -- --compare a.json b.json  the change between two runs
+//! cargo bench --bench load -- <scenario> --against OTHER [--rounds N]  two builds, alternated
 //! ```
 //!
 //! Staleness: a move's POST is sent at t0; for every other reader of that
@@ -14,6 +15,7 @@
 //! `run.rs` drives one run a second at a time; `scenario.rs` holds the
 //! scenarios and the command line; the rest is named for what it holds.
 
+mod against;
 mod elsewhere;
 mod http;
 mod marker;
@@ -67,6 +69,26 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    if let Some(theirs) = &cli.against {
+        let held = runtime.block_on(against::compare(
+            &scenario,
+            &command,
+            (theirs, cli.server.as_deref()),
+            cli.rounds,
+            cli.worse_than,
+            &cli.out,
+            fd_limit,
+        ));
+        if !held {
+            eprintln!(
+                "this build is worse than {} by more than {}%",
+                theirs.display(),
+                cli.worse_than
+            );
+            std::process::exit(1);
+        }
+        return;
+    }
     let report: Report = runtime.block_on(async {
         let target = match &cli.url {
             Some(url) => Target::remote(url, cli.posts.clone()).await,

@@ -77,6 +77,12 @@ pub struct Report {
     /// The same over the seconds when every reader was in.
     #[serde(default)]
     pub held_crowd_staleness_ms: Option<Percentiles>,
+    /// Crowded rooms: from a neighbour's move until a reader's `near` shows
+    /// it (or a newer position), and over the seconds when all were in.
+    #[serde(default)]
+    pub near_staleness_ms: Option<Percentiles>,
+    #[serde(default)]
+    pub held_near_staleness_ms: Option<Percentiles>,
     /// From a reader starting to connect until its `hello` came.
     #[serde(default)]
     pub hello_ms: Option<Percentiles>,
@@ -238,6 +244,18 @@ impl Report {
                     .map_or_else(|| "–".into(), Percentiles::line),
             ),
             (
+                "neighbours' moves ms",
+                self.near_staleness_ms
+                    .as_ref()
+                    .map_or_else(|| "– (no neighbour moved)".into(), Percentiles::line),
+            ),
+            (
+                "  once all were in",
+                self.held_near_staleness_ms
+                    .as_ref()
+                    .map_or_else(|| "–".into(), Percentiles::line),
+            ),
+            (
                 "time to hello ms",
                 self.hello_ms
                     .as_ref()
@@ -394,6 +412,10 @@ fn held_p99(report: &Report) -> f64 {
     report.held_staleness_ms.as_ref().map_or(0.0, |h| h.p99)
 }
 
+fn near_p99(report: &Report) -> f64 {
+    report.near_staleness_ms.as_ref().map_or(0.0, |h| h.p99)
+}
+
 fn crowd_p99(report: &Report) -> f64 {
     report.crowd_staleness_ms.as_ref().map_or(0.0, |h| h.p99)
 }
@@ -421,6 +443,7 @@ pub fn compare(a: &Path, b: &Path) -> String {
         ("staleness max ms", a.staleness_ms.max, b.staleness_ms.max),
         ("p99 once all were in", held_p99(&a), held_p99(&b)),
         ("crowd staleness p99 ms", crowd_p99(&a), crowd_p99(&b)),
+        ("neighbours' moves p99 ms", near_p99(&a), near_p99(&b)),
         ("time to hello p99 ms", hello_p99(&a), hello_p99(&b)),
         ("deliveries/s", a.deliveries_per_sec, b.deliveries_per_sec),
         ("moves/s", a.moves_per_sec, b.moves_per_sec),

@@ -122,6 +122,7 @@ pub struct Run {
     /// The staleness of the seconds that began with every reader in.
     held: Option<Histogram<u64>>,
     held_crowd: Option<Histogram<u64>>,
+    held_near: Option<Histogram<u64>>,
     /// With `--embedded`: each post's twin on the embedded site.
     twins: HashMap<String, Arc<str>>,
 }
@@ -231,6 +232,7 @@ impl Run {
             ramp: (s.kind == Kind::Ramp).then(|| Ramp::new(s.readers, s.seconds)),
             held: (s.kind != Kind::Ramp).then(stats::histogram),
             held_crowd: (s.kind != Kind::Ramp).then(stats::histogram),
+            held_near: (s.kind != Kind::Ramp).then(stats::histogram),
             transport,
             shared,
             twins,
@@ -369,7 +371,11 @@ impl Run {
         let stats = &self.shared.stats;
         let histogram = stats.take_second();
         let crowd = stats.take_crowd_second();
+        let near = stats.take_near_second();
         if t - 1.0 >= self.s.ramp_up as f64 {
+            if let Some(held) = self.held_near.as_mut() {
+                let _ = held.add(&near);
+            }
             if let Some(held) = self.held.as_mut() {
                 let _ = held.add(&histogram);
             }
@@ -529,6 +535,12 @@ impl Run {
                 .then(|| Percentiles::of(&stats.cross())),
             crowd_staleness_ms: crowd.as_ref().map(Percentiles::of),
             held_crowd_staleness_ms: self.held_crowd.as_ref().map(Percentiles::of),
+            near_staleness_ms: stats.near().as_ref().map(Percentiles::of),
+            held_near_staleness_ms: self
+                .held_near
+                .as_ref()
+                .filter(|h| !h.is_empty())
+                .map(Percentiles::of),
             hello_ms: stats.hello().as_ref().map(Percentiles::of),
             knee: self.ramp.take().and_then(|r| r.knee),
             cdf,

@@ -250,6 +250,18 @@ pub struct Cli {
     /// builds in runs taken close together.
     #[arg(long, value_name = "PATH", conflicts_with = "url")]
     pub server: Option<PathBuf>,
+    /// Another ghostread binary to compare with (a build of an older
+    /// commit): both run the scenario `--rounds` times, alternated, and the
+    /// medians are compared.
+    #[arg(long, value_name = "PATH", conflicts_with = "url")]
+    pub against: Option<PathBuf>,
+    /// Runs of each build with `--against`.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub rounds: u32,
+    /// With `--against`: fail if this build's memory per reader or server
+    /// CPU (medians) is more than this many percent over the other's.
+    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    pub worse_than: f64,
     /// Where the JSON and HTML reports go.
     #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ghostread-load"))]
     pub out: PathBuf,

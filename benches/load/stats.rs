@@ -36,6 +36,11 @@ pub struct Stats {
     /// the run so far.
     crowd_second: Mutex<Option<Histogram<u64>>>,
     crowd_total: Mutex<Option<Histogram<u64>>>,
+    /// Staleness of neighbours in crowded rooms: a move's POST until a
+    /// reader's `near` shows that position or a newer one; of the current
+    /// second, and of the run so far.
+    near_second: Mutex<Option<Histogram<u64>>>,
+    near_total: Mutex<Option<Histogram<u64>>>,
     /// From a reader starting to connect to its `hello` arriving.
     hello: Mutex<Option<Histogram<u64>>>,
 }
@@ -140,6 +145,32 @@ impl Stats {
     pub fn crowd(&self) -> Option<Histogram<u64>> {
         let _ = self.take_crowd_second();
         self.crowd_total.lock().clone().filter(|h| !h.is_empty())
+    }
+
+    /// Records a batch of neighbours' staleness samples (µs) from one read.
+    pub fn record_near(&self, samples: &[u64]) {
+        if samples.is_empty() {
+            return;
+        }
+        let mut second = self.near_second.lock();
+        let histogram = second.get_or_insert_with(histogram);
+        for sample in samples {
+            let _ = histogram.record((*sample).max(1));
+        }
+    }
+
+    /// Ends the current second of neighbours' staleness, as `take_second`.
+    pub fn take_near_second(&self) -> Histogram<u64> {
+        let second = self.near_second.lock().take().unwrap_or_else(histogram);
+        let mut total = self.near_total.lock();
+        let _ = total.get_or_insert_with(histogram).add(&second);
+        second
+    }
+
+    /// The run's neighbours' staleness; `None` if no reader saw a neighbour move.
+    pub fn near(&self) -> Option<Histogram<u64>> {
+        let _ = self.take_near_second();
+        self.near_total.lock().clone().filter(|h| !h.is_empty())
     }
 
     /// A reader's `hello` came `micros` after it began to connect.

@@ -101,6 +101,9 @@ impl Target {
             if let Some(redis) = &redis {
                 command.args(["--redis", &redis.url]);
             }
+            if let Some(binary) = binary {
+                command = without_unknown_flags(command, binary);
+            }
             let mut child = command.spawn().expect("start the ghostread binary");
             let stderr = child.stderr.take().expect("piped stderr");
             let mut lines = BufReader::new(stderr).lines();
@@ -275,4 +278,39 @@ pub fn rss_kib(pids: &[String]) -> (u64, u64) {
         };
         (now + field("VmRSS:"), peak + field("VmHWM:"))
     })
+}
+
+/// `command` without the flags `binary` does not know (each with its
+/// value: every flag the harness passes takes one), so an older build,
+/// from before a flag, can be compared with this one. Says which went.
+fn without_unknown_flags(command: Command, binary: &Path) -> Command {
+    let help = Command::new(binary)
+        .arg("--help")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default();
+    let known = |flag: &str| {
+        help.split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[')
+            .any(|word| word == flag)
+    };
+    let mut kept = Command::new(command.get_program());
+    let mut dropped = Vec::new();
+    let mut args = command.get_args().map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = args.next() {
+        if arg.starts_with("--") && !known(&arg) {
+            let _value = args.next();
+            dropped.push(arg);
+        } else {
+            kept.arg(arg);
+        }
+    }
+    if !dropped.is_empty() {
+        eprintln!(
+            "{} predates {}: started without them",
+            binary.display(),
+            dropped.join(", ")
+        );
+    }
+    kept.stderr(Stdio::piped());
+    kept
 }

@@ -15,6 +15,7 @@ enum Kind {
     Snapshot,
     Moves,
     Density,
+    Near,
     Other,
 }
 
@@ -43,6 +44,11 @@ pub(crate) struct Watcher {
     marker: Option<Arc<Marker>>,
     marker_seen: Option<u64>,
     crowd: Vec<u64>,
+    /// This read's samples of neighbours' moves.
+    near: Vec<u64>,
+    /// The neighbours the last `near` named: only their moves since are
+    /// deliveries (another ghost's were nobody's news to this reader).
+    neighbours: Vec<usize>,
 }
 
 impl Watcher {
@@ -56,6 +62,8 @@ impl Watcher {
             marker,
             marker_seen: None,
             crowd: Vec::new(),
+            near: Vec::new(),
+            neighbours: Vec::new(),
         }
     }
 
@@ -76,6 +84,7 @@ impl Watcher {
                     b"moves" => Kind::Moves,
                     b"snapshot" => Kind::Snapshot,
                     b"density" => Kind::Density,
+                    b"near" => Kind::Near,
                     b"hello" => Kind::Hello,
                     _ => Kind::Other,
                 };
@@ -84,6 +93,7 @@ impl Watcher {
                     Kind::Moves => self.moves(shared, data, now),
                     Kind::Snapshot => self.snapshot(shared, data),
                     Kind::Density => self.density(shared, data, now),
+                    Kind::Near => self.near(shared, data, now),
                     Kind::Hello => token = self.hello(shared, data),
                     Kind::Other => {}
                 }
@@ -93,6 +103,8 @@ impl Watcher {
         shared.stats.record(&self.samples);
         shared.stats.record_cross(&self.cross);
         shared.stats.record_crowd(&self.crowd);
+        shared.stats.record_near(&self.near);
+        self.near.clear();
         self.samples.clear();
         self.cross.clear();
         self.crowd.clear();
@@ -143,6 +155,42 @@ impl Watcher {
                 self.marker_seen = Some(steps);
             }
             Some(_) => {}
+        }
+    }
+
+    /// Times the neighbours' moves a `near` shows. A ghost that the last
+    /// `near` did not name is where this reader starts from, not a
+    /// delivery: it may have stood still for minutes, or moved while it was
+    /// nobody's neighbour here.
+    fn near(&mut self, shared: &Shared, data: &[u8], now: u64) {
+        #[derive(serde::Deserialize)]
+        struct Near {
+            ghosts: Vec<Entry>,
+        }
+        let Ok(near) = serde_json::from_slice::<Near>(data) else {
+            return;
+        };
+        let before = std::mem::take(&mut self.neighbours);
+        for entry in near.ghosts {
+            let Some((ghost, seq)) = decode(shared, &entry) else {
+                continue;
+            };
+            if ghost == self.me {
+                continue;
+            }
+            self.neighbours.push(ghost);
+            let seen = seen(&mut self.last_seen, shared, ghost);
+            if *seen != u64::MAX && seq > *seen && before.contains(&ghost) {
+                let sent = &shared.sent[ghost];
+                for s in (*seen + 1).max(seq.saturating_sub(RING as u64 - 1))..=seq {
+                    if let Some(at) = sent.sent_at(s).filter(|at| now >= *at) {
+                        self.near.push(now - at);
+                    }
+                }
+            }
+            if *seen == u64::MAX || seq > *seen {
+                *seen = seq;
+            }
         }
     }
 

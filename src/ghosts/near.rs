@@ -38,10 +38,12 @@ pub const SHOWN: usize = 6;
 pub const SENT: usize = SHOWN + 1;
 
 /// A crowded room's current `near` frame for each block, read by its
-/// readers' streams. Empty while the room is not crowded.
+/// readers' streams, each with a serial (never 0) that no other frame of
+/// the room has had: a stream remembers 8 bytes of what it wrote, not the
+/// frame. Empty while the room is not crowded.
 #[derive(Debug, Default)]
 struct Board {
-    frames: Mutex<Vec<Bytes>>,
+    frames: Mutex<Vec<(u64, Bytes)>>,
 }
 
 /// One reader's window on its room's neighbours: where the manager last
@@ -54,10 +56,11 @@ pub struct NearView {
 }
 
 impl NearView {
-    /// The frame for the reader's block, if it is not `last` (the one its
-    /// stream wrote last): then it becomes `last`. Registers the stream's
-    /// waker first, so a change after this look wakes it.
-    pub fn poll_frame(&self, cx: &mut Context<'_>, last: &mut Option<Bytes>) -> Option<Bytes> {
+    /// The frame for the reader's block, if it is not `last` (the serial of
+    /// the one its stream wrote last; 0 for none): then it becomes `last`.
+    /// Registers the stream's waker first, so a change after this look
+    /// wakes it.
+    pub fn poll_frame(&self, cx: &mut Context<'_>, last: &mut u64) -> Option<Bytes> {
         {
             let mut waker = self.waker.lock();
             match waker.as_ref() {
@@ -66,14 +69,11 @@ impl NearView {
             }
         }
         let block = self.block.load(Ordering::Acquire) as usize;
-        let frame = self.board.frames.lock().get(block)?.clone();
-        let same = last
-            .as_ref()
-            .is_some_and(|sent| sent.as_ptr() == frame.as_ptr() && sent.len() == frame.len());
-        if frame.is_empty() || same {
+        let (serial, frame) = self.board.frames.lock().get(block)?.clone();
+        if frame.is_empty() || serial == *last {
             return None;
         }
-        *last = Some(frame.clone());
+        *last = serial;
         Some(frame)
     }
 
@@ -108,6 +108,8 @@ pub struct Neighbours {
     places: HashMap<GhostId, Place>,
     /// Arrivals so far, for the next member's place.
     arrivals: u64,
+    /// Frames put on the board so far, for the next one's serial.
+    serials: u64,
     /// Members some block's frame names, as of the last refresh: only
     /// their moves within a block change a frame.
     shown: HashSet<GhostId>,
@@ -259,11 +261,12 @@ impl Neighbours {
             .collect();
         self.shown = shown;
         let mut frames = self.board.frames.lock();
-        frames.resize(blocks as usize, Bytes::new());
+        frames.resize(blocks as usize, (0, Bytes::new()));
         let mut changed = Vec::new();
         for (block, (slot, frame)) in (0..blocks).zip(frames.iter_mut().zip(fresh)) {
-            if slot[..] != frame[..] {
-                *slot = Bytes::from(frame);
+            if slot.1[..] != frame[..] {
+                self.serials += 1;
+                *slot = (self.serials, Bytes::from(frame));
                 changed.push(block);
             }
         }
@@ -382,7 +385,7 @@ mod tests {
         };
         near.refresh(2, encode);
         let mut cx = Context::from_waker(Waker::noop());
-        let mut sent = None;
+        let mut sent = 0;
         let first = view.poll_frame(&mut cx, &mut sent);
         assert_eq!(first.as_deref(), Some(&b"a0,b0"[..]));
         assert_eq!(view.poll_frame(&mut cx, &mut sent), None, "written already");

@@ -40,30 +40,32 @@ pub(super) async fn serve(
     peer: std::net::SocketAddr,
     guards: impl Send + 'static,
 ) {
-    // Counted as open (and against its address) until it ends.
-    let _guards = guards;
+    // Counted as open (and against its address) until it ends: the guards
+    // end with this task, or with the event stream's, below.
     let first_head_by = Instant::now() + app.config.header_timeout;
-    // Boxed, like every step but the event stream's writing: see below.
-    let Some(first) = Box::pin(first_byte(&app, &stream, first_head_by)).await else {
+    let Some(first) = first_byte(&app, &stream, first_head_by).await else {
         return;
     };
     // A TLS handshake (its first byte is a handshake record, 0x16) on the
     // same port as plain HTTP: HTTPS, HTTP/2 if the browser offers it.
     //
-    // This task lives as long as its connection, and a task is as big as
-    // its largest state: the TLS and hyper paths are boxed, so the event
-    // streams of `h1_events`, nearly every connection, are not sized for
-    // a TLS session's state or hyper's (4.5 KiB a reader when they were).
+    // A task is as big as its largest state, for its whole life. An event
+    // stream's writing gets a task of its own, and the TLS and hyper paths
+    // are boxed, so that the event streams of `h1_events`, nearly every
+    // connection, are not sized for a TLS session's state, hyper's or the
+    // answer's (4.5 KiB a reader when they were).
     if let (Some(tls), 0x16) = (app.tls.clone(), first) {
         Box::pin(serve_tls(app, builder, tls, stream, peer, first_head_by)).await;
         return;
     }
     // Most connections are event streams that only write: they skip
-    // hyper's buffers (see `h1_events`). The answer is boxed and freed once
-    // the response's head is out; what this task keeps for the reader's
-    // life is the socket, the body and the writer's few fields.
-    match Box::pin(h1_events::answer(app.clone(), &mut stream, peer)).await {
-        Answer::Streaming(out) => h1_events::stream_body(stream, out).await,
+    // hyper's buffers (see `h1_events`).
+    match h1_events::answer(app.clone(), &mut stream, peer).await {
+        // Its own task from here, holding only what writing needs: this
+        // one, sized for everything before, ends and is freed.
+        Answer::Streaming(out) => {
+            tokio::spawn(h1_events::stream_body(stream, out, guards));
+        }
         Answer::NotMine { http2 } => {
             Box::pin(serve_hyper(
                 app,

@@ -156,10 +156,12 @@ pub async fn answer(app: Arc<App>, stream: &mut TcpStream, peer: SocketAddr) -> 
 /// What a client sends first on an HTTP/2 connection with prior knowledge.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Writes the body [`answer`] began until it ends or the peer leaves.
-/// This is what waits for the reader's whole visit, so it holds little:
-/// the socket, the body, and [`Writing`].
-pub async fn stream_body(stream: TcpStream, out: OutBody) {
+/// Writes the body [`answer`] began until it ends or the peer leaves;
+/// `guards` (the connection's place in the server's counts) go then.
+/// This is the task that waits for the reader's whole visit, so it holds
+/// little: the socket, the body, and [`Writing`].
+pub async fn stream_body(stream: TcpStream, out: OutBody, guards: impl Send + 'static) {
+    let _guards = guards;
     let OutBody { mut body, chunked } = out;
     let mut state = Writing {
         pending: VecDeque::new(),

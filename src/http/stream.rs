@@ -33,10 +33,10 @@ pub struct EventStream {
     state: Option<Bytes>,
     /// `None` while waiting for a fresh snapshot after falling behind.
     events: Option<BroadcastStream<Bytes>>,
-    /// In a crowded room: where its reader's neighbours are, and the last
-    /// `near` frame written (a block's readers share one).
+    /// In a crowded room: where its reader's neighbours are, and the
+    /// serial of the last `near` frame written (a block's readers share one).
     near: Option<Arc<NearView>>,
-    near_sent: Option<Bytes>,
+    near_sent: u64,
     resync: Option<oneshot::Receiver<Resync>>,
     end: oneshot::Receiver<()>,
     /// Set once the stream has ended, so no finished future is polled again.
@@ -64,7 +64,7 @@ impl EventStream {
             state: Some(parts.state),
             events: Some(BroadcastStream::new(parts.events)),
             near: parts.near,
-            near_sent: None,
+            near_sent: 0,
             resync: None,
             end: parts.end,
             ended: false,
