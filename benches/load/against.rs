@@ -42,7 +42,7 @@ pub async fn compare(
         }
     }
     let [theirs_runs, ours_runs] = &runs;
-    let figures: [(&str, fn(&Report) -> f64, bool); 6] = [
+    let figures: [Figure; 6] = [
         ("server CPU cores", |r| r.server_cpu_cores, true),
         ("server bytes/reader", |r| r.server_bytes_per_reader, true),
         (
@@ -84,6 +84,10 @@ pub async fn compare(
     }
     held
 }
+
+/// A figure of a report: its name, how to read it, and whether this build
+/// fails when it is worse by more than `--worse-than`.
+type Figure = (&'static str, fn(&Report) -> f64, bool);
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);

@@ -16,6 +16,7 @@
 //! scenarios and the command line; the rest is named for what it holds.
 
 mod against;
+mod browser;
 mod elsewhere;
 mod http;
 mod marker;

@@ -83,6 +83,10 @@ pub struct Report {
     pub near_staleness_ms: Option<Percentiles>,
     #[serde(default)]
     pub held_near_staleness_ms: Option<Percentiles>,
+    /// With `--browser-frames`: a real Chromium's frame times, scrolling
+    /// the first post once all readers were in.
+    #[serde(default)]
+    pub browser_frame_ms: Option<Percentiles>,
     /// From a reader starting to connect until its `hello` came.
     #[serde(default)]
     pub hello_ms: Option<Percentiles>,
@@ -254,6 +258,12 @@ impl Report {
                 self.held_near_staleness_ms
                     .as_ref()
                     .map_or_else(|| "–".into(), Percentiles::line),
+            ),
+            (
+                "Chromium frame ms",
+                self.browser_frame_ms
+                    .as_ref()
+                    .map_or_else(|| "– (no --browser-frames)".into(), Percentiles::line),
             ),
             (
                 "time to hello ms",

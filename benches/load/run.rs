@@ -123,6 +123,8 @@ pub struct Run {
     held: Option<Histogram<u64>>,
     held_crowd: Option<Histogram<u64>>,
     held_near: Option<Histogram<u64>>,
+    /// With `--browser-frames`: Chromium timing its frames, once started.
+    browser: Option<tokio::task::JoinHandle<Option<Percentiles>>>,
     /// With `--embedded`: each post's twin on the embedded site.
     twins: HashMap<String, Arc<str>>,
 }
@@ -233,6 +235,7 @@ impl Run {
             held: (s.kind != Kind::Ramp).then(stats::histogram),
             held_crowd: (s.kind != Kind::Ramp).then(stats::histogram),
             held_near: (s.kind != Kind::Ramp).then(stats::histogram),
+            browser: None,
             transport,
             shared,
             twins,
@@ -372,6 +375,16 @@ impl Run {
         let histogram = stats.take_second();
         let crowd = stats.take_crowd_second();
         let near = stats.take_near_second();
+        if let (Some(seconds), None, true) = (
+            self.s.browser_frames,
+            &self.browser,
+            t - 1.0 >= self.s.ramp_up as f64,
+        ) {
+            let (addr, slug) = (self.target.addrs[0], self.target.slugs[0].clone());
+            self.browser = Some(tokio::spawn(async move {
+                crate::browser::frame_times(addr, &slug, seconds).await
+            }));
+        }
         if t - 1.0 >= self.s.ramp_up as f64 {
             if let Some(held) = self.held_near.as_mut() {
                 let _ = held.add(&near);
@@ -536,6 +549,14 @@ impl Run {
             crowd_staleness_ms: crowd.as_ref().map(Percentiles::of),
             held_crowd_staleness_ms: self.held_crowd.as_ref().map(Percentiles::of),
             near_staleness_ms: stats.near().as_ref().map(Percentiles::of),
+            browser_frame_ms: match self.browser.take() {
+                Some(task) => tokio::time::timeout(Duration::from_secs(60), task)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten(),
+                None => None,
+            },
             held_near_staleness_ms: self
                 .held_near
                 .as_ref()

@@ -53,6 +53,9 @@ pub struct Scenario {
     pub crowd_interval_ms: Option<u64>,
     /// More flags for the server, as given (`--server-arg=--no-heat-map`).
     pub server_args: Vec<String>,
+    /// Seconds a real Chromium scrolls the first post once all are in,
+    /// timing its frames (`browser.rs`); `None`: no browser.
+    pub browser_frames: Option<u64>,
 }
 
 /// The scenarios, by name.
@@ -101,6 +104,7 @@ impl Name {
             pollers: 0.0,
             embedded: 0.0,
             server_args: Vec::new(),
+            browser_frames: None,
         };
         match self {
             Name::HotRoom => base,
@@ -250,6 +254,10 @@ pub struct Cli {
     /// builds in runs taken close together.
     #[arg(long, value_name = "PATH", conflicts_with = "url")]
     pub server: Option<PathBuf>,
+    /// Once every reader is in, a real Chromium scrolls the first post for
+    /// this many seconds and times its frames (keep `--seconds` longer).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub browser_frames: Option<u64>,
     /// Another ghostread binary to compare with (a build of an older
     /// commit): both run the scenario `--rounds` times, alternated, and the
     /// medians are compared.
@@ -312,6 +320,7 @@ impl Cli {
         }
         s.crowd_interval_ms = self.crowd_interval_ms.or(s.crowd_interval_ms);
         s.server_args = self.server_args.clone();
+        s.browser_frames = self.browser_frames;
         Some(s)
     }
 }
