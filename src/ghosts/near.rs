@@ -20,7 +20,7 @@
 //! streams only read them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Waker};
 
@@ -44,6 +44,11 @@ pub const SENT: usize = SHOWN + 1;
 #[derive(Debug, Default)]
 struct Board {
     frames: Mutex<Vec<(u64, Bytes)>>,
+    /// Whether there are frames: a stream of a room that sends every ghost
+    /// (nearly every room) looks here and nowhere else, with no lock on
+    /// the path of every frame. When the room turns crowded, the frame
+    /// that says so wakes every stream, after the board is filled.
+    filled: AtomicBool,
 }
 
 /// One reader's window on its room's neighbours: where the manager last
@@ -61,6 +66,9 @@ impl NearView {
     /// Registers the stream's waker first, so a change after this look
     /// wakes it.
     pub fn poll_frame(&self, cx: &mut Context<'_>, last: &mut u64) -> Option<Bytes> {
+        if !self.board.filled.load(Ordering::Acquire) {
+            return None;
+        }
         {
             let mut waker = self.waker.lock();
             match waker.as_ref() {
@@ -157,6 +165,7 @@ impl Neighbours {
         self.order = BTreeMap::new();
         self.places = HashMap::new();
         self.shown = HashSet::new();
+        self.board.filled.store(false, Ordering::Release);
         self.board.frames.lock().clear();
         self.dirty = false;
     }
@@ -280,6 +289,8 @@ impl Neighbours {
             };
             changed.push(block);
         }
+        drop(frames);
+        self.board.filled.store(true, Ordering::Release);
         changed
     }
 }

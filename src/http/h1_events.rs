@@ -55,6 +55,10 @@ const MAX_FRAMES: usize = 64;
 /// the stack for every write, on the path every frame takes.
 const MAX_SLICES: usize = 30;
 
+/// Pending bytes up to this many are copied into one buffer on the stack
+/// and sent with one plain write (see `Writing::write`).
+const COPY_UP_TO: usize = 2048;
+
 /// Bytes a client may send after its request before it is cut off: it has
 /// nothing more to say on this connection.
 const MAX_IGNORED: usize = 16 * 1024;
@@ -266,15 +270,33 @@ impl Writing {
         }
     }
 
-    /// One `writev` of what is pending; drops what the socket took.
+    /// One write of what is pending; drops what the socket took.
+    ///
+    /// What is pending is nearly always one small frame and its chunk
+    /// framing: copied together on the stack, it goes out in one `send`,
+    /// which costs the kernel less than a `writev` of three slices (perf:
+    /// `vfs_writev` and `fdget_pos` were 10 % of the server's CPU with 18,000
+    /// readers, more than the copy of a few hundred bytes). Anything bigger
+    /// goes by `writev`, uncopied.
     fn write(&mut self, stream: &TcpStream) -> io::Result<()> {
-        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let mut count = 0;
-        for (slot, bytes) in slices.iter_mut().zip(&self.pending) {
-            *slot = IoSlice::new(bytes);
-            count += 1;
-        }
-        let mut written = stream.try_write_vectored(&slices[..count])?;
+        let total: usize = self.pending.iter().map(Bytes::len).sum();
+        let mut written = if total <= COPY_UP_TO {
+            let mut joined = [0u8; COPY_UP_TO];
+            let mut at = 0;
+            for bytes in &self.pending {
+                joined[at..at + bytes.len()].copy_from_slice(bytes);
+                at += bytes.len();
+            }
+            stream.try_write(&joined[..at])?
+        } else {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for (slot, bytes) in slices.iter_mut().zip(&self.pending) {
+                *slot = IoSlice::new(bytes);
+                count += 1;
+            }
+            stream.try_write_vectored(&slices[..count])?
+        };
         while written > 0 {
             let Some(front) = self.pending.front_mut() else {
                 break;
