@@ -373,8 +373,8 @@ impl Run {
         let t = self.started.elapsed().as_secs_f64();
         let stats = &self.shared.stats;
         let histogram = stats.take_second();
-        let crowd = stats.take_crowd_second();
-        let near = stats.take_near_second();
+        let crowd = stats.crowd.take_second();
+        let near = stats.near.take_second();
         if let (Some(seconds), None, true) = (
             self.s.browser_frames,
             &self.browser,
@@ -447,7 +447,7 @@ impl Run {
         };
         let stats = &self.shared.stats;
         let total = stats.total();
-        let crowd = stats.crowd();
+        let crowd = stats.crowd.total();
         // The chart shows the moves' staleness, or where every room was
         // crowded, the density's.
         let charted = match &crowd {
@@ -548,7 +548,7 @@ impl Run {
                 .then(|| Percentiles::of(&stats.cross())),
             crowd_staleness_ms: crowd.as_ref().map(Percentiles::of),
             held_crowd_staleness_ms: self.held_crowd.as_ref().map(Percentiles::of),
-            near_staleness_ms: stats.near().as_ref().map(Percentiles::of),
+            near_staleness_ms: stats.near.total().as_ref().map(Percentiles::of),
             browser_frame_ms: match self.browser.take() {
                 Some(task) => tokio::time::timeout(Duration::from_secs(60), task)
                     .await

@@ -32,15 +32,11 @@ pub struct Stats {
     /// Staleness of deliveries that crossed from one instance to another.
     cross: Mutex<Option<Histogram<u64>>>,
     /// Staleness in crowded rooms: a marker's entering or leaving its block
-    /// until a reader's `density` shows it; of the current second, and of
-    /// the run so far.
-    crowd_second: Mutex<Option<Histogram<u64>>>,
-    crowd_total: Mutex<Option<Histogram<u64>>>,
+    /// until a reader's `density` shows it.
+    pub crowd: BySecond,
     /// Staleness of neighbours in crowded rooms: a move's POST until a
-    /// reader's `near` shows that position or a newer one; of the current
-    /// second, and of the run so far.
-    near_second: Mutex<Option<Histogram<u64>>>,
-    near_total: Mutex<Option<Histogram<u64>>>,
+    /// reader's `near` shows that position or a newer one.
+    pub near: BySecond,
     /// From a reader starting to connect to its `hello` arriving.
     hello: Mutex<Option<Histogram<u64>>>,
 }
@@ -119,58 +115,12 @@ impl Stats {
         self.cross.lock().clone().unwrap_or_else(histogram)
     }
 
-    /// Records a batch of crowd staleness samples (µs) from one read.
+    /// Records a batch of crowd staleness samples (µs) from one read; each
+    /// is a delivery.
     pub fn record_crowd(&self, samples: &[u64]) {
-        if samples.is_empty() {
-            return;
-        }
         self.deliveries
             .fetch_add(samples.len() as u64, Ordering::Relaxed);
-        let mut second = self.crowd_second.lock();
-        let histogram = second.get_or_insert_with(histogram);
-        for sample in samples {
-            let _ = histogram.record((*sample).max(1));
-        }
-    }
-
-    /// Ends the current second of crowd staleness, as `take_second`.
-    pub fn take_crowd_second(&self) -> Histogram<u64> {
-        let second = self.crowd_second.lock().take().unwrap_or_else(histogram);
-        let mut total = self.crowd_total.lock();
-        let _ = total.get_or_insert_with(histogram).add(&second);
-        second
-    }
-
-    /// The run's crowd staleness; `None` if no room was crowded.
-    pub fn crowd(&self) -> Option<Histogram<u64>> {
-        let _ = self.take_crowd_second();
-        self.crowd_total.lock().clone().filter(|h| !h.is_empty())
-    }
-
-    /// Records a batch of neighbours' staleness samples (µs) from one read.
-    pub fn record_near(&self, samples: &[u64]) {
-        if samples.is_empty() {
-            return;
-        }
-        let mut second = self.near_second.lock();
-        let histogram = second.get_or_insert_with(histogram);
-        for sample in samples {
-            let _ = histogram.record((*sample).max(1));
-        }
-    }
-
-    /// Ends the current second of neighbours' staleness, as `take_second`.
-    pub fn take_near_second(&self) -> Histogram<u64> {
-        let second = self.near_second.lock().take().unwrap_or_else(histogram);
-        let mut total = self.near_total.lock();
-        let _ = total.get_or_insert_with(histogram).add(&second);
-        second
-    }
-
-    /// The run's neighbours' staleness; `None` if no reader saw a neighbour move.
-    pub fn near(&self) -> Option<Histogram<u64>> {
-        let _ = self.take_near_second();
-        self.near_total.lock().clone().filter(|h| !h.is_empty())
+        self.crowd.record(samples);
     }
 
     /// A reader's `hello` came `micros` after it began to connect.
@@ -194,5 +144,40 @@ impl Stats {
     pub fn total(&self) -> Histogram<u64> {
         let _ = self.take_second();
         self.total.lock().clone().unwrap_or_else(histogram)
+    }
+}
+
+/// A staleness of the current second, and of the run so far (samples in
+/// microseconds).
+#[derive(Default)]
+pub struct BySecond {
+    second: Mutex<Option<Histogram<u64>>>,
+    total: Mutex<Option<Histogram<u64>>>,
+}
+
+impl BySecond {
+    /// Records a batch of samples from one read.
+    pub fn record(&self, samples: &[u64]) {
+        if samples.is_empty() {
+            return;
+        }
+        let mut second = self.second.lock();
+        let histogram = second.get_or_insert_with(histogram);
+        for sample in samples {
+            let _ = histogram.record((*sample).max(1));
+        }
+    }
+
+    /// Ends the current second: its histogram, added to the run's.
+    pub fn take_second(&self) -> Histogram<u64> {
+        let second = self.second.lock().take().unwrap_or_else(histogram);
+        let _ = self.total.lock().get_or_insert_with(histogram).add(&second);
+        second
+    }
+
+    /// The run's; `None` if nothing was recorded.
+    pub fn total(&self) -> Option<Histogram<u64>> {
+        let _ = self.take_second();
+        self.total.lock().clone().filter(|h| !h.is_empty())
     }
 }

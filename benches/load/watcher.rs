@@ -103,7 +103,7 @@ impl Watcher {
         shared.stats.record(&self.samples);
         shared.stats.record_cross(&self.cross);
         shared.stats.record_crowd(&self.crowd);
-        shared.stats.record_near(&self.near);
+        shared.stats.near.record(&self.near);
         self.near.clear();
         self.samples.clear();
         self.cross.clear();
