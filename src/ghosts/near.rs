@@ -261,12 +261,13 @@ impl Neighbours {
         self.dirty = false;
         let blocks = blocks.max(1);
         // Encoded before the board is locked: streams read it meanwhile.
+        let mut shown = HashSet::new();
         let fresh: Vec<Vec<u8>> = (0..blocks)
-            .map(|block| encode(&self.nearest(block)))
-            .collect();
-        let shown = (0..blocks)
-            .flat_map(|block| self.nearest(block))
-            .cloned()
+            .map(|block| {
+                let nearest = self.nearest(block);
+                shown.extend(nearest.iter().map(|&id| id.clone()));
+                encode(&nearest)
+            })
             .collect();
         self.shown = shown;
         let mut frames = self.board.frames.lock();

@@ -154,6 +154,7 @@ impl Room {
         }
         !changed.is_empty()
     }
+
     /// Neighbours are kept while the room is crowded, and only then: a
     /// switch starts them (every member in place, every view told its
     /// block) or stops them.
