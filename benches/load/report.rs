@@ -227,50 +227,28 @@ impl Report {
                     "– (every room was crowded)".into()
                 },
             ),
-            (
-                "  once all were in",
-                self.held_staleness_ms
-                    .as_ref()
-                    .filter(|h| h.count > 0)
-                    .map_or_else(|| "–".into(), Percentiles::line),
-            ),
+            ("  once all were in", line_or(&self.held_staleness_ms, "–")),
             (
                 "crowd staleness ms",
-                self.crowd_staleness_ms
-                    .as_ref()
-                    .map_or_else(|| "– (no room was crowded)".into(), Percentiles::line),
+                line_or(&self.crowd_staleness_ms, "– (no room was crowded)"),
             ),
             (
                 "  once all were in",
-                self.held_crowd_staleness_ms
-                    .as_ref()
-                    .filter(|h| h.count > 0)
-                    .map_or_else(|| "–".into(), Percentiles::line),
+                line_or(&self.held_crowd_staleness_ms, "–"),
             ),
             (
                 "neighbours' moves ms",
-                self.near_staleness_ms
-                    .as_ref()
-                    .map_or_else(|| "– (no neighbour moved)".into(), Percentiles::line),
+                line_or(&self.near_staleness_ms, "– (no neighbour moved)"),
             ),
             (
                 "  once all were in",
-                self.held_near_staleness_ms
-                    .as_ref()
-                    .map_or_else(|| "–".into(), Percentiles::line),
+                line_or(&self.held_near_staleness_ms, "–"),
             ),
             (
                 "Chromium frame ms",
-                self.browser_frame_ms
-                    .as_ref()
-                    .map_or_else(|| "– (no --browser-frames)".into(), Percentiles::line),
+                line_or(&self.browser_frame_ms, "– (no --browser-frames)"),
             ),
-            (
-                "time to hello ms",
-                self.hello_ms
-                    .as_ref()
-                    .map_or_else(|| "–".into(), Percentiles::line),
-            ),
+            ("time to hello ms", line_or(&self.hello_ms, "–")),
             (
                 "server CPU",
                 format!("{:.2} of a core", self.server_cpu_cores),
@@ -416,6 +394,14 @@ fn chart(title: &str, x_label: &str, y_label: &str, series: &[(&str, &Vec<(f64, 
             }
         }
     }
+}
+
+/// A table line of percentiles, or `none` when there are none.
+fn line_or(percentiles: &Option<Percentiles>, none: &str) -> String {
+    percentiles
+        .as_ref()
+        .filter(|p| p.count > 0)
+        .map_or_else(|| none.into(), Percentiles::line)
 }
 
 fn held_p99(report: &Report) -> f64 {

@@ -26,9 +26,8 @@ pub struct Stats {
     pub deliveries: AtomicU64,
     posts: [AtomicU64; STATUSES.len()],
     errors: Mutex<BTreeMap<String, u64>>,
-    /// Staleness of the current second, and of the run so far.
-    second: Mutex<Option<Histogram<u64>>>,
-    total: Mutex<Option<Histogram<u64>>>,
+    /// Staleness of moves in rooms that send every ghost.
+    moves: BySecond,
     /// Staleness of deliveries that crossed from one instance to another.
     cross: Mutex<Option<Histogram<u64>>>,
     /// Staleness in crowded rooms: a marker's entering or leaving its block
@@ -91,24 +90,13 @@ impl Stats {
         }
         self.deliveries
             .fetch_add(samples.len() as u64, Ordering::Relaxed);
-        let mut second = self.second.lock();
-        let histogram = second.get_or_insert_with(histogram);
-        for sample in samples {
-            let _ = histogram.record((*sample).max(1));
-        }
+        self.moves.record(samples);
     }
 
     /// Records deliveries that crossed instances (cluster mode); they are
     /// also in `record`.
     pub fn record_cross(&self, samples: &[u64]) {
-        if samples.is_empty() {
-            return;
-        }
-        let mut cross = self.cross.lock();
-        let histogram = cross.get_or_insert_with(histogram);
-        for sample in samples {
-            let _ = histogram.record((*sample).max(1));
-        }
+        record_into(&self.cross, samples);
     }
 
     pub fn cross(&self) -> Histogram<u64> {
@@ -133,17 +121,14 @@ impl Stats {
         self.hello.lock().clone()
     }
 
-    /// Ends the current second: its histogram, folded into the run's.
+    /// Ends the current second of moves' staleness: its histogram, folded
+    /// into the run's.
     pub fn take_second(&self) -> Histogram<u64> {
-        let second = self.second.lock().take().unwrap_or_else(histogram);
-        let mut total = self.total.lock();
-        let _ = total.get_or_insert_with(histogram).add(&second);
-        second
+        self.moves.take_second()
     }
 
     pub fn total(&self) -> Histogram<u64> {
-        let _ = self.take_second();
-        self.total.lock().clone().unwrap_or_else(histogram)
+        self.moves.total().unwrap_or_else(histogram)
     }
 }
 
@@ -158,14 +143,7 @@ pub struct BySecond {
 impl BySecond {
     /// Records a batch of samples from one read.
     pub fn record(&self, samples: &[u64]) {
-        if samples.is_empty() {
-            return;
-        }
-        let mut second = self.second.lock();
-        let histogram = second.get_or_insert_with(histogram);
-        for sample in samples {
-            let _ = histogram.record((*sample).max(1));
-        }
+        record_into(&self.second, samples);
     }
 
     /// Ends the current second: its histogram, added to the run's.
@@ -179,5 +157,17 @@ impl BySecond {
     pub fn total(&self) -> Option<Histogram<u64>> {
         let _ = self.take_second();
         self.total.lock().clone().filter(|h| !h.is_empty())
+    }
+}
+
+/// Adds samples (µs, at least 1) to a histogram made on first use.
+fn record_into(slot: &Mutex<Option<Histogram<u64>>>, samples: &[u64]) {
+    if samples.is_empty() {
+        return;
+    }
+    let mut slot = slot.lock();
+    let histogram = slot.get_or_insert_with(histogram);
+    for sample in samples {
+        let _ = histogram.record((*sample).max(1));
     }
 }
